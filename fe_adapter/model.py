@@ -1,0 +1,123 @@
+"""``VideoClassifier`` and ``create_model``: an adapted image ViT that classifies clips."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from fe_adapter.config import AdapterConfig
+from fe_adapter.vit import adapt, set_num_frames
+from fekernels._checks import check_int
+
+
+class VideoClassifier(nn.Module):
+    """Classify (B, T, 3, H, W) clips with an adapted ViT: per-frame features, mean over time, linear head.
+
+    Args:
+        backbone: an adapted timm ViT built with ``num_classes=0`` (it returns pooled features).
+        num_classes: number of output classes.
+        class_names: one name per class, in label order (written into checkpoints and reports).
+        dropout: dropout before the head (ST-Adapter uses 0.5).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if not isinstance(getattr(backbone, "fe_adapter_config", None), AdapterConfig):
+            raise ValueError("backbone must be adapted first: call fe_adapter.adapt(backbone, ...)")
+        check_int("num_classes", num_classes, 1)
+        if class_names is None:
+            class_names = [f"class_{index}" for index in range(num_classes)]
+        if len(class_names) != num_classes:
+            raise ValueError(f"class_names must have num_classes = {num_classes} names, got {len(class_names)}")
+        self.backbone = backbone
+        self.class_names = list(class_names)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.num_features, num_classes)
+
+    @property
+    def adapter_config(self) -> AdapterConfig:
+        return self.backbone.fe_adapter_config
+
+    @property
+    def num_frames(self) -> int:
+        return self.adapter_config.num_frames
+
+    @num_frames.setter
+    def num_frames(self, value: int) -> None:
+        set_num_frames(self, value)
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.out_features
+
+    def get_classifier(self) -> nn.Module:
+        """The classification head (timm's convention, used by ``parameter_report``)."""
+        return self.head
+
+    def forward_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """Clip features (B, D): the adapted ViT's pooled per-frame features averaged over time."""
+        if clips.ndim != 5:
+            raise ValueError(f"clips must be 5-D (B, T, 3, H, W), got shape {tuple(clips.shape)}")
+        num_clips, num_frames = clips.shape[:2]
+        if num_frames != self.num_frames:
+            raise ValueError(
+                f"clips have T = {num_frames} frames but the model expects num_frames = {self.num_frames}; "
+                "set model.num_frames to change it"
+            )
+        features = self.backbone(clips.flatten(0, 1))
+        return features.reshape(num_clips, num_frames, -1).mean(dim=1)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes) for (B, T, 3, H, W) clips."""
+        return self.head(self.dropout(self.forward_features(clips)))
+
+
+def create_model(
+    backbone: str = "vit_base_patch16_224",
+    num_classes: int = 7,
+    num_frames: int = 16,
+    pretrained: bool = False,
+    checkpoint: str | Path | None = None,
+    class_names: Sequence[str] | None = None,
+    dropout: float = 0.5,
+    backbone_kwargs: dict[str, Any] | None = None,
+    **adapter_kwargs: Any,
+) -> VideoClassifier:
+    """Build a video emotion classifier from a timm image ViT with FE-Adapters.
+
+    Args:
+        backbone: a timm ViT name (vit_*, deit_*, vit_*_reg*, vit_*_clip_*).
+        num_classes: output classes (7 for DFEW and FERV39K, 11 for MAFW).
+        num_frames: T, frames per clip.
+        pretrained: load timm's pretrained weights (needs access to the model hub).
+        checkpoint: local backbone weights (.safetensors or .pth) loaded with no network access;
+            excludes ``pretrained``.
+        class_names: names of the classes in label order.
+        dropout: dropout before the linear head.
+        backbone_kwargs: extra arguments for ``timm.create_model`` (e.g. ``img_size=112``).
+        **adapter_kwargs: passed to ``adapt`` (bottleneck, kernel_size, dilation, placement,
+            activation, freeze, impl).
+    """
+    backbone_kwargs = dict(backbone_kwargs or {})
+    if checkpoint is not None:
+        if pretrained:
+            raise ValueError("pass either pretrained=True or checkpoint=PATH, not both")
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint: backbone weights file not found: {path}")
+        pretrained = True
+        backbone_kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+    model = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **backbone_kwargs)
+    adapt(model, num_frames, **adapter_kwargs)
+    return VideoClassifier(model, num_classes, class_names=class_names, dropout=dropout)

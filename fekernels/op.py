@@ -1,0 +1,70 @@
+"""The public FE-Adapter op: validate the arguments, pick an implementation, run it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from fekernels._checks import check_choice, check_fe_adapter_inputs
+from fekernels.reference import fe_adapter_reference
+
+#: Implementations by name. Faster kernels register here as they land; "auto" picks among them.
+_IMPLEMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {"torch": fe_adapter_reference}
+
+IMPLS: tuple[str, ...] = ("auto", *_IMPLEMENTATIONS)
+
+
+def resolve_impl(impl: str, x: torch.Tensor) -> str:
+    """The concrete implementation ``impl`` stands for when applied to ``x``."""
+    check_choice("impl", impl, IMPLS)
+    if impl != "auto":
+        return impl
+    return "torch"
+
+
+def fe_adapter(
+    x: torch.Tensor,
+    w_down: torch.Tensor,
+    b_down: torch.Tensor | None,
+    w_conv: torch.Tensor,
+    b_conv: torch.Tensor | None,
+    w_up: torch.Tensor,
+    b_up: torch.Tensor | None,
+    *,
+    num_frames: int,
+    dilation: int = 1,
+    activation: str | None = None,
+    num_prefix_tokens: int = 0,
+    impl: str = "auto",
+) -> torch.Tensor:
+    """FE-Adapter: a bottleneck adapter with a temporal depthwise convolution, on the residual stream.
+
+    Args:
+        x: (B*T, N, C) tokens, the T frames of each clip consecutive along dim 0.
+        w_down: (R, C) down-projection; b_down: (R,) or None.
+        w_conv: (R, K) depthwise temporal kernel, K odd; b_conv: (R,) or None.
+        w_up: (C, R) up-projection; b_up: (C,) or None.
+        num_frames: T, the frames per clip.
+        dilation: temporal dilation d >= 1; tap k reads frame ``t + (k - K//2) * d``, zero outside the clip.
+        activation: None, "gelu" (exact), "silu" or "relu", applied after the convolution.
+        num_prefix_tokens: P leading tokens per frame (cls, distillation, registers) returned unchanged.
+        impl: "auto" (the fastest available for x's device), or an implementation name from ``IMPLS``.
+
+    Returns:
+        A tensor like ``x``: prefix tokens copied, every other token ``x + act(conv(x Wd^T + bd)) Wu^T + bu``.
+
+    Raises:
+        TypeError: an argument of the wrong kind (not a tensor, not an int, not a float dtype).
+        ValueError: inconsistent shapes, even K, out-of-range values, dtype or device mismatches,
+            unknown activation or impl.
+    """
+    check_fe_adapter_inputs(
+        x, w_down, b_down, w_conv, b_conv, w_up, b_up,
+        num_frames=num_frames, dilation=dilation, activation=activation, num_prefix_tokens=num_prefix_tokens,
+    )
+    run = _IMPLEMENTATIONS[resolve_impl(impl, x)]
+    return run(
+        x, w_down, b_down, w_conv, b_conv, w_up, b_up,
+        num_frames=num_frames, dilation=dilation, activation=activation, num_prefix_tokens=num_prefix_tokens,
+    )

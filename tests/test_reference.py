@@ -1,0 +1,125 @@
+"""The reference op against two independent formulations, in float64 over odd shapes."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fekernels
+from tests.conftest import random_adapter_tensors
+
+ACTIVATION_FNS = {None: lambda h: h, "gelu": F.gelu, "silu": F.silu, "relu": F.relu}
+
+
+def st_adapter_layout(x, w_down, b_down, w_conv, b_conv, w_up, b_up, *, num_frames, dilation, activation,
+                      num_prefix_tokens):
+    """ST-Adapter's formulation: z as (B, R, T, H, W) and a depthwise Conv3d with kernel (K, 1, 1)."""
+    frames_total, num_tokens, _ = x.shape
+    bottleneck, kernel_size = w_conv.shape
+    spatial = num_tokens - num_prefix_tokens
+    patches = x[:, num_prefix_tokens:]
+    z = patches @ w_down.T + (0 if b_down is None else b_down)
+    z = z.reshape(frames_total // num_frames, num_frames, spatial, 1, bottleneck).permute(0, 4, 1, 2, 3)
+    h = F.conv3d(z, w_conv.reshape(bottleneck, 1, kernel_size, 1, 1), b_conv,
+                 padding=(dilation * (kernel_size // 2), 0, 0), dilation=(dilation, 1, 1), groups=bottleneck)
+    h = h.permute(0, 2, 3, 4, 1).reshape(frames_total, spatial, bottleneck)
+    out = patches + ACTIVATION_FNS[activation](h) @ w_up.T + (0 if b_up is None else b_up)
+    return torch.cat([x[:, :num_prefix_tokens], out], dim=1)
+
+
+def explicit_loops(x, w_down, b_down, w_conv, b_conv, w_up, b_up, *, num_frames, dilation, activation,
+                   num_prefix_tokens):
+    """The contract written out index by index: tap k of frame t reads frame t + (k - K//2) * d."""
+    out = x.clone()
+    _, kernel_size = w_conv.shape
+    z = x @ w_down.T + (0 if b_down is None else b_down)
+    for frame in range(x.shape[0]):
+        clip_start, t = divmod(frame, num_frames)
+        clip_start *= num_frames
+        h = torch.zeros_like(z[frame]) + (0 if b_conv is None else b_conv)
+        for k in range(kernel_size):
+            source = t + (k - kernel_size // 2) * dilation
+            if 0 <= source < num_frames:
+                h = h + w_conv[:, k] * z[clip_start + source]
+        update = ACTIVATION_FNS[activation](h) @ w_up.T + (0 if b_up is None else b_up)
+        out[frame, num_prefix_tokens:] += update[num_prefix_tokens:]
+    return out
+
+
+def _inputs(clips, frames, tokens, dim, bottleneck, kernel_size, biases=True):
+    x = torch.randn(clips * frames, tokens, dim, dtype=torch.float64)
+    return x, random_adapter_tensors(dim, bottleneck, kernel_size, biases=biases)
+
+
+@pytest.mark.parametrize(
+    "frames, tokens, kernel_size, dilation",
+    list(itertools.product([1, 2, 3, 8], [1, 5, 50], [1, 3, 5], [1, 2, 3])),
+)
+@pytest.mark.parametrize("dim, bottleneck", [(48, 8), (200, 24)])
+def test_reference_matches_st_adapter_conv3d(frames, tokens, kernel_size, dilation, dim, bottleneck):
+    prefix = min(1, tokens - 1)
+    x, weights = _inputs(2, frames, tokens, dim, bottleneck, kernel_size)
+    options = dict(num_frames=frames, dilation=dilation, activation=None, num_prefix_tokens=prefix)
+    expected = st_adapter_layout(x, **weights, **options)
+    torch.testing.assert_close(fekernels.fe_adapter_reference(x, **weights, **options), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", fekernels.ACTIVATIONS)
+@pytest.mark.parametrize("prefix", [0, 1, 5])
+@pytest.mark.parametrize("biases", [True, False])
+def test_reference_matches_explicit_loops(activation, prefix, biases):
+    x, weights = _inputs(3, 4, 7, 16, 8, 3, biases=biases)
+    options = dict(num_frames=4, dilation=2, activation=activation, num_prefix_tokens=prefix)
+    expected = explicit_loops(x, **weights, **options)
+    torch.testing.assert_close(fekernels.fe_adapter(x, **weights, **options, impl="torch"), expected,
+                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(st_adapter_layout(x, **weights, **options), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_clips_do_not_leak_into_each_other():
+    """Changing one clip leaves every other clip's output untouched."""
+    x, weights = _inputs(3, 4, 5, 16, 8, 5)
+    options = dict(num_frames=4, dilation=1)
+    before = fekernels.fe_adapter(x, **weights, **options)
+    x[4:8] += 1.0
+    after = fekernels.fe_adapter(x, **weights, **options)
+    torch.testing.assert_close(after[:4], before[:4], rtol=0, atol=0)
+    torch.testing.assert_close(after[8:], before[8:], rtol=0, atol=0)
+    assert not torch.allclose(after[4:8], before[4:8])
+
+
+def test_prefix_tokens_are_copied_exactly():
+    x, weights = _inputs(2, 3, 9, 16, 8, 3)
+    out = fekernels.fe_adapter(x, **weights, num_frames=3, num_prefix_tokens=5, activation="gelu")
+    assert torch.equal(out[:, :5], x[:, :5])
+    assert not torch.allclose(out[:, 5:], x[:, 5:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_reference_runs_in_low_precision(dtype):
+    """Every float dtype works and stays close to float64 (within that dtype's rounding)."""
+    x, weights = _inputs(2, 8, 5, 48, 8, 3)
+    options = dict(num_frames=8, dilation=2, activation="silu", num_prefix_tokens=1)
+    expected = fekernels.fe_adapter_reference(x, **weights, **options)
+    low = {name: None if t is None else t.to(dtype) for name, t in weights.items()}
+    out = fekernels.fe_adapter_reference(x.to(dtype), **low, **options)
+    assert out.dtype == dtype
+    tolerance = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}[dtype]
+    torch.testing.assert_close(out.double(), expected, rtol=tolerance, atol=tolerance)
+
+
+def test_reference_gradients_pass_gradcheck():
+    x, weights = _inputs(2, 3, 4, 6, 4, 3)
+    tensors = [x] + list(weights.values())
+    for tensor in tensors:
+        tensor.requires_grad_(True)
+
+    def op(*args):
+        return fekernels.fe_adapter_reference(*args, num_frames=3, dilation=2, activation="gelu",
+                                              num_prefix_tokens=1)
+
+    assert torch.autograd.gradcheck(op, tensors)
