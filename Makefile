@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint gpu-check clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(INSTALLED) lint
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check fekernels fe_adapter tests
+
+# On a GPU machine with torch/triton/timm preinstalled (no venv, no network): CUDA tests, logs into OUT.
+gpu-check:
+	@test -n "$(OUT)" || (echo "usage: make gpu-check OUT=dir" && exit 2)
+	PYTHON=$(PYTHON) scripts/gpu_check.sh $(OUT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -9,8 +9,14 @@ import torch
 from fekernels._checks import check_choice, check_fe_adapter_inputs
 from fekernels.reference import fe_adapter_reference
 
-#: Implementations by name. Faster kernels register here as they land; "auto" picks among them.
+#: Implementations by name; "auto" picks among them.
 _IMPLEMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {"torch": fe_adapter_reference}
+try:
+    from fekernels.triton_kernels import fe_adapter_triton
+except ImportError:  # no Triton on this platform: the reference still works everywhere
+    fe_adapter_triton = None
+else:
+    _IMPLEMENTATIONS["triton"] = fe_adapter_triton
 
 IMPLS: tuple[str, ...] = ("auto", *_IMPLEMENTATIONS)
 
@@ -20,6 +26,8 @@ def resolve_impl(impl: str, x: torch.Tensor) -> str:
     check_choice("impl", impl, IMPLS)
     if impl != "auto":
         return impl
+    if x.is_cuda and "triton" in _IMPLEMENTATIONS and x.dtype in (torch.float32, torch.float16, torch.bfloat16):
+        return "triton"
     return "torch"
 
 
@@ -49,7 +57,8 @@ def fe_adapter(
         dilation: temporal dilation d >= 1; tap k reads frame ``t + (k - K//2) * d``, zero outside the clip.
         activation: None, "gelu" (exact), "silu" or "relu", applied after the convolution.
         num_prefix_tokens: P leading tokens per frame (cls, distillation, registers) returned unchanged.
-        impl: "auto" (the fastest available for x's device), or an implementation name from ``IMPLS``.
+        impl: "auto" (fused Triton kernels for CUDA tensors, the reference otherwise), "torch" (the
+            reference) or "triton" (on CPU only under the Triton interpreter, TRITON_INTERPRET=1).
 
     Returns:
         A tensor like ``x``: prefix tokens copied, every other token ``x + act(conv(x Wd^T + bd)) Wu^T + bu``.

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+
 import torch
+
+if not torch.cuda.is_available():
+    # Run the Triton kernels through the CPU interpreter; must happen before any kernel is defined.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +38,17 @@ def random_adapter_tensors(
         "w_up": rand(dim, bottleneck, scale=bottleneck**-0.5),
         "b_up": rand(dim, scale=0.1) if biases else None,
     }
+
+
+def train_steps(model: torch.nn.Module, clips: torch.Tensor, labels: torch.Tensor, steps: int,
+                lr: float = 1e-2) -> list[float]:
+    """Run ``steps`` AdamW steps on the trainable parameters; return the loss of each step."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(clips), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses

@@ -10,6 +10,7 @@ import torch
 
 import fe_adapter
 from fe_adapter import FEAdapter
+from tests.conftest import train_steps
 
 FRAMES = 3
 SMALL = dict(embed_dim=64, depth=2, num_heads=2)
@@ -128,15 +129,7 @@ def _video_model(**kwargs) -> fe_adapter.VideoClassifier:
 def test_create_model_classifies_clips_and_learns():
     model = _video_model(class_names=["a", "b", "c", "d"], dropout=0.0)
     clips = torch.randn(4, FRAMES, 3, 32, 32)
-    labels = torch.tensor([0, 1, 2, 3])
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(15):
-        loss = torch.nn.functional.cross_entropy(model(clips), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_steps(model, clips, torch.tensor([0, 1, 2, 3]), steps=15)
     assert losses[-1] < 0.5 * losses[0]
     for adapter in fe_adapter.adapters(model):
         assert adapter.conv_weight.abs().sum() > 0  # the temporal conv moved away from its zero init

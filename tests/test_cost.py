@@ -1,0 +1,38 @@
+"""The roofline's FLOP counts agree with PyTorch's own FLOP counter run on the reference op."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import fekernels
+from fekernels.cost import backward_cost, forward_cost, saved_bytes
+from tests.conftest import random_adapter_tensors
+
+
+def test_flop_counts_match_torch_flop_counter():
+    frames_total, tokens, dim, bottleneck, kernel_size = 8, 6, 40, 12, 3
+    x = torch.randn(frames_total, tokens, dim, requires_grad=True)
+    weights = {name: t.requires_grad_() for name, t in random_adapter_tensors(dim, bottleneck, kernel_size,
+                                                                            torch.float32).items()}
+    with FlopCounterMode(display=False) as forward_counter:
+        out = fekernels.fe_adapter(x, **weights, num_frames=4, impl="torch")
+    with FlopCounterMode(display=False) as backward_counter:
+        out.backward(torch.randn_like(out))
+    rows = frames_total * tokens
+    assert forward_counter.get_total_flops() == forward_cost(rows, dim, bottleneck, kernel_size, 4).flops
+
+    # The backward is four GEMMs plus the conv's input and weight gradients, each as large as its forward.
+    # (PyTorch's counter prices a depthwise conv's backward as a dense one, so only its GEMMs are compared.)
+    conv_forward = forward_counter.get_flop_counts()["Global"][torch.ops.aten.convolution]
+    backward_gemms = sum(count for op, count in backward_counter.get_flop_counts()["Global"].items()
+                         if op is not torch.ops.aten.convolution_backward)
+    expected = backward_cost(rows, dim, bottleneck, kernel_size, 4).flops
+    assert backward_gemms + 2 * conv_forward == expected
+
+
+def test_bytes_and_roofline():
+    cost = forward_cost(1000, 768, 64, 3, 2)
+    assert cost.bytes == 1000 * (2 * 768 + 64) * 2
+    assert saved_bytes(1000, 64, 2) == 1000 * 64 * 2
+    assert cost.roofline_seconds(1e12, 1e15) == cost.bytes / 1e12
