@@ -1,0 +1,120 @@
+"""Batches of clips: the collate function, the DataLoader factory and the per-epoch skip report."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from fe_adapter.data.dataset import ClipDataset, ClipSample
+
+
+@dataclass
+class ClipBatch:
+    """A batch: ``clips`` (B, T, 3, H, W) or (B, V, T, 3, H, W), ``labels`` (B,), ``ids``; unpacks as
+    ``clips, labels, ids``. ``skipped`` lists the ids of unreadable clips dropped from this batch."""
+
+    clips: torch.Tensor
+    labels: torch.Tensor
+    ids: list[str]
+    skipped: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator:
+        return iter((self.clips, self.labels, self.ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def pin_memory(self) -> ClipBatch:
+        return ClipBatch(self.clips.pin_memory(), self.labels.pin_memory(), self.ids, self.skipped)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
+        return ClipBatch(self.clips.to(device, non_blocking=non_blocking),
+                         self.labels.to(device, non_blocking=non_blocking), self.ids, self.skipped)
+
+
+def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
+    """Stack loaded clips; unreadable ones (``clip`` None) are dropped and listed in ``skipped``."""
+    loaded = [sample for sample in samples if sample.clip is not None]
+    skipped = [sample.id for sample in samples if sample.clip is None]
+    if not loaded:
+        return ClipBatch(torch.empty(0), torch.empty(0, dtype=torch.long), [], skipped)
+    clips = torch.stack([sample.clip for sample in loaded])
+    labels = torch.tensor([sample.label for sample in loaded], dtype=torch.long)
+    return ClipBatch(clips, labels, [sample.id for sample in loaded], skipped)
+
+
+def make_loader(
+    dataset: ClipDataset,
+    batch_size: int,
+    train: bool | None = None,
+    balanced: bool = False,
+    num_workers: int | None = None,
+    pin_memory: bool | None = None,
+    seed: int = 0,
+) -> DataLoader:
+    """A DataLoader of ``ClipBatch`` es.
+
+    Args:
+        dataset: the clips.
+        batch_size: clips per batch.
+        train: shuffle and drop the last partial batch (default: ``dataset.train``).
+        balanced: draw clips with probability inversely proportional to their class's size (with
+            replacement), so every class is seen equally often (DFEW's classes differ 18:1).
+        num_workers: loader processes (default: up to 8, one per CPU core, leaving one free).
+        pin_memory: page-locked batches for fast copies to the GPU (default: when CUDA is available).
+        seed: seeds shuffling and sampling, so a run is repeatable.
+    """
+    train = dataset.train if train is None else train
+    if num_workers is None:
+        num_workers = min(8, max(0, (os.cpu_count() or 1) - 1))
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if balanced:
+        counts = dataset.class_counts()
+        weights = torch.tensor([1.0 / counts[label] for label in dataset.labels], dtype=torch.float64)
+        sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        drop_last=train,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        collate_fn=collate_clips,
+        generator=generator,
+        persistent_workers=num_workers > 0,
+    )
+
+
+class SkipReport:
+    """Counts the clips skipped during an epoch and fails when too few were readable.
+
+    Call ``update(batch)`` for each batch and ``finish()`` at the end of the epoch: it returns a summary
+    line (or None when nothing was skipped) and raises RuntimeError when the readable fraction fell below
+    ``min_readable``.
+    """
+
+    def __init__(self, min_readable: float = 0.9) -> None:
+        self.min_readable = min_readable
+        self.loaded = 0
+        self.skipped = 0
+
+    def update(self, batch: ClipBatch) -> None:
+        self.loaded += len(batch.ids)
+        self.skipped += len(batch.skipped)
+
+    def finish(self) -> str | None:
+        total = self.loaded + self.skipped
+        loaded, skipped = self.loaded, self.skipped
+        self.loaded = self.skipped = 0
+        if total and loaded < self.min_readable * total:
+            raise RuntimeError(f"only {loaded} of {total} clips were readable this epoch "
+                               f"(min_readable = {self.min_readable:.0%}); see the warnings for the files")
+        return f"skipped {skipped} unreadable clips of {total} this epoch" if skipped else None

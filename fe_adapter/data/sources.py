@@ -1,0 +1,213 @@
+"""Parsers for the split files of DFEW, FERV39K, MAFW, generic lists and folder-per-class trees.
+
+Each returns a ``ClipList``: the clips (path, label, where it was listed) and the class names in the
+order of the labels. Problems in the split files (missing file or fold, unknown class, label out of
+range, malformed line) raise ``DatasetError`` naming the file and line, when the list is built.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fe_adapter.data.readers import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+#: Official label orders (DFEW's split files number them 1..7 in this order; MAFW's paper order).
+DFEW_CLASSES = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")
+FERV39K_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+MAFW_CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt",
+                "anxiety", "helplessness", "disappointment")
+SPLITS = ("train", "test")
+FOLDS = (1, 2, 3, 4, 5)
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be built: a missing root, split file or fold, or a bad line in a split file."""
+
+
+@dataclass(frozen=True)
+class ClipItem:
+    """One clip: its video file or frame folder, its label, and the ``file:line`` that listed it."""
+
+    path: Path
+    label: int
+    origin: str = ""
+
+
+@dataclass
+class ClipList:
+    """The clips of a split and the class names, index = label."""
+
+    items: list[ClipItem]
+    class_names: tuple[str, ...]
+    missing: list[ClipItem] = field(default_factory=list)
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise DatasetError(f"{what} not found: {path}")
+    return path
+
+
+def _check_choice(name: str, value: object, choices: Sequence[object]) -> None:
+    if value not in choices:
+        raise DatasetError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def _label_from_name(name: str, class_names: Sequence[str], origin: str) -> int:
+    lookup = {class_name.lower(): index for index, class_name in enumerate(class_names)}
+    if name.lower() not in lookup:
+        raise DatasetError(f"{origin}: unknown class {name!r}; known classes: {', '.join(class_names)}")
+    return lookup[name.lower()]
+
+
+def _label_from_int(text: str, num_classes: int, base: int, origin: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise DatasetError(f"{origin}: label {text!r} is not an integer") from None
+    if not base <= value < base + num_classes:
+        raise DatasetError(f"{origin}: label {value} out of range {base}..{base + num_classes - 1}")
+    return value - base
+
+
+def _name_and_class_lines(split_file: Path, class_names: Sequence[str], form: str) -> Iterator[tuple[str, int, str]]:
+    """(clip name, label, origin) for each ``<name> <ClassName>`` line of a split file."""
+    for line_number, line in enumerate(split_file.read_text().splitlines(), start=1):
+        origin = f"{split_file}:{line_number}"
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise DatasetError(f"{origin}: expected '{form}', got {line!r}")
+        yield fields[0], _label_from_name(fields[1], class_names, origin), origin
+
+
+def _with_existing(items: list[ClipItem], class_names: Sequence[str]) -> ClipList:
+    present = [item for item in items if item.path.exists()]
+    missing = [item for item in items if not item.path.exists()]
+    return ClipList(present, tuple(class_names), missing)
+
+
+def dfew(root: str | Path, fold: int = 1, split: str = "train", frames: str = "clip_224x224") -> ClipList:
+    """DFEW: ``EmoLabel_DataSplit/{split}(single-labeled)/set_{fold}.csv`` with frames in ``Clip/{frames}/<id>``.
+
+    ``frames`` is "clip_224x224" (all frames) or "clip_224x224_16f" (16 per clip). Labels 1..7 in the
+    split files become 0..6 in ``DFEW_CLASSES`` order. Ids are matched as written or zero-padded to 5 digits.
+    """
+    root = _require(Path(root), "DFEW root")
+    _check_choice("fold", fold, FOLDS)
+    _check_choice("split", split, SPLITS)
+    split_file = _require(root / "EmoLabel_DataSplit" / f"{split}(single-labeled)" / f"set_{fold}.csv",
+                          "DFEW split file")
+    frame_root = _require(root / "Clip" / frames, "DFEW frame folder")
+    items = []
+    with split_file.open(newline="") as handle:
+        for line_number, row in enumerate(csv.reader(handle), start=1):
+            origin = f"{split_file}:{line_number}"
+            if line_number == 1 and row and row[0].strip() == "video_name":
+                continue
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != 2:
+                raise DatasetError(f"{origin}: expected 'video_name,label', got {','.join(row)!r}")
+            name, label = row[0].strip(), _label_from_int(row[1].strip(), len(DFEW_CLASSES), 1, origin)
+            path = frame_root / name
+            if not path.exists() and name.isdigit():
+                path = frame_root / name.zfill(5)
+            items.append(ClipItem(path, label, origin))
+    return _with_existing(items, DFEW_CLASSES)
+
+
+def ferv39k(root: str | Path, split: str = "train") -> ClipList:
+    """FERV39K: ``4_setups/All_scenes/{split}_All.csv`` lines ``Scene/Emotion/NNNN ClassName``, frames in
+    ``2_ClipsforFaceCrop/Scene/Emotion/NNNN``."""
+    root = _require(Path(root), "FERV39K root")
+    _check_choice("split", split, SPLITS)
+    split_file = _require(root / "4_setups" / "All_scenes" / f"{split}_All.csv", "FERV39K split file")
+    frame_root = _require(root / "2_ClipsforFaceCrop", "FERV39K frame folder")
+    lines = _name_and_class_lines(split_file, FERV39K_CLASSES, "Scene/Emotion/NNNN ClassName")
+    items = [ClipItem(frame_root / name, label, origin) for name, label, origin in lines]
+    return _with_existing(items, FERV39K_CLASSES)
+
+
+def mafw(root: str | Path, fold: int = 1, split: str = "train", media: str = "clips") -> ClipList:
+    """MAFW (single-label): ``split/single/no_caption/set_{fold}/{split}.txt`` lines ``03747.mp4 anger``.
+
+    ``media`` "clips" reads ``data/clips/03747.mp4``; "frames" reads the frame folder ``data/frames/03747``.
+    """
+    root = _require(Path(root), "MAFW root")
+    _check_choice("fold", fold, FOLDS)
+    _check_choice("split", split, SPLITS)
+    _check_choice("media", media, ("clips", "frames"))
+    split_file = _require(root / "split" / "single" / "no_caption" / f"set_{fold}" / f"{split}.txt",
+                          "MAFW split file")
+    media_root = _require(root / "data" / media, "MAFW media folder")
+    lines = _name_and_class_lines(split_file, MAFW_CLASSES, "<clip>.mp4 <class>")
+    items = [ClipItem(media_root / (name if media == "clips" else Path(name).stem), label, origin)
+             for name, label, origin in lines]
+    return _with_existing(items, MAFW_CLASSES)
+
+
+def list_file(
+    path: str | Path,
+    root: str | Path | None = None,
+    class_names: Sequence[str] | None = None,
+    label_base: int = 0,
+) -> ClipList:
+    """A generic list: lines ``<path> <label>`` or ``<path> <num_frames> <label>``, or CSV ``path,label``.
+
+    Labels are class names (looked up in ``class_names``) or integers starting at ``label_base``. With
+    integer labels and no ``class_names``, classes are named ``class_0``...  up to the largest label.
+    Relative paths are resolved against ``root`` (default: the list file's folder). A CSV header line
+    (``path,label``) is skipped.
+    """
+    path = _require(Path(path), "list file")
+    root = Path(root) if root is not None else path.parent
+    rows = []
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        origin = f"{path}:{line_number}"
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split(",")] if "," in line else line.split()
+        if line_number == 1 and fields[-1].lower() == "label":
+            continue
+        if len(fields) not in (2, 3):
+            raise DatasetError(f"{origin}: expected '<path> <label>', '<path> <num_frames> <label>' or "
+                               f"'path,label', got {line!r}")
+        rows.append((fields[0], fields[-1], origin))
+
+    named = any(not label.lstrip("-").isdigit() for _, label, _ in rows)
+    if named and class_names is None:
+        raise DatasetError(f"{path}: labels are class names, so class_names must be given")
+    if class_names is None:
+        largest = max((int(label) for _, label, _ in rows), default=label_base)
+        class_names = [f"class_{index}" for index in range(largest - label_base + 1)]
+    items = []
+    for clip, label, origin in rows:
+        if label.lstrip("-").isdigit():
+            index = _label_from_int(label, len(class_names), label_base, origin)
+        else:
+            index = _label_from_name(label, class_names, origin)
+        items.append(ClipItem(root / clip, index, origin))
+    return _with_existing(items, class_names)
+
+
+def folder_tree(root: str | Path, class_names: Sequence[str] | None = None) -> ClipList:
+    """``root/<class name>/<video file or frame folder>``; classes sorted by name unless given."""
+    root = _require(Path(root), "dataset root")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if class_names is None:
+        class_names = [folder.name for folder in folders]
+    items = []
+    for folder in folders:
+        label = _label_from_name(folder.name, class_names, str(folder))
+        for clip in sorted(folder.iterdir()):
+            if clip.is_dir() or clip.suffix.lower() in VIDEO_SUFFIXES:
+                items.append(ClipItem(clip, label, str(clip)))
+    if not items:
+        raise DatasetError(f"{root}: no clips (video files {VIDEO_SUFFIXES} or frame folders of "
+                           f"{IMAGE_SUFFIXES} images) in its class folders")
+    return ClipList(items, tuple(class_names))

@@ -1,0 +1,118 @@
+"""Sampling, transforms, clip loading from videos and frame folders, bad data and the loader."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fe_adapter import data
+from tests.media import frame_number, numbered_frames, write_frame_folder, write_video
+
+
+@pytest.mark.parametrize("available", [3, 16, 50])
+@pytest.mark.parametrize("mode", data.SAMPLINGS)
+@pytest.mark.parametrize("train", [False, True])
+def test_sampled_indices_are_in_range_ordered_and_cover_the_clip(available, mode, train):
+    indices = data.sample_indices(available, 8, mode, train=train, stride=2)
+    assert len(indices) == 8
+    assert all(0 <= i < available for i in indices)
+    assert indices == sorted(indices)
+    if mode != "consecutive" and available >= 8:
+        assert len(set(indices)) == 8 and indices[-1] >= available - available // 8 - 1
+
+
+def test_sampling_details():
+    assert data.sample_indices(80, 8) == [5, 15, 25, 35, 45, 55, 65, 75]  # segment middles
+    assert data.sample_indices(3, 6) == [0, 0, 1, 1, 2, 2]  # short clips repeat frames in order
+    assert data.sample_indices(100, 4, "consecutive", stride=3) == [45, 48, 51, 54]
+    views = [data.sample_indices(80, 4, view=v, num_views=2) for v in range(2)]
+    assert views == [[5, 25, 45, 65], [15, 35, 55, 75]]
+    generator = torch.Generator().manual_seed(0)
+    draws = {tuple(data.sample_indices(80, 4, train=True, generator=generator)) for _ in range(20)}
+    assert len(draws) > 1 and all(20 * k <= i < 20 * (k + 1) for d in draws for k, i in enumerate(d))
+    with pytest.raises(ValueError, match="sampling mode must be one of"):
+        data.sample_indices(10, 4, "random")
+
+
+def test_train_transform_is_identical_across_frames():
+    torch.manual_seed(0)
+    frame = torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8)
+    clip = frame.expand(6, 3, 48, 64)
+    out = data.train_transform(data.Normalization(size=32))(clip)
+    assert out.shape == (6, 3, 32, 32) and out.dtype == torch.float32
+    assert all(torch.equal(out[0], out[i]) for i in range(6))
+
+
+def test_eval_transform_normalises_and_takes_three_crops():
+    clip = torch.full((2, 3, 40, 60), 255, dtype=torch.uint8)
+    normalization = data.Normalization(size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    out = data.eval_transform(normalization)(clip)
+    assert out.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(out, torch.full_like(out, 2.0))
+    assert data.eval_transform(normalization, spatial_crops=3)(clip).shape == (3, 2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("kind", ["video", "frames"])
+def test_clips_load_the_sampled_frames(tmp_path, kind):
+    frames = numbered_frames(20)
+    path = write_video(tmp_path / "c.mp4", frames) if kind == "video" else write_frame_folder(tmp_path / "c", frames)
+    clips = data.ClipList([data.ClipItem(path, 1)], ("a", "b"))
+    read = []
+    dataset = data.ClipDataset(clips, num_frames=4, transform=lambda c: read.append(c) or c.float())
+    sample = dataset[0]
+    assert sample.clip.shape == (4, 3, 32, 32) and sample.label == 1 and sample.id == str(path)
+    assert [frame_number(f.permute(1, 2, 0).numpy()) for f in read[0]] == [2, 7, 12, 17]
+
+
+def test_multi_view_samples(tmp_path):
+    path = write_frame_folder(tmp_path / "c", numbered_frames(16))
+    clips = data.ClipList([data.ClipItem(path, 0)], ("a",))
+    transform = data.eval_transform(data.Normalization(size=32), spatial_crops=3)
+    dataset = data.ClipDataset(clips, num_frames=4, temporal_views=2, transform=transform)
+    assert dataset[0].clip.shape == (6, 4, 3, 32, 32)
+
+
+def test_unreadable_clips_are_skipped_with_one_warning(tmp_path):
+    good = write_video(tmp_path / "good.mp4", numbered_frames(8))
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(good.read_bytes()[:200])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    clips = data.ClipList([data.ClipItem(p, 0) for p in (good, corrupt, empty)], ("a",))
+    dataset = data.ClipDataset(clips, num_frames=4, transform=lambda c: c.float())
+    with pytest.warns(UserWarning, match="skipping unreadable clip") as caught:
+        batch = data.collate_clips([dataset[i] for i in range(3)] + [dataset[1]])
+    assert sum("corrupt.mp4" in str(w.message) for w in caught) == 1  # warned once per file
+    assert any("holds no images" in str(w.message) for w in caught)
+    assert batch.clips.shape == (1, 4, 3, 32, 32) and batch.ids == [str(good)]
+    assert batch.skipped == [str(corrupt), str(empty), str(corrupt)]
+
+    report = data.SkipReport(min_readable=0.2)
+    report.update(batch)
+    assert report.finish() == "skipped 3 unreadable clips of 4 this epoch"
+    report = data.SkipReport(min_readable=0.5)
+    report.update(batch)
+    with pytest.raises(RuntimeError, match="only 1 of 4 clips were readable"):
+        report.finish()
+
+
+def test_loader_batches_and_balanced_sampling(tmp_path):
+    items = [data.ClipItem(write_frame_folder(tmp_path / f"c{i}", numbered_frames(4)), 0 if i < 6 else 1)
+             for i in range(8)]
+    dataset = data.ClipDataset(data.ClipList(items, ("common", "rare")), num_frames=2, train=True,
+                               transform=lambda c: c.float())
+    assert dataset.class_counts() == [6, 2]
+    loader = data.make_loader(dataset, batch_size=4, num_workers=0)
+    clips, labels, ids = next(iter(loader))
+    assert clips.shape == (4, 2, 3, 32, 32) and labels.shape == (4,) and len(ids) == 4
+    balanced = data.make_loader(dataset, batch_size=4, balanced=True, num_workers=0, seed=1)
+    drawn = torch.cat([batch.labels for _ in range(25) for batch in balanced])
+    assert 0.35 < drawn.float().mean().item() < 0.65  # the rare class is a quarter of the data, half of the draws
+
+
+def test_loader_with_workers(tmp_path):
+    items = [data.ClipItem(write_video(tmp_path / f"{i}.mp4", numbered_frames(6)), i % 2) for i in range(4)]
+    dataset = data.ClipDataset(data.ClipList(items, ("a", "b")), num_frames=3, transform=lambda c: c.float())
+    batches = list(data.make_loader(dataset, batch_size=2, num_workers=2))
+    assert [len(b) for b in batches] == [2, 2]
+    assert sorted(i for b in batches for i in b.ids) == sorted(str(item.path) for item in items)

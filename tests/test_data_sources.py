@@ -1,0 +1,132 @@
+"""Split-file parsers of DFEW, FERV39K, MAFW, generic lists and folder trees, on fixture files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fe_adapter import data
+from tests.media import numbered_frames, write_frame_folder, write_video
+
+
+def _dfew_root(tmp_path: Path) -> Path:
+    root = tmp_path / "DFEW"
+    split = root / "EmoLabel_DataSplit" / "train(single-labeled)"
+    split.mkdir(parents=True)
+    (split / "set_1.csv").write_text("video_name,label\n1,1\n00002,7\n3,3\n")
+    for name in ("00001", "00002", "00003"):
+        write_frame_folder(root / "Clip" / "clip_224x224" / name, numbered_frames(4))
+    return root
+
+
+def test_dfew(tmp_path):
+    clips = data.dfew(_dfew_root(tmp_path), fold=1, split="train")
+    assert clips.class_names == data.DFEW_CLASSES
+    assert [(item.path.name, item.label) for item in clips.items] == [("00001", 0), ("00002", 6), ("00003", 2)]
+    assert clips.items[1].origin.endswith("set_1.csv:3")
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda root: None, "fold must be one of"),
+        (lambda root: (root / "EmoLabel_DataSplit/train(single-labeled)/set_1.csv").write_text("1,8\n"),
+         "set_1.csv:1: label 8 out of range 1..7"),
+        (lambda root: (root / "EmoLabel_DataSplit/train(single-labeled)/set_1.csv").write_text("1;2\n"),
+         "set_1.csv:1: expected 'video_name,label'"),
+        (lambda root: (root / "EmoLabel_DataSplit/train(single-labeled)/set_1.csv").unlink(),
+         "DFEW split file not found"),
+    ],
+)
+def test_dfew_errors_name_the_file_and_line(tmp_path, mutate, message):
+    root = _dfew_root(tmp_path)
+    mutate(root)
+    fold = 6 if message.startswith("fold") else 1
+    with pytest.raises(data.DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        data.dfew(root, fold=fold)
+    with pytest.raises(data.DatasetError, match="DFEW root not found"):
+        data.dfew(tmp_path / "nowhere")
+
+
+def test_ferv39k(tmp_path):
+    root = tmp_path / "FERV39K"
+    (root / "4_setups" / "All_scenes").mkdir(parents=True)
+    (root / "4_setups" / "All_scenes" / "test_All.csv").write_text("Street/Happy/0001 Happy\nRoom/Fear/0002 Fear\n")
+    for name in ("Street/Happy/0001", "Room/Fear/0002"):
+        write_frame_folder(root / "2_ClipsforFaceCrop" / name, numbered_frames(3))
+    clips = data.ferv39k(root, split="test")
+    assert [item.label for item in clips.items] == [3, 2]
+    assert clips.class_names == data.FERV39K_CLASSES
+    (root / "4_setups" / "All_scenes" / "test_All.csv").write_text("Street/Happy/0001 Joy\n")
+    with pytest.raises(data.DatasetError, match="test_All.csv:1: unknown class 'Joy'"):
+        data.ferv39k(root, split="test")
+
+
+def test_mafw_clips_and_frames(tmp_path):
+    root = tmp_path / "MAFW"
+    split = root / "split" / "single" / "no_caption" / "set_2"
+    split.mkdir(parents=True)
+    (split / "test.txt").write_text("03747.mp4 anger\n00012.mp4 disappointment\n")
+    for name in ("03747", "00012"):
+        write_video(root / "data" / "clips" / f"{name}.mp4", numbered_frames(5))
+        write_frame_folder(root / "data" / "frames" / name, numbered_frames(5))
+    clips = data.mafw(root, fold=2, split="test")
+    assert [(item.path.name, item.label) for item in clips.items] == [("03747.mp4", 0), ("00012.mp4", 10)]
+    frames = data.mafw(root, fold=2, split="test", media="frames")
+    assert [item.path.name for item in frames.items] == ["03747", "00012"]
+    assert len(data.MAFW_CLASSES) == 11
+
+
+@pytest.mark.parametrize(
+    "text, kwargs",
+    [
+        ("a 1\nb 0\n", {}),
+        ("a 12 1\nb 30 0\n", {}),
+        ("path,label\na,1\nb,0\n", {}),
+        ("a happy\nb sad\n", {"class_names": ["sad", "happy"]}),
+        ("a 2\nb 1\n", {"label_base": 1}),
+    ],
+    ids=["path-label", "path-frames-label", "csv", "names", "one-based"],
+)
+def test_generic_list_formats(tmp_path, text, kwargs):
+    for name in ("a", "b"):
+        write_frame_folder(tmp_path / name, numbered_frames(2))
+    (tmp_path / "list.txt").write_text(text)
+    clips = data.list_file(tmp_path / "list.txt", **kwargs)
+    assert [(item.path.name, item.label) for item in clips.items] == [("a", 1), ("b", 0)]
+    assert len(clips.class_names) == 2
+
+
+def test_generic_list_errors(tmp_path):
+    (tmp_path / "list.txt").write_text("a happy\n")
+    with pytest.raises(data.DatasetError, match="class_names must be given"):
+        data.list_file(tmp_path / "list.txt")
+    (tmp_path / "list.txt").write_text("a 5\n")
+    with pytest.raises(data.DatasetError, match="list.txt:1: label 5 out of range 0..1"):
+        data.list_file(tmp_path / "list.txt", class_names=["x", "y"])
+    (tmp_path / "list.txt").write_text("a b c d\n")
+    with pytest.raises(data.DatasetError, match="list.txt:1: expected"):
+        data.list_file(tmp_path / "list.txt")
+
+
+def test_folder_tree(tmp_path):
+    write_video(tmp_path / "sad" / "x.mp4", numbered_frames(3))
+    write_frame_folder(tmp_path / "happy" / "y", numbered_frames(3))
+    (tmp_path / "happy" / "notes.txt").write_text("not a clip")
+    clips = data.folder_tree(tmp_path)
+    assert clips.class_names == ("happy", "sad")
+    assert [(item.path.name, item.label) for item in clips.items] == [("y", 0), ("x.mp4", 1)]
+
+
+def test_missing_clips_are_left_out_or_fail_below_threshold(tmp_path):
+    root = _dfew_root(tmp_path)
+    import shutil
+
+    shutil.rmtree(root / "Clip" / "clip_224x224" / "00003")
+    clips = data.dfew(root)
+    assert len(clips.items) == 2 and clips.missing[0].path.name == "00003"
+    with pytest.warns(UserWarning, match="1 of 3 listed clips are missing"):
+        data.ClipDataset(clips, num_frames=2, min_readable=0.5)
+    with pytest.raises(data.DatasetError, match="only 2 of 3 listed clips exist"):
+        data.ClipDataset(clips, num_frames=2, min_readable=0.9)
