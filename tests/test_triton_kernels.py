@@ -14,7 +14,7 @@ import torch
 import fe_adapter
 import fekernels
 from fekernels.triton_kernels import launch
-from fekernels.triton_kernels.op import fe_adapter_triton_op
+from fekernels.triton_kernels.op import fe_adapter_triton_backward_op, fe_adapter_triton_op
 from tests.conftest import random_adapter_tensors, train_steps
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -26,10 +26,15 @@ ATOL = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 8e-3}
 @pytest.fixture(autouse=True)
 def _poison_and_strict_fp32(monkeypatch):
     monkeypatch.setattr(launch, "POISON_OUTPUTS", True)
-    allow_tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # the newer API; mixing it with allow_tf32 raises
+        precision, matmul.fp32_precision = matmul.fp32_precision, "ieee"
+        yield
+        matmul.fp32_precision = precision
+    else:
+        allow_tf32, matmul.allow_tf32 = matmul.allow_tf32, False
+        yield
+        matmul.allow_tf32 = allow_tf32
 
 
 def _covering_cases(count: int, seed: int = 0) -> list[dict]:
@@ -143,13 +148,20 @@ def test_backward_respects_which_inputs_need_grad(needs_grad):
             assert fused[name] is None, name
 
 
-def test_opcheck_passes():
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_opcheck_passes(contiguous):
     case = dict(frames=2, tokens=5, dim=48, bottleneck=8, kernel_size=3, dilation=1, prefix=1, activation="silu",
-                biases=True, dtype=torch.float32, contiguous=True)
-    x, weights, _ = _make_inputs(case)
+                biases=True, dtype=torch.float32, contiguous=contiguous)
+    x, weights, grad_out = _make_inputs(case)
     tensors = [x.float().to(DEVICE).requires_grad_()]
     tensors += [weights[name].float().to(DEVICE).requires_grad_() for name in WEIGHT_NAMES]
     torch.library.opcheck(fe_adapter_triton_op, (*tensors, 2, 1, "silu", 1))
+
+    out, z = fe_adapter_triton_op(*[t.detach() for t in tensors], 2, 1, "silu", 1)
+    x_, w_down, _, w_conv, b_conv, w_up, _ = (t.detach() for t in tensors)
+    for need in [(True, True, True), (False, True, False), (True, False, True)]:
+        torch.library.opcheck(fe_adapter_triton_backward_op,
+                              (grad_out.float().to(DEVICE), x_, z, w_down, w_conv, b_conv, w_up, 2, 1, "silu", 1, *need))
 
 
 def test_compiled_adapted_vit_has_no_graph_break():

@@ -165,11 +165,12 @@ def fe_adapter_forward_kernel(
     scratch_rows = (clip * N + offs_n).to(tl.int64)
 
     # Phase 1: z = x Wd^T + bd for every frame of the block (kept for the conv and for the backward).
-    for r0 in range(0, R, BLOCK_R):
-        rr = r0 + offs_r
-        mask_r = rr < R
-        for t in range(T):
-            rows = (frame0 + t).to(tl.int64) * N + offs_n
+    # Frames outer, R blocks inner: the x tile is re-read per R block while it is still in cache.
+    for t in range(T):
+        rows = (frame0 + t).to(tl.int64) * N + offs_n
+        for r0 in range(0, R, BLOCK_R):
+            rr = r0 + offs_r
+            mask_r = rr < R
             acc = _rows_times_weight_over_c(X, rows, mask_n, WD, 1, C, C, rr, mask_r,
                                             UPCAST, IEEE, BLOCK_M, BLOCK_R, BLOCK_C)
             if HAS_BD:
@@ -231,15 +232,14 @@ def fe_adapter_backward_kernel(
     frame0 = clip * T
     program = clip * tl.num_programs(1) + block_m
 
-    # Phase 1: dh (and a, and this program's share of dWc and dbc), r-block by r-block.
-    for r0 in range(0, R, BLOCK_R):
-        rr = r0 + offs_r
-        mask_r = rr < R
-        tile_r = mask_n[:, None] & mask_r[None, :]
-        dwc = tl.zeros((BLOCK_R, K_PAD), dtype=tl.float32)
-        dbc = tl.zeros((BLOCK_R,), dtype=tl.float32)
-        for t in range(T):
-            rows = (frame0 + t).to(tl.int64) * N + offs_n
+    # Phase 1, frame by frame (R blocks inner, so the dout tile is re-read from cache): dh, a, and this
+    # program's (frame, R) share of dWc and dbc, written once to its own slot of the partial buffers.
+    for t in range(T):
+        rows = (frame0 + t).to(tl.int64) * N + offs_n
+        for r0 in range(0, R, BLOCK_R):
+            rr = r0 + offs_r
+            mask_r = rr < R
+            tile_r = mask_n[:, None] & mask_r[None, :]
             da = _rows_times_weight_over_c(DOUT, rows, mask_n, WU, R, 1, C, rr, mask_r,
                                            UPCAST, IEEE, BLOCK_M, BLOCK_R, BLOCK_C)
             da = _as_operand(da, DTYPE, UPCAST).to(tl.float32)
@@ -247,22 +247,22 @@ def fe_adapter_backward_kernel(
                             HAS_BC, K, False, BLOCK_M, BLOCK_R, UPCAST)
             h = _as_operand(h, DTYPE, UPCAST).to(tl.float32)
             dh = tl.where(is_patch, da * _activation_grad(h, ACTIVATION), 0.0)
-            tl.store(DH + rows[:, None] * R + rr[None, :], dh, mask=tile_r)
+            if NEED_DZ:
+                tl.store(DH + rows[:, None] * R + rr[None, :], dh, mask=tile_r)
             if NEED_WEIGHT_GRADS:
                 a = tl.where(is_patch, _activation(h, ACTIVATION), 0.0)
                 tl.store(A + rows[:, None] * R + rr[None, :], _to_io(a, DTYPE, UPCAST), mask=tile_r)
-                dbc += tl.sum(dh, axis=0)
+                dwc = tl.zeros((BLOCK_R, K_PAD), dtype=tl.float32)
                 for k in tl.static_range(K):
                     source = t + (k - K // 2) * dilation
                     inside = (source >= 0) & (source < T)
                     src_rows = (frame0 + source).to(tl.int64) * N + offs_n
                     z = _load(Z + src_rows[:, None] * R + rr[None, :], inside & tile_r, UPCAST).to(tl.float32)
                     dwc += tl.where(offs_k[None, :] == k, tl.sum(dh * z, axis=0)[:, None], 0.0)
-        if NEED_WEIGHT_GRADS:
-            part = program.to(tl.int64) * R + rr
-            tl.store(DWC_PART + part[:, None] * K + offs_k[None, :], dwc,
-                     mask=mask_r[:, None] & (offs_k[None, :] < K))
-            tl.store(DBC_PART + part, dbc, mask=mask_r)
+                part = (program.to(tl.int64) * T + t) * R + rr
+                tl.store(DWC_PART + part[:, None] * K + offs_k[None, :], dwc,
+                         mask=mask_r[:, None] & (offs_k[None, :] < K))
+                tl.store(DBC_PART + part, tl.sum(dh, axis=0), mask=mask_r)
     tl.debug_barrier()
 
     if NEED_DZ:

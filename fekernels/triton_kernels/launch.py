@@ -30,31 +30,46 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def _configs() -> list[triton.Config]:
+#: (BLOCK_M, BLOCK_R, BLOCK_C, num_warps) tried on a GPU. The backward holds more live tiles; its list
+#: leaves out the shapes that spilled registers when compiled for sm_90 with Triton 3.6 (ptxas -v).
+_FORWARD_TILES = [(16, 64, 64, 4), (32, 64, 64, 4), (32, 128, 64, 4), (64, 64, 64, 4), (64, 128, 64, 8),
+                  (64, 64, 128, 8)]
+_BACKWARD_TILES = [(16, 64, 64, 4), (32, 64, 64, 4), (32, 64, 128, 8), (64, 64, 128, 8)]
+
+
+def _configs(tiles: list[tuple[int, int, int, int]]) -> list[triton.Config]:
     if interpreted():  # autotuning needs a GPU driver; large blocks keep the interpreter fast
         return [triton.Config({"BLOCK_M": 64, "BLOCK_R": 64, "BLOCK_C": 128})]
     return [
         triton.Config({"BLOCK_M": block_m, "BLOCK_R": block_r, "BLOCK_C": block_c}, num_warps=warps, num_stages=2)
-        for block_m, block_r, block_c, warps in [
-            (16, 64, 64, 4), (32, 64, 64, 4), (32, 128, 64, 4), (64, 64, 64, 4), (64, 128, 64, 8), (64, 64, 128, 8),
-        ]
+        for block_m, block_r, block_c, warps in tiles
     ]
 
 
 _KEY = ["N", "C", "R", "T", "K", "ACTIVATION"]
-_forward = triton.autotune(_configs(), key=_KEY)(kernels.fe_adapter_forward_kernel)
-_backward = triton.autotune(_configs(), key=_KEY, reset_to_zero=["DWC_PART", "DBC_PART"])(
-    kernels.fe_adapter_backward_kernel
-)
+_forward = triton.autotune(_configs(_FORWARD_TILES), key=_KEY)(kernels.fe_adapter_forward_kernel)
+_backward = triton.autotune(_configs(_BACKWARD_TILES), key=[*_KEY, "NEED_DX", "NEED_DZ", "NEED_WEIGHT_GRADS"],
+                            reset_to_zero=["DWC_PART", "DBC_PART"])(kernels.fe_adapter_backward_kernel)
 
 
 def _grid(num_clips: int, num_tokens: int):
     return lambda meta: (num_clips, triton.cdiv(num_tokens, meta["BLOCK_M"]))
 
 
+def _tf32_allowed() -> bool:
+    """Whether fp32 matmuls may use TF32, under either of PyTorch's APIs (reading the legacy flag raises
+    once the newer ``fp32_precision`` setting is in use)."""
+    precision = getattr(torch.backends.cuda.matmul, "fp32_precision", None)
+    if precision is None:
+        return torch.backends.cuda.matmul.allow_tf32
+    if precision == "none":
+        precision = getattr(torch.backends, "fp32_precision", "ieee")
+    return precision == "tf32"
+
+
 def _precision_flags(dtype: torch.dtype) -> dict[str, bool]:
     upcast = interpreted()
-    ieee = upcast or (dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32)
+    ieee = upcast or (dtype == torch.float32 and not _tf32_allowed())
     return {"UPCAST": upcast, "IEEE": ieee}
 
 
@@ -115,11 +130,12 @@ def backward(
     empty = x.new_empty(0)
     dx = _empty(x.shape, x) if need_x else empty
     a = _empty(z.shape, x) if need_weights else empty
-    dh = _empty(z.shape, x, torch.float32)
+    dh = _empty(z.shape, x, torch.float32) if need_dz else empty
     dz = _empty(z.shape, x) if need_dz else empty
-    max_programs = num_clips * triton.cdiv(num_tokens, _SMALLEST_BLOCK_M)
-    dwc_part = torch.zeros(max_programs, bottleneck, kernel_size, dtype=torch.float32, device=x.device)
-    dbc_part = torch.zeros(max_programs, bottleneck, dtype=torch.float32, device=x.device)
+    # one slot per (program, frame): every program writes its own slots, summed afterwards (deterministic)
+    slots = num_clips * triton.cdiv(num_tokens, _SMALLEST_BLOCK_M) * num_frames if need_weights else 0
+    dwc_part = torch.zeros(slots, bottleneck, kernel_size, dtype=torch.float32, device=x.device)
+    dbc_part = torch.zeros(slots, bottleneck, dtype=torch.float32, device=x.device)
     with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
         _backward[_grid(num_clips, num_tokens)](
             grad_out, z, w_down.contiguous(), w_conv.contiguous(), _or(b_conv, w_conv), w_up.contiguous(),

@@ -31,7 +31,7 @@ def fe_adapter_triton_op(
 @fe_adapter_triton_op.register_fake
 def _(x, w_down, b_down, w_conv, b_conv, w_up, b_up, num_frames, dilation, activation, num_prefix_tokens):
     frames_total, num_tokens, _ = x.shape
-    return torch.empty_like(x), x.new_empty(frames_total, num_tokens, w_conv.shape[0])
+    return x.new_empty(x.shape), x.new_empty(frames_total, num_tokens, w_conv.shape[0])  # both contiguous
 
 
 @torch.library.custom_op("fekernels::fe_adapter_triton_backward", mutates_args=())
@@ -53,10 +53,9 @@ def fe_adapter_triton_backward_op(
 def _(grad_out, x, z, w_down, w_conv, b_conv, w_up, num_frames, dilation, activation, num_prefix_tokens,
       need_x, need_down, need_weights):
     dim, bottleneck = w_up.shape
-    empty = x.new_empty(0)
 
-    def like(shape, wanted):
-        return x.new_empty(shape) if wanted else empty
+    def like(shape, wanted):  # a fresh tensor per slot: outputs must not alias each other
+        return x.new_empty(shape if wanted else (0,))
 
     return [
         like(x.shape, need_x),
