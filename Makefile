@@ -13,7 +13,7 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 demo: $(INSTALLED)
-	$(PY) -m fe_adapter.demo
+	$(PY) -m fe_adapter demo
 
 test: $(INSTALLED) lint
 	$(PY) -m pytest tests

@@ -14,6 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from fe_adapter._io import atomic_write
 from fe_adapter.adapter import FEAdapter
 from fe_adapter.config import AdapterConfig
 
@@ -34,11 +35,16 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     }
     if hasattr(model, "class_names"):
         config["class_names"] = list(model.class_names)
+    if getattr(model, "backbone_kwargs", None):
+        config["backbone_kwargs"] = dict(model.backbone_kwargs)
     return config
 
 
 def save_adapters(model: nn.Module, path: str | Path) -> Path:
-    """Save the trainable tensors of ``model`` (adapters and head) with its config as metadata."""
+    """Save the trainable tensors of ``model`` (adapters and head) with its config as metadata.
+
+    The file is replaced atomically: an interrupted save leaves the previous checkpoint loadable.
+    """
     tensors = {
         name: param.detach().cpu().contiguous()
         for name, param in model.named_parameters()
@@ -46,11 +52,8 @@ def save_adapters(model: nn.Module, path: str | Path) -> Path:
     }
     if not tensors:
         raise ValueError("model has no trainable parameters to save")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, _CONFIG_KEY: json.dumps(model_config(model), sort_keys=True)}
-    save_file(tensors, str(path), metadata=metadata)
-    return path
+    return atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
 
 
 def read_adapter_config(path: str | Path) -> dict[str, Any]:

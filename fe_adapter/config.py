@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-PLACEMENTS: tuple[str, ...] = ("attn", "mlp", "both")
+#: Where adapters sit; "none" inserts none (the frame-averaging baseline: frozen backbone, trained head).
+PLACEMENTS: tuple[str, ...] = ("attn", "mlp", "both", "none")
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,7 @@ class AdapterConfig:
 
     ``dilation`` holds one value per block (``adapt`` expands a single int). ``placement`` is where
     each block's adapter sits on the residual stream: before the attention branch ("attn", the
-    paper's placement), before the MLP branch ("mlp"), or both.
+    paper's placement), before the MLP branch ("mlp"), both, or nowhere ("none", the baseline).
     """
 
     num_frames: int

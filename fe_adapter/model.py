@@ -23,6 +23,8 @@ class VideoClassifier(nn.Module):
         num_classes: number of output classes.
         class_names: one name per class, in label order (written into checkpoints and reports).
         dropout: dropout before the head (ST-Adapter uses 0.5).
+        backbone_kwargs: the ``timm.create_model`` arguments the backbone was built with (recorded in
+            checkpoints so that the same architecture can be rebuilt).
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class VideoClassifier(nn.Module):
         num_classes: int,
         class_names: Sequence[str] | None = None,
         dropout: float = 0.5,
+        backbone_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(getattr(backbone, "fe_adapter_config", None), AdapterConfig):
@@ -42,6 +45,7 @@ class VideoClassifier(nn.Module):
             raise ValueError(f"class_names must have num_classes = {num_classes} names, got {len(class_names)}")
         self.backbone = backbone
         self.class_names = list(class_names)
+        self.backbone_kwargs = dict(backbone_kwargs or {})
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(backbone.num_features, num_classes)
 
@@ -109,7 +113,8 @@ def create_model(
         **adapter_kwargs: passed to ``adapt`` (bottleneck, kernel_size, dilation, placement,
             activation, freeze, impl).
     """
-    backbone_kwargs = dict(backbone_kwargs or {})
+    architecture = dict(backbone_kwargs or {})
+    backbone_kwargs = dict(architecture)
     if checkpoint is not None:
         if pretrained:
             raise ValueError("pass either pretrained=True or checkpoint=PATH, not both")
@@ -120,4 +125,4 @@ def create_model(
         backbone_kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
     model = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **backbone_kwargs)
     adapt(model, num_frames, **adapter_kwargs)
-    return VideoClassifier(model, num_classes, class_names=class_names, dropout=dropout)
+    return VideoClassifier(model, num_classes, class_names=class_names, dropout=dropout, backbone_kwargs=architecture)

@@ -107,7 +107,8 @@ def adapt(
         bottleneck: R, the adapter width (384 on ViT-B gives ~7.1 M adapter parameters).
         kernel_size: K, the odd temporal kernel size.
         dilation: one temporal dilation for all blocks, or a sequence with one value per block.
-        placement: "attn" (before the attention branch, the paper's placement), "mlp" or "both".
+        placement: "attn" (before the attention branch, the paper's placement), "mlp", "both", or "none"
+            (no adapters: the frame-averaging baseline with the same frozen backbone).
         activation: None, "gelu", "silu" or "relu" after the temporal convolution.
         freeze: if True, only the adapters and the classifier head keep ``requires_grad``.
         impl: op implementation, see ``fekernels.IMPLS``.
@@ -142,10 +143,12 @@ def adapt(
         )
         return adapter.to(device=like.device, dtype=like.dtype)
 
-    for index, block in enumerate(model.blocks):
-        adapter_attn = new_adapter(dilations[index]) if placement in ("attn", "both") else None
-        adapter_mlp = new_adapter(dilations[index]) if placement in ("mlp", "both") else None
-        model.blocks[index] = AdaptedBlock(block, adapter_attn, adapter_mlp)
+    before_attn, before_mlp = placement in ("attn", "both"), placement in ("mlp", "both")
+    if before_attn or before_mlp:
+        for index, block in enumerate(model.blocks):
+            adapter_attn = new_adapter(dilations[index]) if before_attn else None
+            adapter_mlp = new_adapter(dilations[index]) if before_mlp else None
+            model.blocks[index] = AdaptedBlock(block, adapter_attn, adapter_mlp)
     model.fe_adapter_config = config
     return model
 

@@ -159,9 +159,10 @@ def test_opcheck_passes(contiguous):
 
     out, z = fe_adapter_triton_op(*[t.detach() for t in tensors], 2, 1, "silu", 1)
     x_, w_down, _, w_conv, b_conv, w_up, _ = (t.detach() for t in tensors)
+    grad = grad_out.float().to(DEVICE)
     for need in [(True, True, True), (False, True, False), (True, False, True)]:
-        torch.library.opcheck(fe_adapter_triton_backward_op,
-                              (grad_out.float().to(DEVICE), x_, z, w_down, w_conv, b_conv, w_up, 2, 1, "silu", 1, *need))
+        arguments = (grad, x_, z, w_down, w_conv, b_conv, w_up, 2, 1, "silu", 1, *need)
+        torch.library.opcheck(fe_adapter_triton_backward_op, arguments)
 
 
 def test_compiled_adapted_vit_has_no_graph_break():

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from fe_adapter.data.dataset import ClipDataset, ClipSample
 
@@ -55,6 +55,7 @@ def make_loader(
     num_workers: int | None = None,
     pin_memory: bool | None = None,
     seed: int = 0,
+    shard: tuple[int, int] | None = None,
 ) -> DataLoader:
     """A DataLoader of ``ClipBatch`` es.
 
@@ -66,7 +67,10 @@ def make_loader(
             replacement), so every class is seen equally often (DFEW's classes differ 18:1).
         num_workers: loader processes (default: up to 8, one per CPU core, leaving one free).
         pin_memory: page-locked batches for fast copies to the GPU (default: when CUDA is available).
-        seed: seeds shuffling and sampling, so a run is repeatable.
+        seed: seeds shuffling and sampling, so a run is repeatable. Re-seed ``loader.generator`` (and
+            call ``set_epoch`` on a sharded sampler) at each epoch for epochs that do not depend on the
+            previous ones, as the trainer does for exact resume.
+        shard: (rank, world size) to read one process's share under DistributedDataParallel.
     """
     train = dataset.train if train is None else train
     if num_workers is None:
@@ -75,7 +79,13 @@ def make_loader(
         pin_memory = torch.cuda.is_available()
     generator = torch.Generator().manual_seed(seed)
     sampler = None
-    if balanced:
+    if shard is not None:
+        if balanced:
+            raise ValueError("balanced sampling is not supported with several processes; use a class-weighted loss")
+        rank, world_size = shard
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=train, seed=seed,
+                                     drop_last=train)
+    elif balanced:
         counts = dataset.class_counts()
         weights = torch.tensor([1.0 / counts[label] for label in dataset.labels], dtype=torch.float64)
         sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True, generator=generator)
@@ -89,7 +99,6 @@ def make_loader(
         pin_memory=pin_memory,
         collate_fn=collate_clips,
         generator=generator,
-        persistent_workers=num_workers > 0,
     )
 
 

@@ -51,12 +51,13 @@ class _Face:
 
 def _random_face(rng: np.random.Generator, size: int) -> _Face:
     rx = rng.uniform(0.26, 0.33) * size
-    skin = np.array([rng.uniform(120, 240), rng.uniform(90, 190), rng.uniform(60, 160)], dtype=np.float32)
+    tone = rng.uniform(0.0, 1.0)  # from dark to light skin
+    skin = (np.array([95, 60, 40]) + tone * np.array([140, 130, 120]) + rng.uniform(-12, 12, 3)).astype(np.float32)
     return _Face(
         cx=size / 2 + rng.uniform(-0.07, 0.07) * size, cy=size / 2 + rng.uniform(-0.05, 0.05) * size,
         rx=rx, ry=rx * rng.uniform(1.15, 1.32), skin=skin,
-        background=(rng.uniform(0, 255, 3).astype(np.float32), rng.uniform(0, 255, 3).astype(np.float32)),
-        eye_gap=rng.uniform(0.34, 0.44), mouth_width=rng.uniform(0.3, 0.42), noise=rng.uniform(2.0, 8.0),
+        background=(rng.uniform(40, 215, 3).astype(np.float32), rng.uniform(40, 215, 3).astype(np.float32)),
+        eye_gap=rng.uniform(0.36, 0.44), mouth_width=rng.uniform(0.4, 0.5), noise=rng.uniform(2.0, 6.0),
         motion=rng.uniform(0.0, 0.04) * size, phase=rng.uniform(0, 2 * np.pi), frequency=rng.uniform(0.5, 1.5),
     )
 
@@ -67,7 +68,7 @@ def _expression(kind: str, intensity: float) -> dict[str, float]:
     if kind == "happy":
         params.update(smile=1.0 * intensity, open=0.25 * intensity, eyes=0.5 - 0.15 * intensity)
     elif kind == "sad":
-        params.update(smile=-0.8 * intensity, tilt=0.9 * intensity, eyes=0.5 - 0.2 * intensity)
+        params.update(smile=-1.0 * intensity, tilt=1.0 * intensity, eyes=0.5 - 0.25 * intensity)
     elif kind == "surprise":
         params.update(open=1.0 * intensity, eyes=0.5 + 0.5 * intensity)
         params["raise"] = 1.0 * intensity
@@ -87,23 +88,23 @@ def _render(face: _Face, kind: str, intensity: float, shift: tuple[float, float]
     inside = distance <= 1
     image[inside] = (face.skin * (1 - 0.18 * distance[..., None]))[inside]
 
-    eye_w, eye_y = 0.16 * face.rx, cy - 0.2 * face.ry
-    eye_h = face.ry * 0.07 * (0.4 + p["eyes"])
+    eye_w, eye_y = 0.2 * face.rx, cy - 0.2 * face.ry
+    eye_h = face.ry * 0.09 * (0.4 + p["eyes"])
     for side in (-1.0, 1.0):
         ex = cx + side * face.eye_gap * face.rx
         image[((xx - ex) / eye_w) ** 2 + ((yy - eye_y) / eye_h) ** 2 <= 1] = (245, 245, 245)
         image[((xx - ex) / (0.45 * eye_w)) ** 2 + ((yy - eye_y) / min(eye_h, 0.45 * eye_w)) ** 2 <= 1] = (30, 25, 20)
         # brows: raised for surprise, inner ends up (tilt) for sadness
         u = (xx - ex) / eye_w * side  # -1 at the inner end, +1 at the outer
-        brow_y = eye_y - 0.17 * face.ry - p["raise"] * 0.07 * face.ry + p["tilt"] * u * 0.05 * face.ry
-        image[(np.abs(yy - brow_y) < 0.022 * face.ry + 0.6) & (np.abs(u) <= 1.1)] = (60, 40, 30)
+        brow_y = eye_y - 0.2 * face.ry - p["raise"] * 0.12 * face.ry + p["tilt"] * u * 0.1 * face.ry
+        image[(np.abs(yy - brow_y) < 0.035 * face.ry + 0.6) & (np.abs(u) <= 1.1)] = (60, 40, 30)
 
     mouth_y, mouth_w = cy + 0.45 * face.ry, face.mouth_width * face.rx
     u = (xx - cx) / mouth_w
-    lip_y = mouth_y - p["smile"] * 0.1 * face.ry * (u**2 - 0.3)
-    image[(np.abs(yy - lip_y) < 0.025 * face.ry + 0.6) & (np.abs(u) <= 1)] = (150, 40, 50)
+    lip_y = mouth_y - p["smile"] * 0.25 * face.ry * (u**2 - 0.3)
+    image[(np.abs(yy - lip_y) < 0.04 * face.ry + 0.6) & (np.abs(u) <= 1)] = (150, 40, 50)
     if p["open"] > 0:
-        opening = ((xx - cx) / (0.6 * mouth_w)) ** 2 + ((yy - mouth_y) / (p["open"] * 0.12 * face.ry + 1e-3)) ** 2
+        opening = ((xx - cx) / (0.6 * mouth_w)) ** 2 + ((yy - mouth_y) / (p["open"] * 0.2 * face.ry + 1e-3)) ** 2
         image[opening <= 1] = (45, 10, 15)
 
     image += rng.normal(0.0, face.noise, image.shape).astype(np.float32)

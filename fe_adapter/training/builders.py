@@ -1,0 +1,75 @@
+"""Build the model and the datasets a TrainConfig describes."""
+
+from __future__ import annotations
+
+import torch
+
+from fe_adapter import data
+from fe_adapter.model import VideoClassifier, create_model
+from fe_adapter.training.config import DataConfig, ModelConfig
+
+
+def build_model(model_config: ModelConfig, num_classes: int, num_frames: int, class_names: tuple[str, ...],
+                img_size: int | None = None) -> VideoClassifier:
+    """The adapted video classifier; frozen weights are cast to bf16 when ``backbone_dtype`` says so."""
+    backbone_kwargs = dict(model_config.backbone_kwargs)
+    if img_size is not None:
+        backbone_kwargs.setdefault("img_size", img_size)
+    model = create_model(
+        model_config.backbone, num_classes=num_classes, num_frames=num_frames,
+        pretrained=model_config.pretrained, checkpoint=model_config.checkpoint, class_names=class_names,
+        dropout=model_config.dropout, backbone_kwargs=backbone_kwargs,
+        bottleneck=model_config.bottleneck, kernel_size=model_config.kernel_size, dilation=model_config.dilation,
+        placement=model_config.placement, activation=model_config.activation, impl=model_config.impl,
+    )
+    if model_config.backbone_dtype == "bf16":
+        for param in model.parameters():
+            if not param.requires_grad:
+                param.data = param.data.to(torch.bfloat16)
+    return model
+
+
+def _clip_lists(config: DataConfig) -> tuple[data.ClipList, data.ClipList]:
+    if config.dataset == "dfew":
+        return data.dfew(config.root, config.fold, "train"), data.dfew(config.root, config.fold, "test")
+    if config.dataset == "ferv39k":
+        return data.ferv39k(config.root, "train"), data.ferv39k(config.root, "test")
+    if config.dataset == "mafw":
+        return data.mafw(config.root, config.fold, "train"), data.mafw(config.root, config.fold, "test")
+    if config.dataset == "list":
+        return (data.list_file(config.train_list, config.root, config.class_names),
+                data.list_file(config.test_list, config.root, config.class_names))
+    if config.dataset == "folder":
+        from pathlib import Path
+
+        return (data.folder_tree(Path(config.root) / "train", config.class_names),
+                data.folder_tree(Path(config.root) / "test", config.class_names))
+    raise ValueError(f"no clip lists for data.dataset = {config.dataset!r}")
+
+
+def build_datasets(config: DataConfig, normalization: data.Normalization) -> tuple[data.ClipDataset,
+                                                                                    data.ClipDataset]:
+    """(train, test) datasets at the model's input size and statistics."""
+    options = dict(num_frames=config.num_frames, sampling=config.sampling)
+    if config.dataset == "synthetic":
+        size = config.img_size or normalization.size
+        train = data.SyntheticClips(config.synthetic_train_clips, "train", config.synthetic_seed, size, **options)
+        test = data.SyntheticClips(config.synthetic_test_clips, "test", config.synthetic_seed, size,
+                                   temporal_views=config.temporal_views, **options)
+        return train, test
+    train_list, test_list = _clip_lists(config)
+    train = data.ClipDataset(train_list, train=True, transform=data.train_transform(normalization),
+                             min_readable=config.min_readable, **options)
+    test = data.ClipDataset(test_list, train=False, temporal_views=config.temporal_views,
+                            transform=data.eval_transform(normalization, spatial_crops=config.spatial_crops),
+                            min_readable=config.min_readable, **options)
+    return train, test
+
+
+def dataset_classes(config: DataConfig) -> tuple[str, ...]:
+    """The class names of the configured dataset, known before any file is read where possible."""
+    fixed = {"synthetic": data.SYNTHETIC_CLASSES, "dfew": data.DFEW_CLASSES, "ferv39k": data.FERV39K_CLASSES,
+             "mafw": data.MAFW_CLASSES}
+    if config.dataset in fixed:
+        return tuple(fixed[config.dataset])
+    return _clip_lists(config)[0].class_names

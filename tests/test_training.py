@@ -1,0 +1,171 @@
+"""Training end to end on the synthetic set: learning, resume, atomic checkpoints, config errors, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import fe_adapter
+from fe_adapter import cli, data
+from fe_adapter._io import atomic_write
+from fe_adapter.training import ConfigError, Trainer, config_from_dict, load_config
+from fe_adapter.training import state as training_state
+
+TINY_BACKBONE = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 48, "num_heads": 2}
+
+
+def tiny_config(out_dir: Path, **sections) -> dict:
+    config = {
+        "data": {"dataset": "synthetic", "num_frames": 4, "img_size": 32, "batch_size": 4, "num_workers": 0,
+                 "synthetic_train_clips": 24, "synthetic_test_clips": 12},
+        "model": {"backbone": "vit_tiny_patch16_224", "backbone_kwargs": TINY_BACKBONE, "bottleneck": 16,
+                  "dropout": 0.0},
+        "optim": {"epochs": 2, "lr": 3e-3, "warmup_epochs": 0.5, "label_smoothing": 0.0},
+        "run": {"out_dir": str(out_dir), "progress": False, "tensorboard": False, "deterministic": True},
+    }
+    for section, values in sections.items():
+        config[section].update(values)
+    return config
+
+
+def _trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_loss_decreases_and_training_clips_are_learned(tmp_path):
+    config = config_from_dict(tiny_config(tmp_path, optim={"epochs": 10, "lr": 1e-2}, model={"bottleneck": 32}))
+    trainer = Trainer(config)
+    summary = trainer.fit()
+    losses = [record["loss"] for record in summary["history"]]
+    assert losses[-1] < 0.8 * losses[0]
+    train_clips = data.SyntheticClips(24, "train", 0, 32, num_frames=4, train=False)
+    fitted = trainer.evaluate(data.make_loader(train_clips, 8, train=False, num_workers=0)).metrics
+    assert fitted.war > 2 / 6  # twice chance, from a random backbone in a few seconds
+    assert (tmp_path / "best.safetensors").is_file() and (tmp_path / "log.jsonl").is_file()
+    assert summary["parameters"]["trainable"] < summary["parameters"]["total"]
+
+
+def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    uninterrupted = Trainer(config_from_dict(tiny_config(tmp_path / "a", optim={"epochs": 3})))
+    expected = uninterrupted.fit()
+
+    save = training_state.save_training_state
+
+    def save_then_die(path, trainer):
+        save(path, trainer)
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt("simulated kill after the first epoch's checkpoint")
+
+    monkeypatch.setattr("fe_adapter.training.trainer.save_training_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config_from_dict(tiny_config(tmp_path / "b", optim={"epochs": 3}))).fit()
+    monkeypatch.undo()
+    resumed = Trainer(config_from_dict(tiny_config(tmp_path / "b", optim={"epochs": 3})))
+    result = resumed.fit(resume=True)
+
+    assert [r["epoch"] for r in result["history"]] == [1, 2, 3]
+    for name, value in _trainable(uninterrupted.model).items():
+        torch.testing.assert_close(_trainable(resumed.model)[name], value, rtol=1e-5, atol=1e-6)
+    assert [r["loss"] for r in result["history"]] == pytest.approx([r["loss"] for r in expected["history"]],
+                                                                   rel=1e-5)
+
+
+def test_interrupted_checkpoint_write_leaves_the_previous_file(tmp_path, monkeypatch):
+    path = atomic_write(tmp_path / "file.bin", lambda temporary: Path(temporary).write_bytes(b"good"))
+
+    def broken(temporary: str) -> None:
+        Path(temporary).write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, broken)
+    assert path.read_bytes() == b"good" and sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]
+
+    model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=2, bottleneck=8,
+                                    backbone_kwargs=TINY_BACKBONE)
+    saved = fe_adapter.save_adapters(model, tmp_path / "adapters.safetensors")
+
+    def crash(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\x00" * 10)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fe_adapter.checkpoint.save_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fe_adapter.save_adapters(model, saved)
+    monkeypatch.undo()
+    fe_adapter.load_adapters(model, saved)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optim.lrr=1"], "unknown key optim.lrr; allowed keys in optim: epochs, lr,"),
+        (["model.placement=middle"], "model.placement must be one of ('attn', 'mlp', 'both', 'none'), got 'middle'"),
+        (["optim.lr=fast"], "optim.lr must be float, got 'fast'"),
+        (["data.batch_size=0"], "data.batch_size must be >= 1, got 0"),
+        (["data.dataset=dfew"], "data.root is required for data.dataset = 'dfew'"),
+        (["training.epochs=3"], "unknown section 'training'; allowed sections: data, model, optim, run"),
+        (["epochs=3"], "must be section.key"),
+    ],
+)
+def test_config_errors_name_the_key_and_the_allowed_values(overrides, message):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, overrides)
+    assert message in str(raised.value)
+
+
+def test_cli_reports_config_errors(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("optim:\n  amp: fp8\n")
+    assert cli.main(["train", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "optim.amp must be one of ('auto', 'none', 'bf16', 'fp16'), got 'fp8'" in capsys.readouterr().err
+    assert cli.main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def _overrides(config: dict) -> list[str]:
+    return [f"{section}.{key}={json.dumps(value)}" for section, values in config.items()
+            for key, value in values.items()]
+
+
+def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
+    config = tiny_config(tmp_path / "run")
+    assert cli.main(["train", *_overrides(config)]) == 0
+    report = tmp_path / "run" / "report"
+    assert {"metrics.json", "config.yaml", "confusion.png", "curves.png"} <= {p.name for p in report.iterdir()}
+    best = json.loads((report / "metrics.json").read_text())["best"]["metrics"]
+
+    assert cli.main(["eval", "--config", str(report / "config.yaml"), "--checkpoint",
+                     str(tmp_path / "run" / "best.safetensors"), "--out", str(tmp_path / "eval")]) == 0
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())["final"]
+    assert evaluated["confusion"] == best["confusion"]
+
+
+def test_two_process_ddp_run_matches_single_process_evaluation(tmp_path):
+    """torchrun with 2 CPU processes (gloo): the run completes, only rank 0 writes, metrics are whole-test-set."""
+    config = tiny_config(tmp_path / "ddp", optim={"epochs": 1})
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+               "-m", "fe_adapter", "train", *_overrides(config)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                              env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "processes: 2" in (tmp_path / "ddp" / "train.log").read_text()
+    best = json.loads((tmp_path / "ddp" / "report" / "metrics.json").read_text())["best"]["metrics"]
+    assert sum(map(sum, best["confusion"])) == 12  # every test clip counted once, not per rank
+
+    single = cli.run_evaluation(load_config(tmp_path / "ddp" / "report" / "config.yaml"),
+                                tmp_path / "ddp" / "best.safetensors", None)
+    assert single["final"]["confusion"] == best["confusion"]
+
+
+def test_quick_demo_runs_end_to_end(tmp_path, capsys):
+    """The README's `make demo` path, at a smaller size: both models train and the comparison is written."""
+    assert cli.main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "demo.json").read_text())["results"]
+    assert set(results) == {"FE-Adapter", "frame-averaging baseline"}
+    assert results["FE-Adapter"]["trainable_parameters"] > results["frame-averaging baseline"]["trainable_parameters"]
+    assert "recall happy_onset (order only)" in capsys.readouterr().out
+    assert (tmp_path / "fe_adapter" / "report" / "confusion.png").is_file()
