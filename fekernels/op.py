@@ -31,6 +31,12 @@ def resolve_impl(impl: str, x: torch.Tensor) -> str:
     return "torch"
 
 
+def _autocast(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """Under autocast, run in the autocast dtype like F.linear would (e.g. fp32 adapters on a bf16 stream)."""
+    dtype = torch.get_autocast_dtype(tensors[0].device.type)
+    return [t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in tensors]
+
+
 def fe_adapter(
     x: torch.Tensor,
     w_down: torch.Tensor,
@@ -60,6 +66,9 @@ def fe_adapter(
         impl: "auto" (fused Triton kernels for CUDA tensors, the reference otherwise), "torch" (the
             reference) or "triton" (on CPU only under the Triton interpreter, TRITON_INTERPRET=1).
 
+    Under ``torch.autocast`` all tensors are cast to the autocast dtype first, so fp32 adapters work on a
+    bf16 residual stream; gradients flow back to the fp32 weights through the cast.
+
     Returns:
         A tensor like ``x``: prefix tokens copied, every other token ``x + act(conv(x Wd^T + bd)) Wu^T + bu``.
 
@@ -68,6 +77,8 @@ def fe_adapter(
         ValueError: inconsistent shapes, even K, out-of-range values, dtype or device mismatches,
             unknown activation or impl.
     """
+    if isinstance(x, torch.Tensor) and torch.is_autocast_enabled(x.device.type):
+        x, w_down, b_down, w_conv, b_conv, w_up, b_up = _autocast(x, w_down, b_down, w_conv, b_conv, w_up, b_up)
     check_fe_adapter_inputs(
         x, w_down, b_down, w_conv, b_conv, w_up, b_up,
         num_frames=num_frames, dilation=dilation, activation=activation, num_prefix_tokens=num_prefix_tokens,

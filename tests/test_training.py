@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +170,16 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     assert results["FE-Adapter"]["trainable_parameters"] > results["frame-averaging baseline"]["trainable_parameters"]
     assert "recall happy_onset (order only)" in capsys.readouterr().out
     assert (tmp_path / "fe_adapter" / "report" / "confusion.png").is_file()
+
+
+def test_bf16_backbone_with_autocast_trains_fp32_adapters(tmp_path):
+    config = config_from_dict(tiny_config(tmp_path, optim={"epochs": 1, "amp": "bf16"},
+                                          model={"backbone_dtype": "bf16"}))
+    trainer = Trainer(config)
+    frozen = {p.dtype for p in trainer.model.parameters() if not p.requires_grad}
+    trained = {p.dtype for p in trainer.model.parameters() if p.requires_grad}
+    assert frozen == {torch.bfloat16} and trained == {torch.float32}
+    before = _trainable(trainer.model)
+    summary = trainer.fit()
+    assert all(not torch.equal(before[n], p) for n, p in _trainable(trainer.model).items() if "conv_weight" in n)
+    assert math.isfinite(summary["history"][0]["loss"])
