@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint gpu-check clean
+.PHONY: demo test lint bench gpu-check clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ test: $(INSTALLED) lint
 	$(PY) -m pytest tests
 
 lint: $(INSTALLED)
-	$(PY) -m ruff check fekernels fe_adapter tests
+	$(PY) -m ruff check fekernels fe_adapter tests benchmarks
+
+# Op and training-step benchmarks on this machine; the report lands in benchmarks/results/.
+bench: $(INSTALLED)
+	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=.benchmarks-run.json
+	$(PY) -m benchmarks.report .benchmarks-run.json
 
 # On a GPU machine with torch/triton/timm preinstalled (no venv, no network): CUDA tests, logs into OUT.
 gpu-check:

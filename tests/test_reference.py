@@ -9,25 +9,10 @@ import torch
 import torch.nn.functional as F
 
 import fekernels
+from fekernels.baselines import fe_adapter_st_layout
 from tests.conftest import random_adapter_tensors
 
 ACTIVATION_FNS = {None: lambda h: h, "gelu": F.gelu, "silu": F.silu, "relu": F.relu}
-
-
-def st_adapter_layout(x, w_down, b_down, w_conv, b_conv, w_up, b_up, *, num_frames, dilation, activation,
-                      num_prefix_tokens):
-    """ST-Adapter's formulation: z as (B, R, T, H, W) and a depthwise Conv3d with kernel (K, 1, 1)."""
-    frames_total, num_tokens, _ = x.shape
-    bottleneck, kernel_size = w_conv.shape
-    spatial = num_tokens - num_prefix_tokens
-    patches = x[:, num_prefix_tokens:]
-    z = patches @ w_down.T + (0 if b_down is None else b_down)
-    z = z.reshape(frames_total // num_frames, num_frames, spatial, 1, bottleneck).permute(0, 4, 1, 2, 3)
-    h = F.conv3d(z, w_conv.reshape(bottleneck, 1, kernel_size, 1, 1), b_conv,
-                 padding=(dilation * (kernel_size // 2), 0, 0), dilation=(dilation, 1, 1), groups=bottleneck)
-    h = h.permute(0, 2, 3, 4, 1).reshape(frames_total, spatial, bottleneck)
-    out = patches + ACTIVATION_FNS[activation](h) @ w_up.T + (0 if b_up is None else b_up)
-    return torch.cat([x[:, :num_prefix_tokens], out], dim=1)
 
 
 def explicit_loops(x, w_down, b_down, w_conv, b_conv, w_up, b_up, *, num_frames, dilation, activation,
@@ -63,7 +48,7 @@ def test_reference_matches_st_adapter_conv3d(frames, tokens, kernel_size, dilati
     prefix = min(1, tokens - 1)
     x, weights = _inputs(2, frames, tokens, dim, bottleneck, kernel_size)
     options = dict(num_frames=frames, dilation=dilation, activation=None, num_prefix_tokens=prefix)
-    expected = st_adapter_layout(x, **weights, **options)
+    expected = fe_adapter_st_layout(x, **weights, **options)
     torch.testing.assert_close(fekernels.fe_adapter_reference(x, **weights, **options), expected,
                                rtol=1e-12, atol=1e-12)
 
@@ -77,7 +62,7 @@ def test_reference_matches_explicit_loops(activation, prefix, biases):
     expected = explicit_loops(x, **weights, **options)
     torch.testing.assert_close(fekernels.fe_adapter(x, **weights, **options, impl="torch"), expected,
                                rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(st_adapter_layout(x, **weights, **options), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fe_adapter_st_layout(x, **weights, **options), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_clips_do_not_leak_into_each_other():
