@@ -27,8 +27,10 @@ from fe_adapter.training.config import config_from_dict
 log = logging.getLogger("fe_adapter.demo")
 
 BACKBONE = "vit_tiny_patch16_224"
-#: A small ViT for 48 px faces: 36 patches of 8 px, 4 blocks of width 96, average-pooled tokens.
-BACKBONE_KWARGS = {"img_size": 48, "patch_size": 8, "depth": 4, "embed_dim": 96, "num_heads": 3, "global_pool": "avg"}
+#: A small ViT for 48 px faces: 36 patches of 8 px, 4 blocks of width 96, average-pooled tokens, taking pixels
+#: scaled to [-1, 1] (mean and std 0.5, as SyntheticFaces gives them; the video stage reads them from here).
+BACKBONE_KWARGS = {"img_size": 48, "patch_size": 8, "depth": 4, "embed_dim": 96, "num_heads": 3, "global_pool": "avg",
+                   "pretrained_cfg_overlay": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
 
 
 def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0) -> tuple[Path, float]:

@@ -122,7 +122,8 @@ def create_model(
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint: backbone weights file not found: {path}")
         pretrained = True
-        backbone_kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        overlay = dict(backbone_kwargs.get("pretrained_cfg_overlay") or {})
+        backbone_kwargs["pretrained_cfg_overlay"] = {**overlay, "file": str(path)}
     model = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **backbone_kwargs)
     adapt(model, num_frames, **adapter_kwargs)
     return VideoClassifier(model, num_classes, class_names=class_names, dropout=dropout, backbone_kwargs=architecture)

@@ -24,19 +24,29 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _decode_video(path: Path) -> list[np.ndarray]:
-    import av  # imported here: only video datasets need it
+def decode_video(path: Path) -> tuple[list[np.ndarray], float]:
+    """All frames of a video file as (H, W, 3) uint8 RGB arrays, and its frame rate.
 
+    Raises UnreadableClip for a missing, stream-less, truncated or corrupt file.
+    """
+    import av  # imported here: only video sources need it
+
+    if not path.is_file():
+        raise UnreadableClip(f"{path}: video file not found")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise UnreadableClip(f"{path}: no video stream")
             stream = container.streams.video[0]
-            return [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            fps = float(stream.average_rate or stream.guessed_rate or 25)
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
     except UnreadableClip:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as error:
         raise UnreadableClip(f"{path}: cannot decode ({error})") from error
+    if not frames:
+        raise UnreadableClip(f"{path}: no decodable frames")
+    return frames, fps
 
 
 def read_frames(path: Path, indices_for: Callable[[int], Sequence[int]]) -> np.ndarray:
@@ -45,11 +55,7 @@ def read_frames(path: Path, indices_for: Callable[[int], Sequence[int]]) -> np.n
     Returns (len(indices), H, W, 3) uint8. Raises UnreadableClip for a missing, empty or corrupt clip.
     """
     if is_video(path):
-        if not path.is_file():
-            raise UnreadableClip(f"{path}: video file not found")
-        frames = _decode_video(path)
-        if not frames:
-            raise UnreadableClip(f"{path}: no decodable frames")
+        frames, _ = decode_video(path)
         return np.stack([frames[i] for i in indices_for(len(frames))])
 
     if not path.is_dir():

@@ -155,17 +155,21 @@ class SyntheticClips(ClipDataset):
     """``num_clips`` synthetic clips, classes balanced (clip i has label i mod 6), rendered on the fly.
 
     Same interface as the real datasets (class names, sampling, transforms, views). ``split`` and
-    ``seed`` pick disjoint, repeatable sets of identities.
+    ``seed`` pick disjoint, repeatable sets of identities; ``normalization`` gives the backbone's mean and
+    std (default 0.5 and 0.5, the [-1, 1] range of ``SyntheticFaces``).
     """
 
     def __init__(self, num_clips: int = 600, split: str = "train", seed: int = 0, size: int = 112,
-                 num_frames: int = 16, train: bool | None = None, **kwargs) -> None:
+                 num_frames: int = 16, train: bool | None = None, normalization: Normalization | None = None,
+                 **kwargs) -> None:
         if split not in _SPLIT_CODES:
             raise ValueError(f"split must be one of {tuple(_SPLIT_CODES)}, got {split!r}")
         train = split == "train" if train is None else train
         items = [ClipItem(Path(f"synthetic/{split}/{index:06d}"), index % len(SYNTHETIC_CLASSES), "synthetic")
                  for index in range(num_clips)]
-        normalization = Normalization(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        if normalization is None:  # pixels to [-1, 1], as SyntheticFaces gives them
+            normalization = Normalization(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        normalization = Normalization(size, normalization.mean, normalization.std)
         kwargs.setdefault("transform", train_transform(normalization, jitter=0.2) if train
                           else eval_transform(normalization))
         super().__init__(ClipList(items, SYNTHETIC_CLASSES), num_frames=num_frames, train=train, **kwargs)

@@ -34,7 +34,11 @@ def normalization_for(model: nn.Module) -> Normalization:
 
     backbone = getattr(model, "backbone", model)
     config = resolve_data_config({}, model=backbone)
-    return Normalization(size=int(config["input_size"][-1]), mean=tuple(config["mean"]), std=tuple(config["std"]))
+    size = int(config["input_size"][-1])
+    patch_embed = getattr(backbone, "patch_embed", None)
+    if getattr(patch_embed, "img_size", None):  # the size it was built for (img_size=...), not its config's
+        size = int(patch_embed.img_size[-1])
+    return Normalization(size=size, mean=tuple(config["mean"]), std=tuple(config["std"]))
 
 
 def _finish(normalization: Normalization) -> list[v2.Transform]:

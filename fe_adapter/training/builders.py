@@ -53,6 +53,7 @@ def build_datasets(config: DataConfig, normalization: data.Normalization) -> tup
     options = dict(num_frames=config.num_frames, sampling=config.sampling)
     if config.dataset == "synthetic":
         size = config.img_size or normalization.size
+        options["normalization"] = normalization
         train = data.SyntheticClips(config.synthetic_train_clips, "train", config.synthetic_seed, size, **options)
         test = data.SyntheticClips(config.synthetic_test_clips, "test", config.synthetic_seed, size,
                                    temporal_views=config.temporal_views, **options)

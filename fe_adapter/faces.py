@@ -1,0 +1,122 @@
+"""Face finding for prediction on ordinary videos: detect, track smoothly, crop.
+
+The detector is scikit-image's LBP frontal-face cascade, which ships inside the package (no download).
+Detections are made on a downscaled grey frame; overlapping detections vote; the box is smoothed over
+time; a frame where no face is found keeps the last box and is flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """A square face box in pixels: centre (x, y) and side length."""
+
+    x: float
+    y: float
+    size: float
+
+    def overlap(self, other: Box) -> float:
+        """Intersection over union."""
+        half_a, half_b = self.size / 2, other.size / 2
+        width = max(0.0, min(self.x + half_a, other.x + half_b) - max(self.x - half_a, other.x - half_b))
+        height = max(0.0, min(self.y + half_a, other.y + half_b) - max(self.y - half_a, other.y - half_b))
+        intersection = width * height
+        return intersection / (self.size**2 + other.size**2 - intersection)
+
+    def blend(self, other: Box, weight: float) -> Box:
+        """``weight`` of ``other`` and the rest of this box."""
+        keep = 1.0 - weight
+        return Box(keep * self.x + weight * other.x, keep * self.y + weight * other.y,
+                   keep * self.size + weight * other.size)
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """The box used for one frame and whether a face was detected in that frame."""
+
+    box: Box
+    detected: bool
+
+
+class FaceTracker:
+    """Find the face in each frame of a clip.
+
+    Args:
+        detect_width: frames are downscaled to this width for detection (speed).
+        smoothing: weight of a new detection against the running box (1 = no smoothing).
+        min_face: smallest face side, as a fraction of the frame's shorter side.
+    """
+
+    def __init__(self, detect_width: int = 320, smoothing: float = 0.6, min_face: float = 0.12) -> None:
+        from skimage import data as skimage_data
+        from skimage.feature import Cascade
+
+        self._cascade = Cascade(skimage_data.lbp_frontal_face_cascade_filename())
+        self.detect_width = detect_width
+        self.smoothing = smoothing
+        self.min_face = min_face
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        """Face boxes in one (H, W, 3) uint8 frame, best first (most overlapping votes, then size)."""
+        from skimage.color import rgb2gray
+        from skimage.transform import resize
+
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.detect_width / width)
+        grey = rgb2gray(frame)
+        if scale < 1.0:
+            grey = resize(grey, (round(height * scale), round(width * scale)), anti_aliasing=True)
+        shorter = min(grey.shape)
+        smallest = max(16, int(self.min_face * shorter))
+        found = self._cascade.detect_multi_scale(img=grey, scale_factor=1.2, step_ratio=1,
+                                                 min_size=(smallest, smallest), max_size=(shorter, shorter))
+        boxes = [Box((d["c"] + d["width"] / 2) / scale, (d["r"] + d["height"] / 2) / scale, d["width"] / scale)
+                 for d in found]
+        votes = [sum(box.overlap(other) > 0.3 for other in boxes) for box in boxes]
+        ranked = sorted(zip(votes, boxes, strict=True), key=lambda pair: (pair[0], pair[1].size), reverse=True)
+        return [box for _, box in ranked]
+
+    def track(self, frames: Sequence[np.ndarray]) -> list[TrackedFace | None]:
+        """One box per frame (None only before the first face is ever found: see ``fill_leading``)."""
+        tracked: list[TrackedFace | None] = []
+        current: Box | None = None
+        for frame in frames:
+            boxes = self.detect(frame)
+            if current is not None:  # prefer the detection that continues the track
+                boxes.sort(key=lambda box: box.overlap(current), reverse=True)
+            if boxes:
+                current = boxes[0] if current is None else current.blend(boxes[0], self.smoothing)
+                tracked.append(TrackedFace(current, True))
+            else:
+                tracked.append(None if current is None else TrackedFace(current, False))
+        return fill_leading(tracked)
+
+
+def fill_leading(tracked: list[TrackedFace | None]) -> list[TrackedFace | None]:
+    """Frames before the first detection take the first detected box (flagged as not detected)."""
+    first = next((face for face in tracked if face is not None), None)
+    if first is None:
+        return tracked
+    return [TrackedFace(first.box, False) if face is None else face for face in tracked]
+
+
+def crop_face(frame: np.ndarray, box: Box, size: int, margin: float = 1.25) -> np.ndarray:
+    """A (size, size, 3) uint8 crop around ``box`` enlarged by ``margin``, padded with edge pixels."""
+    from PIL import Image
+
+    side = box.size * margin
+    left, top = round(box.x - side / 2), round(box.y - side / 2)
+    right, bottom = left + round(side), top + round(side)
+    height, width = frame.shape[:2]
+    pad = max(0, -left, -top, right - width, bottom - height)
+    if pad:
+        frame = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        left, top, right, bottom = left + pad, top + pad, right + pad, bottom + pad
+    crop = Image.fromarray(frame[top:bottom, left:right])
+    return np.asarray(crop.resize((size, size), Image.BILINEAR))
