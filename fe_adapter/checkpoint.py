@@ -29,8 +29,9 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     if not isinstance(adapter_config, AdapterConfig):
         raise ValueError("model has no FE-Adapters: build it with fe_adapter.create_model or fe_adapter.adapt")
     pretrained_cfg = getattr(backbone, "pretrained_cfg", None) or {}
+    name, tag = pretrained_cfg.get("architecture"), pretrained_cfg.get("tag")
     config: dict[str, Any] = {
-        "backbone": pretrained_cfg.get("architecture"),
+        "backbone": f"{name}.{tag}" if name and tag else name,  # the tag names the pretrained weights
         "adapter": adapter_config.to_dict(),
     }
     if hasattr(model, "class_names"):
@@ -88,7 +89,8 @@ def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
     works for any T.
     """
     saved_config = read_adapter_config(path)
-    differences = _config_differences(saved_config, model_config(model))
+    current = json.loads(json.dumps(model_config(model)))  # as it would read back (tuples become lists)
+    differences = _config_differences(saved_config, current)
     if differences:
         raise ValueError(f"{path} was saved from a different model:\n  " + "\n  ".join(differences))
 

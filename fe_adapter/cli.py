@@ -64,6 +64,11 @@ def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None) -> d
     saved = read_adapter_config(checkpoint)
     adapter = saved["adapter"]
     model = config.model
+    if not (model.checkpoint or model.pretrained):
+        raise ConfigError(f"{checkpoint} holds adapters and head only: set model.checkpoint (the backbone's "
+                          "weights) or model.pretrained=true")
+    if config.data.num_frames != adapter["num_frames"]:
+        log.info(f"evaluating with data.num_frames = {config.data.num_frames} (trained with {adapter['num_frames']})")
     model.backbone, model.backbone_kwargs = saved["backbone"], saved.get("backbone_kwargs", {})
     model.bottleneck, model.kernel_size = adapter["bottleneck"], adapter["kernel_size"]
     model.dilation, model.placement, model.activation = adapter["dilation"], adapter["placement"], adapter["activation"]

@@ -78,11 +78,15 @@ def _device(name: str) -> torch.device:
 
 
 def window_starts(duration: float, window: float, stride: float) -> list[float]:
-    """Start times of windows of ``window`` seconds every ``stride`` seconds (one window if the video is shorter)."""
+    """Start times of windows of ``window`` seconds every ``stride`` seconds, the last one ending at the end
+    of the video (one window if the video is shorter than a window)."""
     if window <= 0 or stride <= 0:
         raise ValueError(f"window and stride must be > 0 seconds, got {window} and {stride}")
     count = max(1, int(np.floor((duration - window) / stride + 1e-9)) + 1)
-    return [index * stride for index in range(count)]
+    starts = [index * stride for index in range(count)]
+    if starts[-1] + window < duration - 1e-6:  # one more window, flush with the end, so the end is seen
+        starts.append(duration - window)
+    return starts
 
 
 class Predictor:

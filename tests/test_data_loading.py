@@ -27,6 +27,8 @@ def test_sampling_details():
     assert data.sample_indices(100, 4, "consecutive", stride=3) == [45, 48, 51, 54]
     views = [data.sample_indices(80, 4, view=v, num_views=2) for v in range(2)]
     assert views == [[5, 25, 45, 65], [15, 35, 55, 75]]
+    uniform_views = [data.sample_indices(80, 4, "uniform", view=v, num_views=2) for v in range(2)]
+    assert uniform_views[0] != uniform_views[1]
     generator = torch.Generator().manual_seed(0)
     draws = {tuple(data.sample_indices(80, 4, train=True, generator=generator)) for _ in range(20)}
     assert len(draws) > 1 and all(20 * k <= i < 20 * (k + 1) for d in draws for k, i in enumerate(d))

@@ -84,10 +84,11 @@ def test_mafw_clips_and_frames(tmp_path):
         ("a 1\nb 0\n", {}),
         ("a 12 1\nb 30 0\n", {}),
         ("path,label\na,1\nb,0\n", {}),
+        ("# made by hand\npath,label\na,1\nb,0\n", {}),
         ("a happy\nb sad\n", {"class_names": ["sad", "happy"]}),
         ("a 2\nb 1\n", {"label_base": 1}),
     ],
-    ids=["path-label", "path-frames-label", "csv", "names", "one-based"],
+    ids=["path-label", "path-frames-label", "csv", "csv-after-comment", "names", "one-based"],
 )
 def test_generic_list_formats(tmp_path, text, kwargs):
     for name in ("a", "b"):

@@ -36,6 +36,7 @@ def checkpoint(tmp_path_factory) -> tuple[Path, Path]:
 def test_window_starts():
     assert window_starts(4.0, 2.0, 0.5) == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert window_starts(1.0, 2.0, 0.5) == [0.0]  # shorter than a window: one window
+    assert window_starts(5.0, 2.0, 2.0) == [0.0, 2.0, 3.0]  # a last window flush with the end
     with pytest.raises(ValueError, match="must be > 0"):
         window_starts(4.0, 0.0, 0.5)
 

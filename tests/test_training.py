@@ -112,12 +112,33 @@ def test_interrupted_checkpoint_write_leaves_the_previous_file(tmp_path, monkeyp
         (["data.dataset=dfew"], "data.root is required for data.dataset = 'dfew'"),
         (["training.epochs=3"], "unknown section 'training'; allowed sections: data, model, optim, run"),
         (["epochs=3"], "must be section.key"),
+        (["optim.lr=0"], "optim.lr must be > 0, got 0"),
+        (["data.class_names=[1, 2]"], "data.class_names must be a list of strings"),
     ],
 )
 def test_config_errors_name_the_key_and_the_allowed_values(overrides, message):
     with pytest.raises(ConfigError) as raised:
         load_config(None, overrides)
     assert message in str(raised.value)
+
+
+def test_eval_without_backbone_weights_is_refused(tmp_path, capsys):
+    model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=6, num_frames=4, bottleneck=8,
+                                    backbone_kwargs=TINY_BACKBONE)
+    checkpoint = fe_adapter.save_adapters(model, tmp_path / "adapters.safetensors")
+    assert cli.main(["eval", "--checkpoint", str(checkpoint)]) == 2
+    assert "holds adapters and head only: set model.checkpoint" in capsys.readouterr().err
+
+
+def test_accumulation_steps_on_a_short_last_group(tmp_path):
+    """3 batches with accumulation 2: two optimizer steps per epoch, the last over one batch."""
+    config = config_from_dict(tiny_config(tmp_path, data={"synthetic_train_clips": 12},
+                                          optim={"epochs": 1, "accumulation": 2}))
+    trainer = Trainer(config)
+    before = _trainable(trainer.model)
+    trainer.fit()
+    assert trainer.step == 2 == trainer.total_steps
+    assert any(not torch.equal(before[n], p) for n, p in _trainable(trainer.model).items())
 
 
 def test_cli_reports_config_errors(tmp_path, capsys):
@@ -127,13 +148,26 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert cli.main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
 
 
+def _with_backbone_file(config: dict, folder: Path) -> dict:
+    """Give the run real backbone weights in a file, as eval and predict require."""
+    import timm
+    from safetensors.torch import save_file
+
+    backbone = timm.create_model("vit_tiny_patch16_224", pretrained=False, **TINY_BACKBONE)
+    path = folder / "backbone.safetensors"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(path))
+    config["model"]["checkpoint"] = str(path)
+    return config
+
+
 def _overrides(config: dict) -> list[str]:
     return [f"{section}.{key}={json.dumps(value)}" for section, values in config.items()
             for key, value in values.items()]
 
 
 def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
-    config = tiny_config(tmp_path / "run")
+    config = _with_backbone_file(tiny_config(tmp_path / "run"), tmp_path)
     assert cli.main(["train", *_overrides(config)]) == 0
     report = tmp_path / "run" / "report"
     assert {"metrics.json", "config.yaml", "confusion.png", "curves.png"} <= {p.name for p in report.iterdir()}
@@ -147,7 +181,7 @@ def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
 
 def test_two_process_ddp_run_matches_single_process_evaluation(tmp_path):
     """torchrun with 2 CPU processes (gloo): the run completes, only rank 0 writes, metrics are whole-test-set."""
-    config = tiny_config(tmp_path / "ddp", optim={"epochs": 1})
+    config = _with_backbone_file(tiny_config(tmp_path / "ddp", optim={"epochs": 1}), tmp_path)
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
                "-m", "fe_adapter", "train", *_overrides(config)]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300,

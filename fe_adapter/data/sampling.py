@@ -58,6 +58,8 @@ def sample_indices(
             offset = torch.full((count,), (view + 0.5) / num_views, dtype=torch.float64)
         return _segment(available, count, offset)
     if mode == "uniform":
+        if num_views > 1:  # views shift the evenly spaced frames, like segment views
+            return _segment(available, count, torch.full((count,), (view + 0.5) / num_views, dtype=torch.float64))
         return torch.linspace(0, available - 1, count).round().long().tolist()
 
     window = (count - 1) * stride + 1

@@ -104,7 +104,7 @@ def dfew(root: str | Path, fold: int = 1, split: str = "train", frames: str = "c
                           "DFEW split file")
     frame_root = _require(root / "Clip" / frames, "DFEW frame folder")
     items = []
-    with split_file.open(newline="") as handle:
+    with split_file.open(newline="", encoding="utf-8-sig") as handle:  # tolerate a byte-order mark
         for line_number, row in enumerate(csv.reader(handle), start=1):
             origin = f"{split_file}:{line_number}"
             if line_number == 1 and row and row[0].strip() == "video_name":
@@ -167,12 +167,12 @@ def list_file(
     path = _require(Path(path), "list file")
     root = Path(root) if root is not None else path.parent
     rows = []
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         origin = f"{path}:{line_number}"
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = [f.strip() for f in line.split(",")] if "," in line else line.split()
-        if line_number == 1 and fields[-1].lower() == "label":
+        if not rows and fields[-1].lower() == "label":  # a header line before the first row
             continue
         if len(fields) not in (2, 3):
             raise DatasetError(f"{origin}: expected '<path> <label>', '<path> <num_frames> <label>' or "
@@ -202,7 +202,7 @@ def folder_tree(root: str | Path, class_names: Sequence[str] | None = None) -> C
     if class_names is None:
         class_names = [folder.name for folder in folders]
     items = []
-    for folder in folders:
+    for folder in folders:  # a split may lack some classes; an unknown folder is an error
         label = _label_from_name(folder.name, class_names, str(folder))
         for clip in sorted(folder.iterdir()):
             if clip.is_dir() or clip.suffix.lower() in VIDEO_SUFFIXES:

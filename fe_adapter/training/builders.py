@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from fe_adapter import data
@@ -36,14 +38,12 @@ def _clip_lists(config: DataConfig) -> tuple[data.ClipList, data.ClipList]:
         return data.ferv39k(config.root, "train"), data.ferv39k(config.root, "test")
     if config.dataset == "mafw":
         return data.mafw(config.root, config.fold, "train"), data.mafw(config.root, config.fold, "test")
-    if config.dataset == "list":
-        return (data.list_file(config.train_list, config.root, config.class_names),
-                data.list_file(config.test_list, config.root, config.class_names))
+    if config.dataset == "list":  # the test split takes the training split's classes
+        train = data.list_file(config.train_list, config.root, config.class_names)
+        return train, data.list_file(config.test_list, config.root, config.class_names or train.class_names)
     if config.dataset == "folder":
-        from pathlib import Path
-
-        return (data.folder_tree(Path(config.root) / "train", config.class_names),
-                data.folder_tree(Path(config.root) / "test", config.class_names))
+        train = data.folder_tree(Path(config.root) / "train", config.class_names)
+        return train, data.folder_tree(Path(config.root) / "test", config.class_names or train.class_names)
     raise ValueError(f"no clip lists for data.dataset = {config.dataset!r}")
 
 

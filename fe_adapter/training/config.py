@@ -161,6 +161,13 @@ def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
             raise ConfigError(f"{full} must be one of {choices[full]}, got {value!r}")
         if full in _POSITIVE and value < 1:
             raise ConfigError(f"{full} must be >= 1, got {value!r}")
+        if full == "optim.lr" and value <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {value!r}")
+        if full == "data.class_names" and value is not None and not all(isinstance(n, str) for n in value):
+            raise ConfigError(f"data.class_names must be a list of strings, got {value!r}")
+        if full == "model.dilation" and isinstance(value, list) and not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in value):
+            raise ConfigError(f"model.dilation must be an int or a list of ints, got {value!r}")
         checked[key] = value
     return cls(**checked)
 
@@ -208,7 +215,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
             raise ConfigError(f"{path}: a config is a mapping of sections, got {type(values).__name__}")
     for override in overrides:
         (section, key), value = parse_override(override)
-        values.setdefault(section, {})
+        if values.get(section) is None:  # absent, or a section whose keys are all commented out
+            values[section] = {}
         if not isinstance(values[section], dict):
             raise ConfigError(f"section {section!r} must be a mapping")
         values[section][key] = value

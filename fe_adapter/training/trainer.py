@@ -90,6 +90,9 @@ class Trainer:
         if config.data.img_size:
             normalization = data.Normalization(config.data.img_size, normalization.mean, normalization.std)
         self.train_set, self.test_set = build_datasets(config.data, normalization)
+        if self.train_set.class_names != self.test_set.class_names:
+            raise ValueError(f"train and test splits name different classes: {self.train_set.class_names} vs "
+                             f"{self.test_set.class_names}; set data.class_names")
 
         shard = (self.dist.rank, self.dist.world_size) if self.dist.enabled else None
         loader_options = dict(num_workers=config.data.num_workers, seed=config.run.seed, shard=shard)
@@ -101,7 +104,7 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = self._optimizer()
-        steps_per_epoch = max(1, len(self.train_loader) // config.optim.accumulation)
+        steps_per_epoch = math.ceil(len(self.train_loader) / config.optim.accumulation)
         self.total_steps = steps_per_epoch * config.optim.epochs
         warmup = round(config.optim.warmup_epochs * steps_per_epoch)
         floor = config.optim.min_lr / config.optim.lr
@@ -173,7 +176,7 @@ class Trainer:
         self._seed_epoch(epoch)
         self.network.train()
         skips = data.SkipReport(self.config.data.min_readable)
-        accumulation = self.config.optim.accumulation
+        accumulation, batches_per_epoch = self.config.optim.accumulation, len(self.train_loader)
         total_loss, batches, clips_seen, start = 0.0, 0, 0, time.perf_counter()
         bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{self.config.optim.epochs}", leave=False,
                    disable=not (self.config.run.progress and self.dist.is_main), dynamic_ncols=True)
@@ -183,10 +186,12 @@ class Trainer:
             if len(batch) == 0:
                 continue
             clips, labels = batch.clips.to(self.device, non_blocking=True), batch.labels.to(self.device)
+            # the last group of an epoch may be short: average over the batches it really has
+            group = min(accumulation, batches_per_epoch - index // accumulation * accumulation)
             with self._autocast():
                 loss = self.criterion(self.network(clips).float(), labels)
-            self.scaler.scale(loss / accumulation).backward()
-            if (index + 1) % accumulation == 0:
+            self.scaler.scale(loss / group).backward()
+            if (index + 1) % accumulation == 0 or index + 1 == batches_per_epoch:
                 self._optimizer_step()
             total_loss += loss.item()
             batches += 1
