@@ -3,8 +3,9 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+NATIVE := fekernels/_native/libfekernels_native.so
 
-.PHONY: demo test lint bench gpu-check clean
+.PHONY: demo test lint bench native gpu-check clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,17 +13,24 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(INSTALLED)
+# The native CPU kernel (CMake; needs cmake and a C++20 compiler with OpenMP).
+$(NATIVE): $(INSTALLED) CMakeLists.txt fekernels/csrc/fe_adapter_cpu.cpp
+	cmake -S . -B build -DPython3_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release
+	cmake --build build -j 2
+
+native: $(NATIVE)
+
+demo: $(INSTALLED) $(NATIVE)
 	$(PY) -m fe_adapter demo
 
-test: $(INSTALLED) lint
+test: $(INSTALLED) $(NATIVE) lint
 	$(PY) -m pytest tests
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check fekernels fe_adapter tests benchmarks
 
 # Op and training-step benchmarks on this machine; the report lands in benchmarks/results/.
-bench: $(INSTALLED)
+bench: $(INSTALLED) $(NATIVE)
 	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=.benchmarks-run.json
 	$(PY) -m benchmarks.report .benchmarks-run.json
 
@@ -32,4 +40,4 @@ gpu-check:
 	PYTHON=$(PYTHON) scripts/gpu_check.sh $(OUT)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build fekernels/_native *.egg-info .pytest_cache .ruff_cache

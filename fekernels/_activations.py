@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 
 ACTIVATIONS: tuple[str | None, ...] = (None, "gelu", "silu", "relu")
+#: The integer each compiled kernel (Triton, C++) uses for an activation.
+ACTIVATION_CODES: dict[str | None, int] = {name: code for code, name in enumerate(ACTIVATIONS)}
 
 
 def apply_activation(h: torch.Tensor, activation: str | None) -> torch.Tensor:

@@ -17,6 +17,10 @@ except ImportError:  # no Triton on this platform: the reference still works eve
     fe_adapter_triton = None
 else:
     _IMPLEMENTATIONS["triton"] = fe_adapter_triton
+from fekernels import native  # noqa: E402  (after triton: the order of IMPLS)
+
+if native.AVAILABLE:
+    _IMPLEMENTATIONS["native"] = native.fe_adapter_native
 
 IMPLS: tuple[str, ...] = ("auto", *_IMPLEMENTATIONS)
 
@@ -28,6 +32,8 @@ def resolve_impl(impl: str, x: torch.Tensor) -> str:
         return impl
     if x.is_cuda and "triton" in _IMPLEMENTATIONS and x.dtype in (torch.float32, torch.float16, torch.bfloat16):
         return "triton"
+    if x.device.type == "cpu" and "native" in _IMPLEMENTATIONS and x.dtype in native.DTYPES:
+        return "native"
     return "torch"
 
 
@@ -63,8 +69,9 @@ def fe_adapter(
         dilation: temporal dilation d >= 1; tap k reads frame ``t + (k - K//2) * d``, zero outside the clip.
         activation: None, "gelu" (exact), "silu" or "relu", applied after the convolution.
         num_prefix_tokens: P leading tokens per frame (cls, distillation, registers) returned unchanged.
-        impl: "auto" (fused Triton kernels for CUDA tensors, the reference otherwise), "torch" (the
-            reference) or "triton" (on CPU only under the Triton interpreter, TRITON_INTERPRET=1).
+        impl: "auto" (fused Triton kernels for CUDA tensors, the native C++ kernel for fp32/bf16 CPU
+            tensors when it is built, the reference otherwise), "torch" (the reference), "triton" (on CPU
+            only under the Triton interpreter, TRITON_INTERPRET=1) or "native".
 
     Under ``torch.autocast`` all tensors are cast to the autocast dtype first, so fp32 adapters work on a
     bf16 residual stream; gradients flow back to the fp32 weights through the cast.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-ACT_NONE, ACT_GELU, ACT_SILU, ACT_RELU = 0, 1, 2, 3
+# ACTIVATION codes (fekernels._activations.ACTIVATION_CODES): 0 none, 1 gelu (erf), 2 silu, 3 relu.
 
 
 @triton.jit

@@ -9,10 +9,9 @@ import torch
 import triton
 import triton.language as tl
 
+from fekernels._activations import ACTIVATION_CODES
 from fekernels.triton_kernels import kernels
 
-_ACTIVATION_CODES = {None: kernels.ACT_NONE, "gelu": kernels.ACT_GELU, "silu": kernels.ACT_SILU,
-                     "relu": kernels.ACT_RELU}
 _TRITON_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
 _SMALLEST_BLOCK_M = 16
 
@@ -103,7 +102,7 @@ def forward(
             w_up.contiguous(), _or(b_up, w_up), out, z, scratch,
             num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation,
             HAS_BD=b_down is not None, HAS_BC=b_conv is not None, HAS_BU=b_up is not None,
-            K=kernel_size, ACTIVATION=_ACTIVATION_CODES[activation], DTYPE=_TRITON_DTYPES[x.dtype],
+            K=kernel_size, ACTIVATION=ACTIVATION_CODES[activation], DTYPE=_TRITON_DTYPES[x.dtype],
             **_precision_flags(x.dtype),
         )
     return out, z
@@ -142,7 +141,7 @@ def backward(
             dx, a, dh, dz, dwc_part, dbc_part,
             num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation,
             HAS_BC=b_conv is not None, K=kernel_size, K_PAD=triton.next_power_of_2(kernel_size),
-            ACTIVATION=_ACTIVATION_CODES[activation], DTYPE=_TRITON_DTYPES[x.dtype],
+            ACTIVATION=ACTIVATION_CODES[activation], DTYPE=_TRITON_DTYPES[x.dtype],
             NEED_DX=need_x, NEED_DZ=need_dz, NEED_WEIGHT_GRADS=need_weights,
             **_precision_flags(x.dtype),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fekernels._fake import backward_outputs, forward_outputs
 from fekernels.triton_kernels import launch
 
 _NO_ACTIVATION = "none"  # custom-op schemas carry a str, not None
@@ -30,8 +31,7 @@ def fe_adapter_triton_op(
 
 @fe_adapter_triton_op.register_fake
 def _(x, w_down, b_down, w_conv, b_conv, w_up, b_up, num_frames, dilation, activation, num_prefix_tokens):
-    frames_total, num_tokens, _ = x.shape
-    return x.new_empty(x.shape), x.new_empty(frames_total, num_tokens, w_conv.shape[0])  # both contiguous
+    return forward_outputs(x, w_conv)
 
 
 @torch.library.custom_op("fekernels::fe_adapter_triton_backward", mutates_args=())
@@ -52,17 +52,7 @@ def fe_adapter_triton_backward_op(
 @fe_adapter_triton_backward_op.register_fake
 def _(grad_out, x, z, w_down, w_conv, b_conv, w_up, num_frames, dilation, activation, num_prefix_tokens,
       need_x, need_down, need_weights):
-    dim, bottleneck = w_up.shape
-
-    def like(shape, wanted):  # a fresh tensor per slot: outputs must not alias each other
-        return x.new_empty(shape if wanted else (0,))
-
-    return [
-        like(x.shape, need_x),
-        like((bottleneck, dim), need_down), like((bottleneck,), need_down),
-        like(w_conv.shape, need_weights), like((bottleneck,), need_weights),
-        like((dim, bottleneck), need_weights), like((dim,), need_weights),
-    ]
+    return backward_outputs(x, w_conv, w_up, need_x, need_down, need_weights)
 
 
 def _setup_context(ctx, inputs, output) -> None:

@@ -1,0 +1,99 @@
+"""Shared cases and checks for comparing a compiled implementation of the op with the float64 reference."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+import fekernels
+from tests.conftest import random_adapter_tensors
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+WEIGHT_NAMES = ("w_down", "b_down", "w_conv", "b_conv", "w_up", "b_up")
+#: absolute slack per dtype, relative to the largest reference value, on top of 2x the reference's own error
+ATOL = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 8e-3}
+
+
+def covering_cases(count: int, seed: int = 0) -> list[dict]:
+    """``count`` cases in which every value of every factor appears, mixed by a seeded shuffle."""
+    factors = {
+        "frames": [1, 2, 3, 8], "tokens": [1, 5, 50], "dim": [48, 200], "bottleneck": [8, 24, 64],
+        "kernel_size": [1, 3, 5], "dilation": [1, 2, 3], "prefix": [0, 1, 5],
+        "activation": list(fekernels.ACTIVATIONS), "biases": [True, False],
+        "dtype": [torch.float32, torch.float16, torch.bfloat16], "contiguous": [True, False],
+    }
+    rng = random.Random(seed)
+    columns = {}
+    for name, values in factors.items():
+        column = (values * (count // len(values) + 1))[:count]
+        rng.shuffle(column)
+        columns[name] = column
+    cases = [{name: columns[name][index] for name in factors} for index in range(count)]
+    for case in cases:
+        case["prefix"] = min(case["prefix"], case["tokens"])
+    return cases
+
+
+def case_id(case: dict) -> str:
+    dtype = str(case["dtype"]).removeprefix("torch.")
+    return (f"T{case['frames']}-N{case['tokens']}-C{case['dim']}-R{case['bottleneck']}-K{case['kernel_size']}"
+            f"-d{case['dilation']}-P{case['prefix']}-{case['activation']}-{'bias' if case['biases'] else 'nobias'}"
+            f"-{dtype}{'' if case['contiguous'] else '-strided'}")
+
+
+CASES = covering_cases(36) + [
+    # the edges, named: a conv reaching past the clip, all tokens prefix, R < 16, a single frame and token
+    dict(frames=2, tokens=5, dim=48, bottleneck=8, kernel_size=5, dilation=3, prefix=1, activation="gelu",
+         biases=True, dtype=torch.float32, contiguous=True),
+    dict(frames=3, tokens=5, dim=48, bottleneck=24, kernel_size=3, dilation=1, prefix=5, activation=None,
+         biases=True, dtype=torch.float32, contiguous=True),
+    dict(frames=1, tokens=1, dim=48, bottleneck=8, kernel_size=3, dilation=1, prefix=0, activation="silu",
+         biases=False, dtype=torch.bfloat16, contiguous=True),
+]
+
+
+def make_inputs(case: dict, clips: int = 2):
+    frames_total = clips * case["frames"]
+    if case["contiguous"]:
+        x = torch.randn(frames_total, case["tokens"], case["dim"], dtype=torch.float64)
+    else:  # same values, token-major storage: x is a non-contiguous view
+        x = torch.randn(case["tokens"], frames_total, case["dim"], dtype=torch.float64).transpose(0, 1)
+    weights = random_adapter_tensors(case["dim"], case["bottleneck"], case["kernel_size"], biases=case["biases"])
+    grad_out = torch.randn(frames_total, case["tokens"], case["dim"], dtype=torch.float64)
+    return x, weights, grad_out
+
+
+def run_op(impl, x, weights, grad_out, dtype, options, needs_grad=("x", *WEIGHT_NAMES), device=DEVICE):
+    """Output and gradients of one implementation, with inputs cast to ``dtype`` on ``device``."""
+    def prepare(name, tensor):
+        if tensor is None:
+            return None
+        tensor = tensor.to(device=device, dtype=dtype).detach()
+        return tensor.requires_grad_(name in needs_grad)
+
+    x_in = prepare("x", x)
+    weights_in = {name: prepare(name, tensor) for name, tensor in weights.items()}
+    out = fekernels.fe_adapter(x_in, **weights_in, **options, impl=impl)
+    out.backward(grad_out.to(device=device, dtype=dtype))
+    results = {"out": out.detach(), "x": x_in.grad}
+    results.update({name: tensor.grad for name, tensor in weights_in.items() if tensor is not None})
+    return results
+
+
+def assert_close_to_reference(fused: dict, low: dict, exact: dict, dtype: torch.dtype) -> None:
+    """Every output and gradient within 2x the error torch makes in ``dtype``, plus ATOL; none unwritten."""
+    for name, expected in exact.items():
+        if expected is None:
+            assert fused[name] is None, name
+            continue
+        expected = expected.to(fused[name].device)
+        assert fused[name] is not None and fused[name].dtype == dtype, name
+        assert torch.isfinite(fused[name]).all(), f"{name}: unwritten (NaN) or non-finite elements"
+        fused_error = (fused[name].double() - expected).abs().max().item()
+        torch_error = (low[name].double() - expected).abs().max().item()
+        scale = max(1.0, expected.abs().max().item())
+        bound = 2 * torch_error + ATOL[dtype] * scale
+        assert fused_error <= bound, f"{name}: error {fused_error:.3g} > {bound:.3g} (torch's own: {torch_error:.3g})"
+
+

@@ -1,0 +1,92 @@
+"""The native C++ CPU kernel against the float64 reference: forward, every gradient, threads, compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fe_adapter
+import fekernels
+from fekernels import native
+from tests.conftest import train_steps
+from tests.kernel_cases import CASES, WEIGHT_NAMES, assert_close_to_reference, case_id, make_inputs, run_op
+
+pytestmark = pytest.mark.skipif(not native.AVAILABLE, reason="the native kernel is not built (run make)")
+NATIVE_CASES = [case for case in CASES if case["dtype"] in native.DTYPES]
+
+
+@pytest.mark.parametrize("case", NATIVE_CASES, ids=[case_id(case) for case in NATIVE_CASES])
+def test_native_kernel_matches_the_float64_reference(case):
+    x, weights, grad_out = make_inputs(case)
+    options = dict(num_frames=case["frames"], dilation=case["dilation"], activation=case["activation"],
+                   num_prefix_tokens=case["prefix"])
+    exact = run_op("torch", x, weights, grad_out, torch.float64, options, device="cpu")
+    low = run_op("torch", x, weights, grad_out, case["dtype"], options, device="cpu")
+    fused = run_op("native", x, weights, grad_out, case["dtype"], options, device="cpu")
+    assert_close_to_reference(fused, low, exact, case["dtype"])
+
+
+@pytest.mark.parametrize("needs_grad", [("w_down", "w_conv", "w_up"), ("x",), ("x", "b_conv"), ("b_down",)])
+def test_backward_respects_which_inputs_need_grad(needs_grad):
+    case = dict(frames=3, tokens=5, dim=48, bottleneck=24, kernel_size=3, dilation=1, prefix=1, activation="silu",
+                biases=True, dtype=torch.float32, contiguous=True)
+    x, weights, grad_out = make_inputs(case)
+    options = dict(num_frames=3, dilation=1, activation="silu", num_prefix_tokens=1)
+    exact = run_op("torch", x, weights, grad_out, torch.float64, options, needs_grad, device="cpu")
+    fused = run_op("native", x, weights, grad_out, torch.float32, options, needs_grad, device="cpu")
+    for name in ("x", *WEIGHT_NAMES):
+        if name in needs_grad:
+            torch.testing.assert_close(fused[name].double(), exact[name], rtol=1e-4, atol=1e-5)
+        else:
+            assert fused[name] is None, name
+
+
+def test_one_and_two_threads_give_identical_results():
+    case = dict(frames=8, tokens=50, dim=200, bottleneck=64, kernel_size=3, dilation=2, prefix=1, activation="gelu",
+                biases=True, dtype=torch.float32, contiguous=True)
+    x, weights, grad_out = make_inputs(case, clips=3)
+    options = dict(num_frames=8, dilation=2, activation="gelu", num_prefix_tokens=1)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            results.append(run_op("native", x, weights, grad_out, torch.float32, options, device="cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    for name, value in results[0].items():
+        assert torch.equal(value, results[1][name]), name
+
+
+def test_opcheck_and_dispatch():
+    case = dict(frames=2, tokens=5, dim=48, bottleneck=8, kernel_size=3, dilation=1, prefix=1, activation="relu",
+                biases=True, dtype=torch.float32, contiguous=False)
+    x, weights, _ = make_inputs(case)
+    tensors = [x.float().requires_grad_()] + [weights[name].float().requires_grad_() for name in WEIGHT_NAMES]
+    torch.library.opcheck(torch.ops.fekernels_native.forward.default, (*tensors, 2, 1, 3, 1))
+    assert fekernels.resolve_impl("auto", x.float()) == "native"
+    assert fekernels.resolve_impl("auto", x.half()) == "torch"
+    with pytest.raises(ValueError, match="impl='native' runs float32 and bfloat16 CPU tensors"):
+        fekernels.fe_adapter(x.half(), *[w.half() for w in weights.values()], num_frames=2, impl="native")
+
+
+def test_compiled_adapted_vit_on_cpu_has_no_graph_break():
+    model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=2, bottleneck=16,
+                                    backbone_kwargs=dict(img_size=32, depth=2), impl="native", dropout=0.0)
+    clips = torch.randn(2, 2, 3, 32, 32)
+    eager = model(clips)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    logits = compiled(clips)
+    logits.sum().backward()
+    torch.testing.assert_close(logits, eager, rtol=1e-5, atol=1e-6)
+
+
+def test_training_with_native_matches_torch_step_by_step():
+    def train(impl: str) -> list[float]:
+        torch.manual_seed(3)
+        model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=2, bottleneck=16,
+                                        backbone_kwargs=dict(img_size=32), impl=impl, dropout=0.0,
+                                        activation="gelu", dilation=[1, 2] * 6)
+        return train_steps(model, torch.randn(2, 2, 3, 32, 32), torch.tensor([0, 2]), steps=3)
+
+    assert train("native") == pytest.approx(train("torch"), rel=1e-4)
