@@ -217,3 +217,25 @@ def test_bf16_backbone_with_autocast_trains_fp32_adapters(tmp_path):
     summary = trainer.fit()
     assert all(not torch.equal(before[n], p) for n, p in _trainable(trainer.model).items() if "conv_weight" in n)
     assert math.isfinite(summary["history"][0]["loss"])
+
+
+def test_ddp_survives_a_batch_of_unreadable_clips_on_one_rank(tmp_path):
+    """One rank's batch holds only an unreadable clip: all ranks skip that step instead of waiting forever."""
+    from tests.media import numbered_frames, write_frame_folder
+
+    for name in ("a", "b", "c", "d", "e", "f"):
+        write_frame_folder(tmp_path / "clips" / name, numbered_frames(4, size=32))
+    (tmp_path / "clips" / "broken").mkdir()  # exists, but holds no frames
+    (tmp_path / "train.txt").write_text("clips/a 0\nclips/broken 1\nclips/b 1\nclips/c 0\n")
+    (tmp_path / "test.txt").write_text("clips/d 0\nclips/e 1\nclips/f 0\n")
+    config = tiny_config(tmp_path / "run", optim={"epochs": 2},
+                         data={"dataset": "list", "train_list": str(tmp_path / "train.txt"),
+                               "test_list": str(tmp_path / "test.txt"), "class_names": ["calm", "tense"],
+                               "batch_size": 1, "min_readable": 0.5})
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
+               "-m", "fe_adapter", "train", *_overrides(config)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=240,
+                              env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    best = json.loads((tmp_path / "run" / "report" / "metrics.json").read_text())["best"]["metrics"]
+    assert sum(map(sum, best["confusion"])) == 3

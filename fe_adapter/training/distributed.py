@@ -30,6 +30,14 @@ class Distributed:
         if self.enabled:
             dist.barrier()
 
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """Whether ``flag`` holds on any rank: lets all ranks take the same branch around collectives."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(value)
+        return value.item() > 0
+
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value``, in rank order (just ``[value]`` in a single process)."""
         if not self.enabled:

@@ -183,7 +183,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(bar):
             skips.update(batch)
-            if len(batch) == 0:
+            if self.dist.any(len(batch) == 0, self.device):  # every rank skips together: no rank waits forever
                 continue
             clips, labels = batch.clips.to(self.device, non_blocking=True), batch.labels.to(self.device)
             # the last group of an epoch may be short: average over the batches it really has
