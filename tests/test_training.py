@@ -239,3 +239,18 @@ def test_ddp_survives_a_batch_of_unreadable_clips_on_one_rank(tmp_path):
     assert finished.returncode == 0, finished.stderr[-3000:]
     best = json.loads((tmp_path / "run" / "report" / "metrics.json").read_text())["best"]["metrics"]
     assert sum(map(sum, best["confusion"])) == 3
+
+
+def test_evaluation_counts_a_clip_listed_twice_twice(tmp_path):
+    from tests.media import numbered_frames, write_frame_folder
+
+    for name in ("a", "b", "d", "e"):
+        write_frame_folder(tmp_path / "clips" / name, numbered_frames(4, size=32))
+    (tmp_path / "train.txt").write_text("clips/a 0\nclips/b 1\n")
+    (tmp_path / "test.txt").write_text("clips/d 0\nclips/d 0\nclips/e 1\n")
+    config = config_from_dict(tiny_config(tmp_path / "run", data={
+        "dataset": "list", "train_list": str(tmp_path / "train.txt"), "test_list": str(tmp_path / "test.txt"),
+        "class_names": ["calm", "tense"], "batch_size": 2}))
+    evaluation = Trainer(config).evaluate()
+    assert sum(map(sum, evaluation.metrics.confusion)) == 3
+    assert evaluation.ids.count(str(tmp_path / "clips" / "d")) == 2

@@ -24,6 +24,7 @@ class ClipSample:
     clip: torch.Tensor | None
     label: int
     id: str
+    index: int = -1  # position in the dataset: unique even when a list names one file twice
 
 
 class ClipDataset(Dataset):
@@ -113,11 +114,11 @@ class ClipDataset(Dataset):
             if str(item.path) not in self._warned:
                 self._warned.add(str(item.path))
                 warnings.warn(f"skipping unreadable clip: {error}", stacklevel=2)
-            return ClipSample(None, item.label, str(item.path))
+            return ClipSample(None, item.label, str(item.path), index)
         clip = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (V*T, 3, H, W) uint8
         views = [self.transform(view) for view in clip.split(self.num_frames)]
         if len(views) == 1:
-            return ClipSample(views[0], item.label, str(item.path))
+            return ClipSample(views[0], item.label, str(item.path), index)
         # (temporal views, [spatial crops,] T, 3, H, W) -> (views, T, 3, H, W)
         stacked = torch.stack(views)
-        return ClipSample(stacked.reshape(-1, *stacked.shape[-4:]), item.label, str(item.path))
+        return ClipSample(stacked.reshape(-1, *stacked.shape[-4:]), item.label, str(item.path), index)

@@ -21,6 +21,7 @@ class ClipBatch:
     labels: torch.Tensor
     ids: list[str]
     skipped: list[str] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)  # dataset positions of the loaded clips
 
     def __iter__(self) -> Iterator:
         return iter((self.clips, self.labels, self.ids))
@@ -29,11 +30,11 @@ class ClipBatch:
         return len(self.ids)
 
     def pin_memory(self) -> ClipBatch:
-        return ClipBatch(self.clips.pin_memory(), self.labels.pin_memory(), self.ids, self.skipped)
+        return ClipBatch(self.clips.pin_memory(), self.labels.pin_memory(), self.ids, self.skipped, self.indices)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
         return ClipBatch(self.clips.to(device, non_blocking=non_blocking),
-                         self.labels.to(device, non_blocking=non_blocking), self.ids, self.skipped)
+                         self.labels.to(device, non_blocking=non_blocking), self.ids, self.skipped, self.indices)
 
 
 def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
@@ -44,7 +45,7 @@ def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
         return ClipBatch(torch.empty(0), torch.empty(0, dtype=torch.long), [], skipped)
     clips = torch.stack([sample.clip for sample in loaded])
     labels = torch.tensor([sample.label for sample in loaded], dtype=torch.long)
-    return ClipBatch(clips, labels, [sample.id for sample in loaded], skipped)
+    return ClipBatch(clips, labels, [sample.id for sample in loaded], skipped, [sample.index for sample in loaded])
 
 
 def make_loader(

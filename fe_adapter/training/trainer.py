@@ -221,7 +221,7 @@ class Trainer:
         """UAR/WAR over the whole test set (all ranks' shares gathered; views averaged per clip)."""
         loader = loader or self.test_loader
         self.model.eval()
-        logits, labels, ids = [], [], []
+        logits, labels, keys = [], [], []
         for batch in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True,
                           disable=not (self.config.run.progress and self.dist.is_main)):
             if len(batch) == 0:
@@ -232,19 +232,19 @@ class Trainer:
                 out = self.model(clips.flatten(0, 1) if views > 1 else clips).float()
             logits.append(out.reshape(len(batch), views, -1).mean(1).cpu())
             labels.append(batch.labels)
-            ids += batch.ids
+            keys += zip(batch.indices, batch.ids, strict=True)
         local = (torch.cat(logits) if logits else torch.empty(0, self.model.num_classes),
-                 torch.cat(labels) if labels else torch.empty(0, dtype=torch.long), ids)
-        merged: dict[str, tuple[torch.Tensor, int]] = {}
-        for part_logits, part_labels, part_ids in self.dist.gather(local):  # the sampler pads with repeats
-            for row, label, clip_id in zip(part_logits, part_labels.tolist(), part_ids, strict=True):
-                merged.setdefault(clip_id, (row, label))
+                 torch.cat(labels) if labels else torch.empty(0, dtype=torch.long), keys)
+        merged: dict[tuple[int, str], tuple[torch.Tensor, int]] = {}
+        for part_logits, part_labels, part_keys in self.dist.gather(local):  # the sampler pads with repeats
+            for row, label, key in zip(part_logits, part_labels.tolist(), part_keys, strict=True):
+                merged.setdefault(key, (row, label))
         order = sorted(merged)
-        all_logits = torch.stack([merged[i][0] for i in order]) if order else torch.empty(0)
-        all_labels = torch.tensor([merged[i][1] for i in order], dtype=torch.long)
+        all_logits = torch.stack([merged[k][0] for k in order]) if order else torch.empty(0)
+        all_labels = torch.tensor([merged[k][1] for k in order], dtype=torch.long)
         predictions = all_logits.argmax(1) if order else torch.empty(0, dtype=torch.long)
         metrics = Metrics.from_predictions(predictions, all_labels, self.model.class_names)
-        return Evaluation(metrics, all_logits, all_labels, order)
+        return Evaluation(metrics, all_logits, all_labels, [clip_id for _, clip_id in order])
 
     # the run ----------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
