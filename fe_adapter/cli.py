@@ -55,9 +55,11 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
         shutdown_distributed()
 
 
-def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None) -> dict:
-    """Evaluate an adapter checkpoint on the configured test split; the model settings come from the file."""
+def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, split: str = "test") -> dict:
+    """Evaluate an adapter checkpoint on a split of the configured data; the model settings come from the file."""
+    from fe_adapter import data
     from fe_adapter.checkpoint import load_adapters, read_adapter_config
+    from fe_adapter.training.builders import build_dataset
     from fe_adapter.training.report import write_report
     from fe_adapter.training.trainer import Trainer
 
@@ -76,9 +78,14 @@ def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None) -> d
     _setup_logging(None, True)
     trainer = Trainer(config)
     load_adapters(trainer.model, checkpoint)
-    evaluation = trainer.evaluate()
-    summary = {"checkpoint": str(checkpoint), "final": evaluation.metrics.to_dict()}
-    log.info(f"{checkpoint}: {evaluation.metrics.summary()} on {len(evaluation.ids)} clips")
+    loader = trainer.test_loader
+    if split != "test":
+        dataset = build_dataset(config.data, data.normalization_for(trainer.model), split, train=False)
+        loader = data.make_loader(dataset, config.data.eval_batch_size or config.data.batch_size, train=False,
+                                  num_workers=config.data.num_workers)
+    evaluation = trainer.evaluate(loader)
+    summary = {"checkpoint": str(checkpoint), "split": split, "final": evaluation.metrics.to_dict()}
+    log.info(f"{checkpoint}: {evaluation.metrics.summary()} on {len(evaluation.ids)} {split} clips")
     if out is not None:
         write_report(out, summary, config.to_dict())
         log.info(f"report in {out}")
@@ -158,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = with_config("eval", "evaluate an adapter checkpoint on the test split")
     evaluate.add_argument("--checkpoint", type=Path, required=True, help="adapter checkpoint (.safetensors)")
     evaluate.add_argument("--out", type=Path, help="write a report folder here")
+    evaluate.add_argument("--split", choices=["train", "test"], default="test", help="which split to evaluate")
     cv = with_config("cv", "k-fold cross-validation (DFEW, MAFW)")
     cv.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     predict = commands.add_parser("predict", help="emotions over time in video files")
@@ -189,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             run_training(config, resume=args.resume)
         elif args.command == "eval":
-            run_evaluation(config, args.checkpoint, args.out)
+            run_evaluation(config, args.checkpoint, args.out, args.split)
         elif args.command == "cv":
             if config.data.dataset not in ("dfew", "mafw"):
                 raise ConfigError(f"cv needs data.dataset dfew or mafw (5 folds), got {config.data.dataset!r}")

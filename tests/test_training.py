@@ -178,6 +178,12 @@ def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())["final"]
     assert evaluated["confusion"] == best["confusion"]
 
+    assert cli.main(["eval", "--config", str(report / "config.yaml"), "--checkpoint",
+                     str(tmp_path / "run" / "best.safetensors"), "--split", "train",
+                     "--out", str(tmp_path / "eval_train")]) == 0
+    on_train = json.loads((tmp_path / "eval_train" / "metrics.json").read_text())
+    assert on_train["split"] == "train" and sum(map(sum, on_train["final"]["confusion"])) == 24
+
 
 def test_two_process_ddp_run_matches_single_process_evaluation(tmp_path):
     """torchrun with 2 CPU processes (gloo): the run completes, only rank 0 writes, metrics are whole-test-set."""

@@ -47,24 +47,27 @@ def _clip_lists(config: DataConfig) -> tuple[data.ClipList, data.ClipList]:
     raise ValueError(f"no clip lists for data.dataset = {config.dataset!r}")
 
 
+def build_dataset(config: DataConfig, normalization: data.Normalization, split: str,
+                  train: bool) -> data.ClipDataset:
+    """One split ("train" or "test") at the model's input size and statistics, with training-time sampling
+    and augmentation (``train``) or evaluation-time sampling, views and crops."""
+    options: dict = dict(num_frames=config.num_frames, sampling=config.sampling)
+    if not train:
+        options["temporal_views"] = config.temporal_views
+    if config.dataset == "synthetic":
+        count = config.synthetic_train_clips if split == "train" else config.synthetic_test_clips
+        return data.SyntheticClips(count, split, config.synthetic_seed, config.img_size or normalization.size,
+                                   train=train, normalization=normalization, **options)
+    clip_list = _clip_lists(config)[0 if split == "train" else 1]
+    transform = (data.train_transform(normalization) if train
+                 else data.eval_transform(normalization, spatial_crops=config.spatial_crops))
+    return data.ClipDataset(clip_list, train=train, transform=transform, min_readable=config.min_readable, **options)
+
+
 def build_datasets(config: DataConfig, normalization: data.Normalization) -> tuple[data.ClipDataset,
                                                                                     data.ClipDataset]:
-    """(train, test) datasets at the model's input size and statistics."""
-    options = dict(num_frames=config.num_frames, sampling=config.sampling)
-    if config.dataset == "synthetic":
-        size = config.img_size or normalization.size
-        options["normalization"] = normalization
-        train = data.SyntheticClips(config.synthetic_train_clips, "train", config.synthetic_seed, size, **options)
-        test = data.SyntheticClips(config.synthetic_test_clips, "test", config.synthetic_seed, size,
-                                   temporal_views=config.temporal_views, **options)
-        return train, test
-    train_list, test_list = _clip_lists(config)
-    train = data.ClipDataset(train_list, train=True, transform=data.train_transform(normalization),
-                             min_readable=config.min_readable, **options)
-    test = data.ClipDataset(test_list, train=False, temporal_views=config.temporal_views,
-                            transform=data.eval_transform(normalization, spatial_crops=config.spatial_crops),
-                            min_readable=config.min_readable, **options)
-    return train, test
+    """(train, test) datasets: the training split augmented, the test split for evaluation."""
+    return build_dataset(config, normalization, "train", True), build_dataset(config, normalization, "test", False)
 
 
 def dataset_classes(config: DataConfig) -> tuple[str, ...]:
