@@ -25,7 +25,7 @@ from fe_adapter.training.config import ConfigError, TrainConfig, load_config
 log = logging.getLogger("fe_adapter")
 
 
-def _setup_logging(out_dir: Path | None, main_process: bool) -> None:
+def setup_logging(out_dir: Path | None, main_process: bool) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if out_dir is not None and main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     from fe_adapter.training.trainer import Trainer
 
     dist = init_distributed(config.run.device)
-    _setup_logging(Path(config.run.out_dir), dist.is_main)
+    setup_logging(Path(config.run.out_dir), dist.is_main)
     try:
         trainer = Trainer(config, dist)
         summary = trainer.fit(resume=resume)
@@ -75,7 +75,7 @@ def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, spli
     model.bottleneck, model.kernel_size = adapter["bottleneck"], adapter["kernel_size"]
     model.dilation, model.placement, model.activation = adapter["dilation"], adapter["placement"], adapter["activation"]
     config.optim.epochs = 1
-    _setup_logging(None, True)
+    setup_logging(None, True)
     trainer = Trainer(config)
     load_adapters(trainer.model, checkpoint)
     loader = trainer.test_loader

@@ -84,9 +84,9 @@ def _video_config(out: Path, backbone: Path, placement: str, quick: bool) -> dic
 
 def run_demo(out: Path = Path("runs/demo"), quick: bool = False) -> dict:
     """Run the four steps and write ``out/demo.json``, ``out/summary.md`` and one report folder per model."""
-    from fe_adapter.cli import _setup_logging, run_training
+    from fe_adapter.cli import run_training, setup_logging
 
-    _setup_logging(out, True)
+    setup_logging(out, True)
     start = time.perf_counter()
     backbone, accuracy = pretrain_image_classifier(out, images=400 if quick else 2400, epochs=2 if quick else 12)
     log.info(f"image classifier: {accuracy:.1%} accuracy on held-out single faces")
@@ -95,7 +95,7 @@ def run_demo(out: Path = Path("runs/demo"), quick: bool = False) -> dict:
     for name, placement in (("FE-Adapter", "attn"), ("frame-averaging baseline", "none")):
         config = config_from_dict(_video_config(out, backbone, placement, quick))
         summary = run_training(config)
-        _setup_logging(out, True)
+        setup_logging(out, True)
         best = summary["best"]["metrics"]
         results[name] = {"uar": best["uar"], "war": best["war"], "per_class_recall": best["per_class_recall"],
                          "trainable_parameters": summary["parameters"]["trainable"]}

@@ -260,3 +260,16 @@ def test_evaluation_counts_a_clip_listed_twice_twice(tmp_path):
     evaluation = Trainer(config).evaluate()
     assert sum(map(sum, evaluation.metrics.confusion)) == 3
     assert evaluation.ids.count(str(tmp_path / "clips" / "d")) == 2
+
+
+def test_folder_test_split_uses_the_training_classes(tmp_path):
+    """A test split missing a class keeps the training split's label numbers."""
+    from tests.media import numbered_frames, write_frame_folder
+
+    for split, classes in (("train", ("angry", "happy", "sad")), ("test", ("angry", "sad"))):
+        for name in classes:
+            write_frame_folder(tmp_path / "data" / split / name / "clip", numbered_frames(4, size=32))
+    trainer = Trainer(config_from_dict(tiny_config(tmp_path / "run", data={
+        "dataset": "folder", "root": str(tmp_path / "data")})))
+    assert trainer.test_set.class_names == ("angry", "happy", "sad")
+    assert trainer.test_set.labels == [0, 2]

@@ -31,20 +31,22 @@ def build_model(model_config: ModelConfig, num_classes: int, num_frames: int, cl
     return model
 
 
-def _clip_lists(config: DataConfig) -> tuple[data.ClipList, data.ClipList]:
+def _clip_list(config: DataConfig, split: str) -> data.ClipList:
+    """One split's clips. A list or folder test split takes the training split's classes unless given."""
     if config.dataset == "dfew":
-        return data.dfew(config.root, config.fold, "train"), data.dfew(config.root, config.fold, "test")
+        return data.dfew(config.root, config.fold, split)
     if config.dataset == "ferv39k":
-        return data.ferv39k(config.root, "train"), data.ferv39k(config.root, "test")
+        return data.ferv39k(config.root, split)
     if config.dataset == "mafw":
-        return data.mafw(config.root, config.fold, "train"), data.mafw(config.root, config.fold, "test")
-    if config.dataset == "list":  # the test split takes the training split's classes
-        train = data.list_file(config.train_list, config.root, config.class_names)
-        return train, data.list_file(config.test_list, config.root, config.class_names or train.class_names)
-    if config.dataset == "folder":
-        train = data.folder_tree(Path(config.root) / "train", config.class_names)
-        return train, data.folder_tree(Path(config.root) / "test", config.class_names or train.class_names)
-    raise ValueError(f"no clip lists for data.dataset = {config.dataset!r}")
+        return data.mafw(config.root, config.fold, split)
+    if config.dataset not in ("list", "folder"):
+        raise ValueError(f"no clip lists for data.dataset = {config.dataset!r}")
+    class_names = config.class_names
+    if split != "train" and class_names is None:
+        class_names = dataset_classes(config)
+    if config.dataset == "list":
+        return data.list_file(config.train_list if split == "train" else config.test_list, config.root, class_names)
+    return data.folder_tree(Path(config.root) / split, class_names)
 
 
 def build_dataset(config: DataConfig, normalization: data.Normalization, split: str,
@@ -58,7 +60,7 @@ def build_dataset(config: DataConfig, normalization: data.Normalization, split: 
         count = config.synthetic_train_clips if split == "train" else config.synthetic_test_clips
         return data.SyntheticClips(count, split, config.synthetic_seed, config.img_size or normalization.size,
                                    train=train, normalization=normalization, **options)
-    clip_list = _clip_lists(config)[0 if split == "train" else 1]
+    clip_list = _clip_list(config, split)
     transform = (data.train_transform(normalization) if train
                  else data.eval_transform(normalization, spatial_crops=config.spatial_crops))
     return data.ClipDataset(clip_list, train=train, transform=transform, min_readable=config.min_readable, **options)
@@ -76,4 +78,6 @@ def dataset_classes(config: DataConfig) -> tuple[str, ...]:
              "mafw": data.MAFW_CLASSES}
     if config.dataset in fixed:
         return tuple(fixed[config.dataset])
-    return _clip_lists(config)[0].class_names
+    if config.class_names:
+        return tuple(config.class_names)
+    return _clip_list(config, "train").class_names
