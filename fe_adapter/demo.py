@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fe_adapter import data
 from fe_adapter.training.config import config_from_dict
+from fe_adapter.training.run import run_training, setup_logging
 
 log = logging.getLogger("fe_adapter.demo")
 
@@ -84,8 +85,6 @@ def _video_config(out: Path, backbone: Path, placement: str, quick: bool) -> dic
 
 def run_demo(out: Path = Path("runs/demo"), quick: bool = False) -> dict:
     """Run the four steps and write ``out/demo.json``, ``out/summary.md`` and one report folder per model."""
-    from fe_adapter.cli import run_training, setup_logging
-
     setup_logging(out, True)
     start = time.perf_counter()
     backbone, accuracy = pretrain_image_classifier(out, images=400 if quick else 2400, epochs=2 if quick else 12)

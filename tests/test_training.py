@@ -16,6 +16,7 @@ from fe_adapter import cli, data
 from fe_adapter._io import atomic_write
 from fe_adapter.training import ConfigError, Trainer, config_from_dict, load_config
 from fe_adapter.training import state as training_state
+from fe_adapter.training.run import run_evaluation
 
 TINY_BACKBONE = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 48, "num_heads": 2}
 
@@ -197,7 +198,7 @@ def test_two_process_ddp_run_matches_single_process_evaluation(tmp_path):
     best = json.loads((tmp_path / "ddp" / "report" / "metrics.json").read_text())["best"]["metrics"]
     assert sum(map(sum, best["confusion"])) == 12  # every test clip counted once, not per rank
 
-    single = cli.run_evaluation(load_config(tmp_path / "ddp" / "report" / "config.yaml"),
+    single = run_evaluation(load_config(tmp_path / "ddp" / "report" / "config.yaml"),
                                 tmp_path / "ddp" / "best.safetensors", None)
     assert single["final"]["confusion"] == best["confusion"]
 
