@@ -22,19 +22,24 @@ LIBRARY = Path(__file__).parent / "_native" / "libfekernels_native.so"
 DTYPES = (torch.float32, torch.bfloat16)
 
 
-def _load() -> bool:
+def _load() -> str | None:
+    """Load the library if it was built; return why it is not usable (None when it is)."""
     if not LIBRARY.is_file():
         log.debug("native CPU kernel not built (%s missing): impl='auto' uses the reference on the CPU", LIBRARY)
-        return False
+        return "not built"
     try:
         torch.ops.load_library(str(LIBRARY))
-    except OSError as error:  # built against another torch, or for another machine
-        log.debug("native CPU kernel %s failed to load (%s): impl='auto' uses the reference", LIBRARY, error)
-        return False
-    return True
+    except (OSError, RuntimeError) as error:  # built against another torch, or for another CPU
+        # The user built it, so a failure to load is news: say so (rebuilding with `make native` fixes it).
+        log.warning("native CPU kernel %s does not load (%s): impl='auto' uses the reference on the CPU; "
+                    "rebuild it with `make native`", LIBRARY, error)
+        return f"{LIBRARY} does not load: {error}"
+    return None
 
 
-AVAILABLE = _load()
+#: Why the built library is not usable: None when it loaded, "not built", or the loader's error.
+LOAD_ERROR: str | None = _load()
+AVAILABLE = LOAD_ERROR is None
 
 if AVAILABLE:
 

@@ -4,8 +4,9 @@
 //           -> out = x + a Wu^T (GEMM with the residual as its C operand) -> + bu, prefix rows = x (one pass).
 // Backward: da = dout Wu (GEMM) -> dh = da * act'(h) with h, a recomputed from z, and this block's share of
 //           dWc, dbc (one pass) -> dz = transposed conv of dh (one pass) -> dx = dout + dz Wd (GEMM),
-//           dWu = dout^T a, dWd = dz^T x (GEMMs). Conv-weight partials are summed in a fixed order, so the
-//           result does not depend on the number of threads.
+//           dWu = dout^T a, dWd = dz^T x (GEMMs). The reductions of these passes (dWc, dbc, dbd, dbu) are
+//           partials of fixed row blocks summed in block order: they do not depend on the number of threads.
+//           The GEMMs are the BLAS library's, whose results may (MKL's do, on Intel CPUs).
 // Rows are (frame, token) with the T frames of a clip consecutive; prefix tokens (n < P) are not adapted.
 
 #include <ATen/ATen.h>
@@ -188,6 +189,28 @@ void transposed_conv(const at::Tensor& dh, at::Tensor& dz, const Geometry& g, co
   });
 }
 
+// Column sums of the rows of `values` (rows, width) whose token is not a prefix token, as fp32 partials of
+// fixed blocks of kPartialRows rows (blocks, width): like the conv partials, independent of the thread count.
+template <typename scalar_t>
+at::Tensor column_sum_partials(const at::Tensor& values, int64_t tokens, int64_t prefix) {
+  const int64_t rows = values.size(0), width = values.size(1);
+  const int64_t blocks = (rows + kPartialRows - 1) / kPartialRows;
+  auto partials = at::zeros({blocks, width}, values.options().dtype(at::kFloat));
+  const scalar_t* vp = values.data_ptr<scalar_t>();
+  float* pp = partials.data_ptr<float>();
+  at::parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
+    for (int64_t block = block_begin; block < block_end; ++block) {
+      float* part = pp + block * width;
+      for (int64_t row = block * kPartialRows; row < std::min(rows, (block + 1) * kPartialRows); ++row) {
+        if (row % tokens < prefix) continue;
+        const scalar_t* v = vp + row * width;
+        for (int64_t c = 0; c < width; ++c) part[c] += static_cast<float>(v[c]);
+      }
+    }
+  });
+  return partials;
+}
+
 // Sum partials (blocks, size) over blocks in block order, in parallel over elements only.
 at::Tensor sum_in_order(const at::Tensor& partials) {
   const int64_t blocks = partials.size(0), size = partials.size(1);
@@ -258,15 +281,18 @@ std::vector<at::Tensor> backward(
   if (need_x) grads[0] = at::addmm(dout, dz, w_down).view_as(x);
   if (need_down) {
     grads[1] = at::mm(dz.t(), x2);
-    grads[2] = dz.sum(0, /*keepdim=*/false, at::kFloat).to(x.scalar_type());
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "fe_adapter_db_down", [&] {
+      grads[2] = sum_in_order(column_sum_partials<scalar_t>(dz, g.tokens, g.prefix)).to(x.scalar_type());
+    });
   }
   if (need_weights) {
     const auto conv = sum_in_order(partials);
     grads[3] = conv.narrow(0, 0, K * R).view({K, R}).t().contiguous().to(x.scalar_type());
     grads[4] = conv.narrow(0, K * R, R).to(x.scalar_type());
     grads[5] = at::mm(dout.t(), a);
-    grads[6] = grad_out.narrow(1, num_prefix_tokens, x.size(1) - num_prefix_tokens)
-                   .sum({0, 1}, /*keepdim=*/false, at::kFloat).to(x.scalar_type());
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "fe_adapter_db_up", [&] {
+      grads[6] = sum_in_order(column_sum_partials<scalar_t>(dout, g.tokens, g.prefix)).to(x.scalar_type());
+    });
   }
   for (auto& grad : grads) {
     if (!grad.defined()) grad = x.new_empty({0});
