@@ -1,4 +1,10 @@
-"""FLOPs and the fewest DRAM bytes of the op, per pass: the roofline that benchmarks compare against.
+"""FLOPs and DRAM bytes of the op: the roofline the benchmarks compare against, and what each kernel moves.
+
+``forward_cost`` and ``backward_cost`` are the op's floor: the FLOPs of its products and the bytes any
+implementation must move (read the inputs once, write the outputs once). ``forward_traffic`` and
+``backward_traffic`` list what the Triton launchers actually run, kernel by kernel (``launch.py``), counting
+each tensor a kernel reads or writes once: re-reads that the tiling serves from L2 (the conv's K taps, the
+operand tiles shared by neighbouring programs) and the small weight and partial-sum buffers are left out.
 
 ``python -m fekernels.cost`` prints the ViT-B example quoted in docs/kernels.md.
 """
@@ -20,6 +26,19 @@ class Cost:
         return max(self.bytes / bytes_per_second, self.flops / flops_per_second)
 
 
+@dataclass(frozen=True)
+class KernelTraffic:
+    """The DRAM bytes one kernel (or library GEMM) of the Triton path reads and writes."""
+
+    kernel: str
+    reads: int
+    writes: int
+
+    @property
+    def bytes(self) -> int:
+        return self.reads + self.writes
+
+
 def forward_cost(tokens: int, dim: int, bottleneck: int, kernel_size: int, element_size: int) -> Cost:
     """Forward over ``tokens`` = B*T*N rows: read x, write out and the saved z."""
     flops = tokens * (4 * dim * bottleneck + 2 * bottleneck * kernel_size)
@@ -28,9 +47,9 @@ def forward_cost(tokens: int, dim: int, bottleneck: int, kernel_size: int, eleme
 
 
 def backward_cost(tokens: int, dim: int, bottleneck: int, kernel_size: int, element_size: int) -> Cost:
-    """Backward with every gradient: read dout, x, z, write dx, and round trips of a, dz (x's dtype), dh (fp32)."""
+    """Backward with every gradient: four GEMMs and the conv's two gradients; read dout, x and z, write dx."""
     flops = tokens * (8 * dim * bottleneck + 4 * bottleneck * kernel_size)
-    traffic = tokens * (3 * dim * element_size + bottleneck * element_size + 2 * bottleneck * (2 * element_size + 4))
+    traffic = tokens * (3 * dim + bottleneck) * element_size
     return Cost(flops, traffic)
 
 
@@ -39,16 +58,48 @@ def saved_bytes(tokens: int, bottleneck: int, element_size: int) -> int:
     return tokens * bottleneck * element_size
 
 
+def forward_traffic(tokens: int, dim: int, bottleneck: int, element_size: int) -> list[KernelTraffic]:
+    """The Triton forward: the down-projection GEMM, then forward_up_kernel (conv on load, residual epilogue)."""
+    x = out = tokens * dim * element_size
+    z = tokens * bottleneck * element_size
+    return [KernelTraffic("down-projection GEMM (library): x -> z", reads=x, writes=z),
+            KernelTraffic("forward_up_kernel: z, x -> out", reads=z + x, writes=out)]
+
+
+def backward_traffic(tokens: int, dim: int, bottleneck: int, element_size: int, need_x: bool = True,
+                     need_down: bool = True, need_weights: bool = True) -> list[KernelTraffic]:
+    """The Triton backward for the gradients wanted (``need_down``: of w_down/b_down; ``need_weights``: of the
+    conv and the up-projection), kernel by kernel."""
+    wide, narrow = tokens * dim * element_size, tokens * bottleneck * element_size  # (M, C) and (M, R) tensors
+    need_dh = need_x or need_down
+    kernels = [KernelTraffic("grad_h_kernel: dout, z -> dh, a", reads=wide + narrow,
+                             writes=narrow * (need_dh + need_weights))]
+    if need_x:
+        kernels.append(KernelTraffic("grad_x_kernel: dh, dout -> dx, dz", reads=narrow + wide,
+                                     writes=wide + narrow * need_down))
+    elif need_down:
+        kernels.append(KernelTraffic("grad_z_kernel: dh -> dz", reads=narrow, writes=narrow))
+    if need_weights:
+        kernels.append(KernelTraffic("dWu = dout^T a GEMM (library)", reads=wide + narrow, writes=0))
+    if need_down:
+        kernels.append(KernelTraffic("dWd = dz^T x GEMM (library)", reads=narrow + wide, writes=0))
+    return kernels
+
+
 def _example() -> None:
     tokens, dim, bottleneck, kernel_size, element_size = 8 * 16 * 197, 768, 384, 3, 2
-    forward = forward_cost(tokens, dim, bottleneck, kernel_size, element_size)
-    backward = backward_cost(tokens, dim, bottleneck, kernel_size, element_size)
-    bandwidth, rate = 3.0e12, 800e12  # H100, measured on this workplace's machines (see docs/kernels.md)
     print("ViT-B/16, B=8, T=16, N=197, C=768, R=384, K=3, bf16")
-    print(f"forward : {forward.flops / 1e9:.1f} GFLOP, {forward.bytes / 1e6:.1f} MB, "
-          f"memory {forward.bytes / bandwidth * 1e6:.1f} us, arithmetic {forward.flops / rate * 1e6:.1f} us")
-    print(f"backward: {backward.flops / 1e9:.1f} GFLOP, {backward.bytes / 1e6:.1f} MB, "
-          f"memory {backward.bytes / bandwidth * 1e6:.1f} us, arithmetic {backward.flops / rate * 1e6:.1f} us")
+    for name, floor, kernels in (
+        ("forward", forward_cost(tokens, dim, bottleneck, kernel_size, element_size),
+         forward_traffic(tokens, dim, bottleneck, element_size)),
+        ("backward", backward_cost(tokens, dim, bottleneck, kernel_size, element_size),
+         backward_traffic(tokens, dim, bottleneck, element_size)),
+    ):
+        moved = sum(kernel.bytes for kernel in kernels)
+        print(f"{name}: {floor.flops / 1e9:.1f} GFLOP; floor {floor.bytes / 1e6:.1f} MB, "
+              f"the Triton path moves {moved / 1e6:.1f} MB:")
+        for kernel in kernels:
+            print(f"  {kernel.kernel:<40} read {kernel.reads / 1e6:6.1f} MB, write {kernel.writes / 1e6:6.1f} MB")
     saved = saved_bytes(tokens, bottleneck, element_size)
     print(f"saved z per adapter: {saved / 1e6:.1f} MB, 12 adapters: {12 * saved / 1e6:.0f} MB")
 

@@ -24,13 +24,19 @@ if native.AVAILABLE:
 
 IMPLS: tuple[str, ...] = ("auto", *_IMPLEMENTATIONS)
 
+#: The dtypes of CUDA tensors for which ``impl="auto"`` takes the Triton kernels. A dtype joins only when a
+#: committed GPU benchmark run (benchmarks/results/, docs/performance.md) shows the kernels faster than the
+#: reference on every shape of the benchmark grid, so that auto never picks a slower path. The GEMM-shaped
+#: kernels have not been timed on a GPU yet: until they are, auto keeps the reference on CUDA.
+TRITON_MEASURED_FASTER: frozenset[torch.dtype] = frozenset()
+
 
 def resolve_impl(impl: str, x: torch.Tensor) -> str:
     """The concrete implementation ``impl`` stands for when applied to ``x``."""
     check_choice("impl", impl, IMPLS)
     if impl != "auto":
         return impl
-    if x.is_cuda and "triton" in _IMPLEMENTATIONS and x.dtype in (torch.float32, torch.float16, torch.bfloat16):
+    if x.is_cuda and "triton" in _IMPLEMENTATIONS and x.dtype in TRITON_MEASURED_FASTER:
         return "triton"
     if x.device.type == "cpu" and "native" in _IMPLEMENTATIONS and x.dtype in native.DTYPES:
         return "native"
@@ -69,9 +75,10 @@ def fe_adapter(
         dilation: temporal dilation d >= 1; tap k reads frame ``t + (k - K//2) * d``, zero outside the clip.
         activation: None, "gelu" (exact), "silu" or "relu", applied after the convolution.
         num_prefix_tokens: P leading tokens per frame (cls, distillation, registers) returned unchanged.
-        impl: "auto" (fused Triton kernels for CUDA tensors, the native C++ kernel for fp32/bf16 CPU
-            tensors when it is built, the reference otherwise), "torch" (the reference), "triton" (on CPU
-            only under the Triton interpreter, TRITON_INTERPRET=1) or "native".
+        impl: "auto" (the native C++ kernel for fp32/bf16 CPU tensors when it is built; the Triton kernels
+            for CUDA tensors of the dtypes in ``TRITON_MEASURED_FASTER``, none yet; the reference otherwise),
+            "torch" (the reference), "triton" (CUDA, or on CPU under the Triton interpreter,
+            TRITON_INTERPRET=1) or "native".
 
     Under ``torch.autocast`` all tensors are cast to the autocast dtype first, so fp32 adapters work on a
     bf16 residual stream; gradients flow back to the fp32 weights through the cast.

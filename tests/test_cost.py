@@ -1,12 +1,15 @@
-"""The roofline's FLOP counts agree with PyTorch's own FLOP counter run on the reference op."""
+"""The roofline's FLOP counts agree with PyTorch's own FLOP counter run on the reference op, and the
+per-kernel traffic lists the kernels the Triton launchers run."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import fekernels
-from fekernels.cost import backward_cost, forward_cost, saved_bytes
+from fekernels.cost import backward_cost, backward_traffic, forward_cost, forward_traffic, saved_bytes
+from fekernels.triton_kernels import launch
 from tests.conftest import random_adapter_tensors
 
 
@@ -36,3 +39,25 @@ def test_bytes_and_roofline():
     assert cost.bytes == 1000 * (2 * 768 + 64) * 2
     assert saved_bytes(1000, 64, 2) == 1000 * 64 * 2
     assert cost.roofline_seconds(1e12, 1e15) == cost.bytes / 1e12
+
+
+@pytest.mark.parametrize("need_x, need_down, need_weights",
+                         [(True, True, True), (False, True, True), (True, False, False), (False, False, True)])
+def test_backward_traffic_lists_the_kernels_the_launcher_runs(monkeypatch, need_x, need_down, need_weights):
+    launched = []
+    real_launch = launch._launch
+    monkeypatch.setattr(launch, "_launch", lambda name, *args, **kwargs: (launched.append(f"{name}_kernel"),
+                                                                          real_launch(name, *args, **kwargs)))
+    x = torch.randn(4, 5, 16, requires_grad=need_x)
+    weights = random_adapter_tensors(16, 8, 3, torch.float32)
+    weights["w_down"].requires_grad_(need_down)
+    weights["w_up"].requires_grad_(need_weights)
+    fekernels.fe_adapter(x, **weights, num_frames=2, num_prefix_tokens=1, impl="triton").sum().backward()
+
+    listed = backward_traffic(20, 16, 8, 4, need_x, need_down, need_weights)
+    assert launched[0] == "forward_up_kernel"
+    assert launched[1:] == [k.kernel.split(":")[0] for k in listed if k.kernel.split(":")[0].endswith("_kernel")]
+    floor = backward_cost(20, 16, 8, 3, 4).bytes
+    if need_x and need_down and need_weights:
+        assert sum(k.bytes for k in listed) >= floor
+    assert sum(k.bytes for k in forward_traffic(20, 16, 8, 4)) >= forward_cost(20, 16, 8, 3, 4).bytes

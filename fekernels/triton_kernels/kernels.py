@@ -1,13 +1,21 @@
-"""Fused Triton kernels of the FE-Adapter op: one launch for the forward, one for the backward.
+"""GEMM-shaped Triton kernels of the FE-Adapter op.
 
-Each program owns one clip and a block of BLOCK_M token positions, for all T frames (the temporal
-conv mixes the frames of one token position, so that is the smallest independent unit). Tensors are
-contiguous with rows = (frame, token) flattened; the bottleneck intermediates (z, a, dh, dz) use the
-full-N row layout with zero rows for the prefix tokens, which keeps the indexing uniform and lets the
-weight-gradient GEMMs run on x and dout without slicing copies.
+Every kernel tiles the M = B*T*N rows of the op, row m = (clip, frame, token) flattened, so the grid has
+ceil(M / BLOCK_M) x ceil(columns / BLOCK_N) full tensor-core tiles whatever the batch size. The frame of
+row m is (m // N) % T and its token m % N; tokens below P (cls, registers) are prefix rows.
 
-Cross-thread hand-offs through global memory (a value stored by some threads of a program and loaded
-by others) are separated by ``tl.debug_barrier()``. See docs/kernels.md for the derivation and costs.
+The temporal depthwise conv never gets its own pass: it is applied while an operand is loaded. Tap k of
+row m is row m + (k - K//2) * d * N of the same token, read as zero where its frame leaves 0..T-1, so a
+(BLOCK_M, BLOCK_K) tile of conv(z) costs K masked loads of z (neighbouring rows, mostly L2 hits) and K
+FMAs per element. Biases, activation, residual and the prefix pass-through are epilogues.
+
+Kernels (launchers and buffers in ``launch.py``, the byte counts in ``fekernels/cost.py``):
+    forward_up_kernel:  out = x + act(conv(z)) Wu^T + bu          GEMM over R, conv(z) formed on load
+    grad_h_kernel:      da = dout Wu, dh = da * act'(h), a = act(h)  GEMM over C, h recomputed from z in
+                        the epilogue, with this row tile's fp32 partial sums of dWc, dbc (and dbu)
+    grad_x_kernel:      dx = dout + dz Wd                         GEMM over R, dz = conv^T(dh) formed on load;
+                        the first column of tiles also stores dz and its dbd partials
+    grad_z_kernel:      dz = conv^T(dh) alone, when dx is not needed but dWd is
 
 Constexpr switches:
     UPCAST: convert every loaded value to fp32 (the interpreter computes bf16/fp16 arithmetic wrongly).
@@ -73,7 +81,7 @@ def _to_io(value, DTYPE: tl.constexpr, UPCAST: tl.constexpr):
 
 @triton.jit
 def _as_operand(value, DTYPE: tl.constexpr, UPCAST: tl.constexpr):
-    """Round an fp32 value to the I/O dtype, as the reference does between its ops."""
+    """Round an fp32 value to the I/O dtype, as the reference does between its ops (kept fp32 under UPCAST)."""
     value = _to_io(value, DTYPE, UPCAST)
     if UPCAST:
         value = value.to(tl.float32)
@@ -89,202 +97,189 @@ def _dot(a, b, acc, IEEE: tl.constexpr):
 
 
 @triton.jit
-def _rows_times_weight_over_c(SRC, rows, mask_n, W, w_stride_c, w_stride_r, C, rr, mask_r,
-                              UPCAST: tl.constexpr, IEEE: tl.constexpr,
-                              BLOCK_M: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    """(BLOCK_M, BLOCK_R) fp32 tile of SRC[rows, :C] @ W', where W'[c, r] = W[c * w_stride_c + r * w_stride_r]."""
-    offs_c = tl.arange(0, BLOCK_C)
-    acc = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
-    for c0 in range(0, C, BLOCK_C):
-        cc = c0 + offs_c
-        mask_c = cc < C
-        src = _load(SRC + rows[:, None] * C + cc[None, :], mask_n[:, None] & mask_c[None, :], UPCAST)
-        w = _load(W + cc[:, None] * w_stride_c + rr[None, :] * w_stride_r, mask_c[:, None] & mask_r[None, :], UPCAST)
-        acc = _dot(src, w, acc, IEEE)
-    return acc
+def _tile(M, COLUMNS, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """(row tile, column tile) of this program, in grouped order: GROUP_M row tiles sweep the columns
+    together, so the operand tiles they share stay in L2."""
+    pid = tl.program_id(0)
+    tiles_n = tl.cdiv(COLUMNS, BLOCK_N)
+    per_group = GROUP_M * tiles_n
+    first_m = (pid // per_group) * GROUP_M
+    group_size = tl.minimum(tl.cdiv(M, BLOCK_M) - first_m, GROUP_M)
+    return first_m + (pid % per_group) % group_size, (pid % per_group) // group_size
 
 
 @triton.jit
-def _rows_times_weight_over_r(SRC, rows, mask_n, W, w_stride_r, w_stride_c, R, cc, mask_c,
-                              UPCAST: tl.constexpr, IEEE: tl.constexpr,
-                              BLOCK_M: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    """(BLOCK_M, BLOCK_C) fp32 tile of SRC[rows, :R] @ W', where W'[r, c] = W[r * w_stride_r + c * w_stride_c]."""
-    offs_r = tl.arange(0, BLOCK_R)
-    acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=tl.float32)
-    for r0 in range(0, R, BLOCK_R):
-        rr = r0 + offs_r
-        mask_r = rr < R
-        src = _load(SRC + rows[:, None] * R + rr[None, :], mask_n[:, None] & mask_r[None, :], UPCAST)
-        w = _load(W + rr[:, None] * w_stride_r + cc[None, :] * w_stride_c, mask_r[:, None] & mask_c[None, :], UPCAST)
-        acc = _dot(src, w, acc, IEEE)
-    return acc
+def _rows(tile_m, M, N, T, P, BLOCK_M: tl.constexpr):
+    """The tile's row indices (int64), which of them exist, their frame, and which are patch (not prefix) rows."""
+    offs_m = tile_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    return offs_m.to(tl.int64), offs_m < M, (offs_m // N) % T, (offs_m % N) >= P
 
 
 @triton.jit
-def _conv_frame(Z, frame0, t, T, dilation, rows_n, mask_n, rr, mask_r, N, R, WC, BC,
-                HAS_BC: tl.constexpr, K: tl.constexpr, TRANSPOSED: tl.constexpr,
-                BLOCK_M: tl.constexpr, BLOCK_R: tl.constexpr, UPCAST: tl.constexpr):
-    """One frame of the depthwise temporal conv (or its transpose) for a (BLOCK_M, BLOCK_R) tile, in fp32.
+def _conv_tile(SRC, rows, inside, frame, rr, mask_r, N, R, T, dilation, WC, BC,
+               HAS_BC: tl.constexpr, K: tl.constexpr, TRANSPOSED: tl.constexpr, UPCAST: tl.constexpr,
+               BLOCK_M: tl.constexpr, BLOCK_R: tl.constexpr):
+    """(BLOCK_M, BLOCK_R) fp32 tile of the depthwise temporal conv of SRC, an (M, R) matrix.
 
-    Forward: h[t] = bc + sum_k wc[:, k] * z[t + (k - K//2) d]. Transposed (the backward of the taps):
-    dz[t] = sum_k wc[:, k] * dh[t - (k - K//2) d]. Frames outside 0..T-1 read as zero.
+    Forward: bc + sum_k wc[:, k] * src[m + (k - K//2) d N]. Transposed (the conv's backward):
+    sum_k wc[:, k] * src[m - (k - K//2) d N]. A tap whose frame leaves 0..T-1 reads zero.
     """
     acc = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
     if HAS_BC:
         acc += tl.load(BC + rr, mask=mask_r, other=0.0).to(tl.float32)[None, :]
     for k in tl.static_range(K):
         if TRANSPOSED:
-            source = t - (k - K // 2) * dilation
+            shift = (K // 2 - k) * dilation
         else:
-            source = t + (k - K // 2) * dilation
-        inside = (source >= 0) & (source < T)
-        rows = (frame0 + source).to(tl.int64) * N + rows_n
+            shift = (k - K // 2) * dilation
+        source = frame + shift
+        valid = inside & (source >= 0) & (source < T)
         tap = tl.load(WC + rr * K + k, mask=mask_r, other=0.0).to(tl.float32)
-        value = _load(Z + rows[:, None] * R + rr[None, :], inside & mask_n[:, None] & mask_r[None, :], UPCAST)
+        value = _load(SRC + (rows + shift * N)[:, None] * R + rr[None, :], valid[:, None] & mask_r[None, :], UPCAST)
         acc += tap[None, :] * value.to(tl.float32)
     return acc
 
 
 @triton.jit
-def fe_adapter_forward_kernel(
-    X, WD, BD, WC, BC, WU, BU, OUT, Z, A_SCRATCH,
-    N, C, R, T, P, dilation,
-    HAS_BD: tl.constexpr, HAS_BC: tl.constexpr, HAS_BU: tl.constexpr,
-    K: tl.constexpr, ACTIVATION: tl.constexpr, DTYPE: tl.constexpr,
-    UPCAST: tl.constexpr, IEEE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+def forward_up_kernel(
+    X, Z, WC, BC, WU, BU, OUT,
+    M, N, C, R, T, P, dilation,
+    HAS_BC: tl.constexpr, HAS_BU: tl.constexpr, K: tl.constexpr, ACTIVATION: tl.constexpr,
+    DTYPE: tl.constexpr, UPCAST: tl.constexpr, IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
-    """out = x + act(conv_t(x Wd^T + bd) + bc) Wu^T + bu on patch tokens, out = x on prefix tokens; saves z."""
-    clip = tl.program_id(0)
-    offs_n = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
-    mask_n = offs_n < N
-    is_patch = (offs_n >= P)[:, None]
-    offs_r = tl.arange(0, BLOCK_R)
-    offs_c = tl.arange(0, BLOCK_C)
-    frame0 = clip * T
-    scratch_rows = (clip * N + offs_n).to(tl.int64)
-
-    # Phase 1: z = x Wd^T + bd for every frame of the block (kept for the conv and for the backward).
-    # Frames outer, R blocks inner: the x tile is re-read per R block while it is still in cache.
-    for t in range(T):
-        rows = (frame0 + t).to(tl.int64) * N + offs_n
-        for r0 in range(0, R, BLOCK_R):
-            rr = r0 + offs_r
-            mask_r = rr < R
-            acc = _rows_times_weight_over_c(X, rows, mask_n, WD, 1, C, C, rr, mask_r,
-                                            UPCAST, IEEE, BLOCK_M, BLOCK_R, BLOCK_C)
-            if HAS_BD:
-                acc += tl.load(BD + rr, mask=mask_r, other=0.0).to(tl.float32)[None, :]
-            z = _to_io(tl.where(is_patch, acc, 0.0), DTYPE, UPCAST)
-            tl.store(Z + rows[:, None] * R + rr[None, :], z, mask=mask_n[:, None] & mask_r[None, :])
-    tl.debug_barrier()
-
-    # Phase 2, frame by frame: a = act(conv(z)) into the scratch, then out = x + a Wu^T + bu.
-    for t in range(T):
-        for r0 in range(0, R, BLOCK_R):
-            rr = r0 + offs_r
-            mask_r = rr < R
-            h = _conv_frame(Z, frame0, t, T, dilation, offs_n, mask_n, rr, mask_r, N, R, WC, BC,
-                            HAS_BC, K, False, BLOCK_M, BLOCK_R, UPCAST)
-            h = _as_operand(h, DTYPE, UPCAST).to(tl.float32)
-            a = _to_io(_activation(h, ACTIVATION), DTYPE, UPCAST)
-            tl.store(A_SCRATCH + scratch_rows[:, None] * R + rr[None, :], a, mask=mask_n[:, None] & mask_r[None, :])
-        tl.debug_barrier()
-        rows = (frame0 + t).to(tl.int64) * N + offs_n
-        for c0 in range(0, C, BLOCK_C):
-            cc = c0 + offs_c
-            mask_c = cc < C
-            acc = _rows_times_weight_over_r(A_SCRATCH, scratch_rows, mask_n, WU, 1, R, R, cc, mask_c,
-                                            UPCAST, IEEE, BLOCK_M, BLOCK_R, BLOCK_C)
-            if HAS_BU:
-                acc += tl.load(BU + cc, mask=mask_c, other=0.0).to(tl.float32)[None, :]
-            tile = mask_n[:, None] & mask_c[None, :]
-            x = tl.load(X + rows[:, None] * C + cc[None, :], mask=tile, other=0.0)
-            update = _as_operand(acc, DTYPE, UPCAST).to(tl.float32)
-            out = _to_io(x.to(tl.float32) + tl.where(is_patch, update, 0.0), DTYPE, UPCAST)
-            tl.store(OUT + rows[:, None] * C + cc[None, :], out, mask=tile)
-        tl.debug_barrier()
+    """out = x + act(conv(z) + bc) Wu^T + bu on patch rows, out = x on prefix rows (tile: rows x C)."""
+    tile_m, tile_n = _tile(M, C, BLOCK_M, BLOCK_N, GROUP_M)
+    rows, inside, frame, patch = _rows(tile_m, M, N, T, P, BLOCK_M)
+    cc = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_c = cc < C
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for r0 in range(0, R, BLOCK_K):
+        rr = r0 + tl.arange(0, BLOCK_K)
+        mask_r = rr < R
+        h = _conv_tile(Z, rows, inside, frame, rr, mask_r, N, R, T, dilation, WC, BC,
+                       HAS_BC, K, False, UPCAST, BLOCK_M, BLOCK_K)
+        h = _as_operand(h, DTYPE, UPCAST).to(tl.float32)
+        a = _as_operand(_activation(h, ACTIVATION), DTYPE, UPCAST)
+        w_up_t = _load(WU + cc[None, :] * R + rr[:, None], mask_r[:, None] & mask_c[None, :], UPCAST)
+        acc = _dot(a, w_up_t, acc, IEEE)
+    if HAS_BU:
+        acc += tl.load(BU + cc, mask=mask_c, other=0.0).to(tl.float32)[None, :]
+    tile = inside[:, None] & mask_c[None, :]
+    offsets = rows[:, None] * C + cc[None, :]
+    x = tl.load(X + offsets, mask=tile, other=0.0)
+    update = _as_operand(acc, DTYPE, UPCAST).to(tl.float32)
+    out = _to_io(x.to(tl.float32) + update, DTYPE, UPCAST)
+    tl.store(OUT + offsets, tl.where(patch[:, None], out, x), mask=tile)
 
 
 @triton.jit
-def fe_adapter_backward_kernel(
-    DOUT, Z, WD, WC, BC, WU, DX, A, DH, DZ, DWC_PART, DBC_PART,
-    N, C, R, T, P, dilation,
-    HAS_BC: tl.constexpr, K: tl.constexpr, K_PAD: tl.constexpr, ACTIVATION: tl.constexpr, DTYPE: tl.constexpr,
-    NEED_DX: tl.constexpr, NEED_DZ: tl.constexpr, NEED_WEIGHT_GRADS: tl.constexpr,
-    UPCAST: tl.constexpr, IEEE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+def grad_h_kernel(
+    DOUT, Z, WC, BC, WU, DH, A, DWC_PART, DBC_PART, DBU_PART,
+    M, N, C, R, T, P, dilation,
+    HAS_BC: tl.constexpr, K: tl.constexpr, ACTIVATION: tl.constexpr, DTYPE: tl.constexpr,
+    NEED_DH: tl.constexpr, NEED_WEIGHT_GRADS: tl.constexpr, UPCAST: tl.constexpr, IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
-    """Gradients through the adapter: dh (and a, dWc/dbc partials), then dz and dx = dout + dz Wd.
+    """da = dout Wu, then dh = da * act'(h) with h recomputed from z (tile: rows x R).
 
-    Phase 1 recomputes h and a from the saved z: da = dout Wu, dh = da * act'(h). Phase 2 applies the
-    transposed conv, dz[t] = sum_k wc[:, k] dh[t - (k - K//2) d], and the down-projection's backward.
-    The weight-gradient GEMMs over all tokens (a^T dout, dz^T x) are left to the launcher.
+    Stores dh (for the transposed conv) and a = act(h) (for dWu = dout^T a), both zero on prefix rows, and
+    writes this row tile's fp32 column sums: dWc[:, k] += dh * z[tap k], dbc += dh and, from the first
+    column of tiles, dbu += dout. Each partial slot has one writer: the sums are deterministic.
     """
-    clip = tl.program_id(0)
-    block_m = tl.program_id(1)
-    offs_n = block_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    mask_n = offs_n < N
-    is_patch = (offs_n >= P)[:, None]
-    offs_r = tl.arange(0, BLOCK_R)
-    offs_c = tl.arange(0, BLOCK_C)
-    offs_k = tl.arange(0, K_PAD)
-    frame0 = clip * T
-    program = clip * tl.num_programs(1) + block_m
+    tile_m, tile_n = _tile(M, R, BLOCK_M, BLOCK_N, GROUP_M)
+    rows, inside, frame, patch = _rows(tile_m, M, N, T, P, BLOCK_M)
+    rr = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_r = rr < R
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for c0 in range(0, C, BLOCK_K):
+        cc = c0 + tl.arange(0, BLOCK_K)
+        mask_c = cc < C
+        dout = _load(DOUT + rows[:, None] * C + cc[None, :], inside[:, None] & mask_c[None, :], UPCAST)
+        w_up = _load(WU + cc[:, None] * R + rr[None, :], mask_c[:, None] & mask_r[None, :], UPCAST)
+        acc = _dot(dout, w_up, acc, IEEE)
+        if NEED_WEIGHT_GRADS:
+            if tile_n == 0:
+                dbu = tl.sum(tl.where(patch[:, None], dout.to(tl.float32), 0.0), axis=0)
+                tl.store(DBU_PART + tile_m.to(tl.int64) * C + cc, dbu, mask=mask_c)
+    da = _as_operand(acc, DTYPE, UPCAST).to(tl.float32)
+    h = _conv_tile(Z, rows, inside, frame, rr, mask_r, N, R, T, dilation, WC, BC,
+                   HAS_BC, K, False, UPCAST, BLOCK_M, BLOCK_N)
+    h = _as_operand(h, DTYPE, UPCAST).to(tl.float32)
+    dh = tl.where(patch[:, None], da * _activation_grad(h, ACTIVATION), 0.0)
+    dh = _as_operand(dh, DTYPE, UPCAST).to(tl.float32)
+    tile = inside[:, None] & mask_r[None, :]
+    offsets = rows[:, None] * R + rr[None, :]
+    if NEED_DH:
+        tl.store(DH + offsets, _to_io(dh, DTYPE, UPCAST), mask=tile)
+    if NEED_WEIGHT_GRADS:
+        a = tl.where(patch[:, None], _activation(h, ACTIVATION), 0.0)
+        tl.store(A + offsets, _to_io(a, DTYPE, UPCAST), mask=tile)
+        slot = tile_m.to(tl.int64) * R + rr
+        tl.store(DBC_PART + slot, tl.sum(dh, axis=0), mask=mask_r)
+        for k in tl.static_range(K):
+            shift = (k - K // 2) * dilation
+            source = frame + shift
+            valid = inside & (source >= 0) & (source < T)
+            z = _load(Z + (rows + shift * N)[:, None] * R + rr[None, :], valid[:, None] & mask_r[None, :], UPCAST)
+            tl.store(DWC_PART + slot * K + k, tl.sum(dh * z.to(tl.float32), axis=0), mask=mask_r)
 
-    # Phase 1, frame by frame (R blocks inner, so the dout tile is re-read from cache): dh, a, and this
-    # program's (frame, R) share of dWc and dbc, written once to its own slot of the partial buffers.
-    for t in range(T):
-        rows = (frame0 + t).to(tl.int64) * N + offs_n
-        for r0 in range(0, R, BLOCK_R):
-            rr = r0 + offs_r
-            mask_r = rr < R
-            tile_r = mask_n[:, None] & mask_r[None, :]
-            da = _rows_times_weight_over_c(DOUT, rows, mask_n, WU, R, 1, C, rr, mask_r,
-                                           UPCAST, IEEE, BLOCK_M, BLOCK_R, BLOCK_C)
-            da = _as_operand(da, DTYPE, UPCAST).to(tl.float32)
-            h = _conv_frame(Z, frame0, t, T, dilation, offs_n, mask_n, rr, mask_r, N, R, WC, BC,
-                            HAS_BC, K, False, BLOCK_M, BLOCK_R, UPCAST)
-            h = _as_operand(h, DTYPE, UPCAST).to(tl.float32)
-            dh = tl.where(is_patch, da * _activation_grad(h, ACTIVATION), 0.0)
-            if NEED_DZ:
-                tl.store(DH + rows[:, None] * R + rr[None, :], dh, mask=tile_r)
-            if NEED_WEIGHT_GRADS:
-                a = tl.where(is_patch, _activation(h, ACTIVATION), 0.0)
-                tl.store(A + rows[:, None] * R + rr[None, :], _to_io(a, DTYPE, UPCAST), mask=tile_r)
-                dwc = tl.zeros((BLOCK_R, K_PAD), dtype=tl.float32)
-                for k in tl.static_range(K):
-                    source = t + (k - K // 2) * dilation
-                    inside = (source >= 0) & (source < T)
-                    src_rows = (frame0 + source).to(tl.int64) * N + offs_n
-                    z = _load(Z + src_rows[:, None] * R + rr[None, :], inside & tile_r, UPCAST).to(tl.float32)
-                    dwc += tl.where(offs_k[None, :] == k, tl.sum(dh * z, axis=0)[:, None], 0.0)
-                part = (program.to(tl.int64) * T + t) * R + rr
-                tl.store(DWC_PART + part[:, None] * K + offs_k[None, :], dwc,
-                         mask=mask_r[:, None] & (offs_k[None, :] < K))
-                tl.store(DBC_PART + part, tl.sum(dh, axis=0), mask=mask_r)
-    tl.debug_barrier()
 
-    if NEED_DZ:
-        # Phase 2, frame by frame: dz by the transposed conv, then dx = dout + dz Wd on patch tokens.
-        for t in range(T):
-            rows = (frame0 + t).to(tl.int64) * N + offs_n
-            for r0 in range(0, R, BLOCK_R):
-                rr = r0 + offs_r
-                mask_r = rr < R
-                dz = _conv_frame(DH, frame0, t, T, dilation, offs_n, mask_n, rr, mask_r, N, R, WC, BC,
-                                 False, K, True, BLOCK_M, BLOCK_R, False)
-                tl.store(DZ + rows[:, None] * R + rr[None, :], _to_io(dz, DTYPE, UPCAST),
-                         mask=mask_n[:, None] & mask_r[None, :])
-            if NEED_DX:
-                tl.debug_barrier()
-                for c0 in range(0, C, BLOCK_C):
-                    cc = c0 + offs_c
-                    mask_c = cc < C
-                    acc = _rows_times_weight_over_r(DZ, rows, mask_n, WD, C, 1, R, cc, mask_c,
-                                                    UPCAST, IEEE, BLOCK_M, BLOCK_R, BLOCK_C)
-                    tile = mask_n[:, None] & mask_c[None, :]
-                    dout = tl.load(DOUT + rows[:, None] * C + cc[None, :], mask=tile, other=0.0).to(tl.float32)
-                    update = _as_operand(acc, DTYPE, UPCAST).to(tl.float32)
-                    dx = dout + tl.where(is_patch, update, 0.0)
-                    tl.store(DX + rows[:, None] * C + cc[None, :], _to_io(dx, DTYPE, UPCAST), mask=tile)
+@triton.jit
+def _store_dz(DZ, DBD_PART, dz, tile_m, rows, inside, rr, mask_r, R):
+    """Store a dz tile (for dWd = dz^T x) and its fp32 column sums (this row tile's share of dbd)."""
+    tl.store(DZ + rows[:, None] * R + rr[None, :], dz.to(DZ.dtype.element_ty), mask=inside[:, None] & mask_r[None, :])
+    tl.store(DBD_PART + tile_m.to(tl.int64) * R + rr, tl.sum(dz.to(tl.float32), axis=0), mask=mask_r)
+
+
+@triton.jit
+def grad_x_kernel(
+    DOUT, DH, WC, WD, DX, DZ, DBD_PART,
+    M, N, C, R, T, P, dilation,
+    K: tl.constexpr, DTYPE: tl.constexpr, STORE_DZ: tl.constexpr, UPCAST: tl.constexpr, IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """dx = dout + dz Wd on patch rows, dx = dout on prefix rows, with dz = conv^T(dh) (tile: rows x C).
+
+    dz is zero on prefix rows because dh is and the taps never leave a token. With STORE_DZ the programs of
+    the first column of tiles also store dz and its dbd partials, so dz is formed once per element for them.
+    """
+    tile_m, tile_n = _tile(M, C, BLOCK_M, BLOCK_N, GROUP_M)
+    rows, inside, frame, patch = _rows(tile_m, M, N, T, P, BLOCK_M)
+    cc = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_c = cc < C
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for r0 in range(0, R, BLOCK_K):
+        rr = r0 + tl.arange(0, BLOCK_K)
+        mask_r = rr < R
+        dz = _conv_tile(DH, rows, inside, frame, rr, mask_r, N, R, T, dilation, WC, WC,
+                        False, K, True, UPCAST, BLOCK_M, BLOCK_K)
+        dz = _as_operand(dz, DTYPE, UPCAST)
+        if STORE_DZ:
+            if tile_n == 0:
+                _store_dz(DZ, DBD_PART, dz, tile_m, rows, inside, rr, mask_r, R)
+        w_down = _load(WD + rr[:, None] * C + cc[None, :], mask_r[:, None] & mask_c[None, :], UPCAST)
+        acc = _dot(dz, w_down, acc, IEEE)
+    tile = inside[:, None] & mask_c[None, :]
+    offsets = rows[:, None] * C + cc[None, :]
+    dout = tl.load(DOUT + offsets, mask=tile, other=0.0)
+    update = _as_operand(acc, DTYPE, UPCAST).to(tl.float32)
+    dx = _to_io(dout.to(tl.float32) + update, DTYPE, UPCAST)
+    tl.store(DX + offsets, tl.where(patch[:, None], dx, dout), mask=tile)
+
+
+@triton.jit
+def grad_z_kernel(
+    DH, WC, DZ, DBD_PART,
+    M, N, R, T, dilation,
+    K: tl.constexpr, DTYPE: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """dz = conv^T(dh) and its dbd partials (tile: rows x R), for a backward that needs dWd but not dx."""
+    tile_m, tile_n = _tile(M, R, BLOCK_M, BLOCK_N, GROUP_M)
+    rows, inside, frame, _ = _rows(tile_m, M, N, T, 0, BLOCK_M)
+    rr = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_r = rr < R
+    dz = _conv_tile(DH, rows, inside, frame, rr, mask_r, N, R, T, dilation, WC, WC,
+                    False, K, True, UPCAST, BLOCK_M, BLOCK_N)
+    _store_dz(DZ, DBD_PART, _as_operand(dz, DTYPE, UPCAST), tile_m, rows, inside, rr, mask_r, R)

@@ -1,9 +1,17 @@
-"""Launchers for the fused Triton kernels: buffers, grids, configs, and the weight-gradient reductions."""
+"""Launchers for the Triton kernels: buffers, grids, autotuned configs, and the weight-gradient reductions.
+
+Forward: ``z = x Wd^T + bd`` is one library GEMM (cuBLAS runs this plain product within a few percent of
+its roofline; nothing is fused into it), then ``forward_up_kernel``. Backward: ``grad_h_kernel``, then
+``grad_x_kernel`` (or ``grad_z_kernel`` when dx is not needed), then two library GEMMs over all rows for
+dWu = dout^T a and dWd = dz^T x, and fixed-order sums of the kernels' per-tile fp32 partials for dWc, dbc,
+dbd and dbu. No atomics anywhere: a rerun gives bitwise the same gradients.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 import triton
@@ -13,15 +21,9 @@ from fekernels._activations import ACTIVATION_CODES
 from fekernels.triton_kernels import kernels
 
 _TRITON_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
-_SMALLEST_BLOCK_M = 16
 
 #: Tests set this to fill every buffer a kernel writes with NaN first, so that an unwritten element shows.
 POISON_OUTPUTS = False
-
-
-def _empty(shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    buffer = torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
-    return buffer.fill_(float("nan")) if POISON_OUTPUTS else buffer
 
 
 def interpreted() -> bool:
@@ -29,30 +31,80 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-#: (BLOCK_M, BLOCK_R, BLOCK_C, num_warps) tried on a GPU. The backward holds more live tiles; its list
-#: leaves out the shapes that spilled registers when compiled for sm_90 with Triton 3.6 (ptxas -v).
-_FORWARD_TILES = [(16, 64, 64, 4), (32, 64, 64, 4), (32, 128, 64, 4), (64, 64, 64, 4), (64, 128, 64, 8),
-                  (64, 64, 128, 8)]
-_BACKWARD_TILES = [(16, 64, 64, 4), (32, 64, 64, 4), (32, 64, 128, 8), (64, 64, 128, 8)]
+#: GEMM tiles tried on a GPU, (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Every one fits an
+#: H100's 227 KB of shared memory in fp32 too: stages * (BLOCK_M + BLOCK_N) * BLOCK_K * 4 bytes.
+_GEMM_TILES = [(128, 128, 64, 8, 3), (128, 256, 32, 8, 3), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4),
+               (64, 64, 64, 4, 3)]
+#: Elementwise tiles for grad_z_kernel, (BLOCK_M, BLOCK_N, num_warps).
+_ELEMENTWISE_TILES = [(64, 64, 4), (128, 64, 4), (128, 128, 8)]
+#: One fixed config under the interpreter (autotuning needs a GPU driver). Its 32-wide tiles make the tests'
+#: small shapes span several tiles along rows, R and C.
+_INTERPRETER = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
+_GROUP_M = 8
 
 
-def _configs(tiles: list[tuple[int, int, int, int]]) -> list[triton.Config]:
-    if interpreted():  # autotuning needs a GPU driver; large blocks keep the interpreter fast
-        return [triton.Config({"BLOCK_M": 64, "BLOCK_R": 64, "BLOCK_C": 128})]
-    return [
-        triton.Config({"BLOCK_M": block_m, "BLOCK_R": block_r, "BLOCK_C": block_c}, num_warps=warps, num_stages=2)
-        for block_m, block_r, block_c, warps in tiles
-    ]
+def _gemm_configs() -> list[triton.Config]:
+    if interpreted():
+        return [triton.Config(dict(_INTERPRETER))]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": _GROUP_M}, num_warps=w, num_stages=s)
+            for m, n, k, w, s in _GEMM_TILES]
 
 
-_KEY = ["N", "C", "R", "T", "K", "ACTIVATION"]
-_forward = triton.autotune(_configs(_FORWARD_TILES), key=_KEY)(kernels.fe_adapter_forward_kernel)
-_backward = triton.autotune(_configs(_BACKWARD_TILES), key=[*_KEY, "NEED_DX", "NEED_DZ", "NEED_WEIGHT_GRADS"],
-                            reset_to_zero=["DWC_PART", "DBC_PART"])(kernels.fe_adapter_backward_kernel)
+def _elementwise_configs() -> list[triton.Config]:
+    if interpreted():
+        return [triton.Config({key: _INTERPRETER[key] for key in ("BLOCK_M", "BLOCK_N", "GROUP_M")})]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "GROUP_M": _GROUP_M}, num_warps=w, num_stages=1)
+            for m, n, w in _ELEMENTWISE_TILES]
 
 
-def _grid(num_clips: int, num_tokens: int):
-    return lambda meta: (num_clips, triton.cdiv(num_tokens, meta["BLOCK_M"]))
+#: The partial-sum buffers have one slot per row tile of the smallest BLOCK_M any config may pick.
+_SMALLEST_BLOCK_M = min(config.kwargs["BLOCK_M"] for config in _gemm_configs() + _elementwise_configs())
+
+_KEY = ["M", "N", "C", "R", "T", "K"]
+#: Name -> autotuned kernel. The key holds the shape (M = B*T*N rows) and what the kernel computes.
+KERNELS = {
+    "forward_up": triton.autotune(_gemm_configs(), key=_KEY)(kernels.forward_up_kernel),
+    "grad_h": triton.autotune(_gemm_configs(), key=[*_KEY, "NEED_DH", "NEED_WEIGHT_GRADS"],
+                              reset_to_zero=["DWC_PART", "DBC_PART", "DBU_PART"])(kernels.grad_h_kernel),
+    "grad_x": triton.autotune(_gemm_configs(), key=[*_KEY, "STORE_DZ"],
+                              reset_to_zero=["DBD_PART"])(kernels.grad_x_kernel),
+    "grad_z": triton.autotune(_elementwise_configs(), key=["M", "N", "R", "T", "K"],
+                              reset_to_zero=["DBD_PART"])(kernels.grad_z_kernel),
+}
+_forced: dict[str, triton.Config] = {}
+
+
+@contextlib.contextmanager
+def forced_config(name: str, config: triton.Config) -> Iterator[None]:
+    """Run kernel ``name`` with ``config`` instead of autotuning (tests check every config this way)."""
+    _forced[name] = config
+    try:
+        yield
+    finally:
+        del _forced[name]
+
+
+def _launch(name: str, columns: int, rows: int, *args, **kwargs) -> None:
+    def grid(meta):
+        return (triton.cdiv(rows, meta["BLOCK_M"]) * triton.cdiv(columns, meta["BLOCK_N"]),)
+
+    tuned = KERNELS[name]
+    config = _forced.get(name)
+    if config is None:
+        tuned[grid](*args, **kwargs)
+    else:
+        tuned.fn[grid](*args, **kwargs, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
+
+
+def _empty(shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    buffer = torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
+    return buffer.fill_(float("nan")) if POISON_OUTPUTS else buffer
+
+
+def _partials(wanted: bool, rows: int, *shape: int, like: torch.Tensor) -> torch.Tensor:
+    """Zeroed fp32 per-row-tile partial sums (slots of tiles a bigger BLOCK_M never reaches stay zero)."""
+    size = (triton.cdiv(rows, _SMALLEST_BLOCK_M), *shape) if wanted else (0,)
+    return torch.zeros(size, dtype=torch.float32, device=like.device)
 
 
 def _tf32_allowed() -> bool:
@@ -66,13 +118,19 @@ def _tf32_allowed() -> bool:
     return precision == "tf32"
 
 
-def _precision_flags(dtype: torch.dtype) -> dict[str, bool]:
+def _flags(x: torch.Tensor) -> dict:
     upcast = interpreted()
-    ieee = upcast or (dtype == torch.float32 and not _tf32_allowed())
-    return {"UPCAST": upcast, "IEEE": ieee}
+    ieee = upcast or (x.dtype == torch.float32 and not _tf32_allowed())
+    return {"DTYPE": _TRITON_DTYPES[x.dtype], "UPCAST": upcast, "IEEE": ieee}
+
+
+def _device(x: torch.Tensor):
+    """Launch on x's device (the backward runs on an autograd thread, whose current device may differ)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
 def _check_supported(x: torch.Tensor) -> None:
+    """Raise a ValueError unless the kernels can run on x (dtype, and CUDA or the interpreter)."""
     if x.dtype not in _TRITON_DTYPES:
         raise ValueError(f"impl='triton' supports float32, float16 and bfloat16, got x.dtype = {x.dtype}")
     if x.device.type != "cuda" and not interpreted():
@@ -87,25 +145,23 @@ def forward(
     b_conv: torch.Tensor | None, w_up: torch.Tensor, b_up: torch.Tensor | None,
     num_frames: int, dilation: int, activation: str | None, num_prefix_tokens: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the fused forward. Returns ``out`` (like x) and ``z`` ((B*T, N, R), zero on prefix rows)."""
+    """Run the forward. Returns ``out`` (like x) and ``z`` ((B*T, N, R), x Wd^T + bd on every row, prefix too)."""
     _check_supported(x)
     x = x.contiguous()
     frames_total, num_tokens, dim = x.shape
     bottleneck, kernel_size = w_conv.shape
-    num_clips = frames_total // num_frames
+    rows = frames_total * num_tokens
+    x_rows = x.view(rows, dim)
+    with torch.autocast(x.device.type, enabled=False):  # the op casts for autocast itself, before this point
+        z = torch.nn.functional.linear(x_rows, w_down, b_down)
     out = _empty(x.shape, x)
-    z = _empty((frames_total, num_tokens, bottleneck), x)
-    scratch = _empty((num_clips, num_tokens, bottleneck), x)
-    with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
-        _forward[_grid(num_clips, num_tokens)](
-            x, w_down.contiguous(), _or(b_down, w_down), w_conv.contiguous(), _or(b_conv, w_conv),
-            w_up.contiguous(), _or(b_up, w_up), out, z, scratch,
-            num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation,
-            HAS_BD=b_down is not None, HAS_BC=b_conv is not None, HAS_BU=b_up is not None,
-            K=kernel_size, ACTIVATION=ACTIVATION_CODES[activation], DTYPE=_TRITON_DTYPES[x.dtype],
-            **_precision_flags(x.dtype),
-        )
-    return out, z
+    with _device(x):
+        _launch("forward_up", dim, rows,
+                x_rows, z, w_conv.contiguous(), _or(b_conv, w_conv), w_up.contiguous(), _or(b_up, w_up), out,
+                rows, num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation,
+                HAS_BC=b_conv is not None, HAS_BU=b_up is not None, K=kernel_size,
+                ACTIVATION=ACTIVATION_CODES[activation], **_flags(x))
+    return out, z.view(frames_total, num_tokens, bottleneck)
 
 
 def backward(
@@ -117,50 +173,51 @@ def backward(
     """Gradients (dx, dw_down, db_down, dw_conv, db_conv, dw_up, db_up); None where not needed.
 
     ``need_down``: gradients of w_down/b_down are wanted; ``need_weights``: of the conv and up-projection.
-    The weight gradients are deterministic: fp32 per-program partials summed afterwards for the conv,
-    library GEMMs over all tokens for the projections.
     """
-    grad_out = grad_out.contiguous()
-    x = x.contiguous()
     frames_total, num_tokens, dim = x.shape
     bottleneck, kernel_size = w_conv.shape
-    num_clips = frames_total // num_frames
-    need_dz = need_x or need_down
-    empty = x.new_empty(0)
-    dx = _empty(x.shape, x) if need_x else empty
-    a = _empty(z.shape, x) if need_weights else empty
-    dh = _empty(z.shape, x, torch.float32) if need_dz else empty
-    dz = _empty(z.shape, x) if need_dz else empty
-    # one slot per (program, frame): every program writes its own slots, summed afterwards (deterministic)
-    slots = num_clips * triton.cdiv(num_tokens, _SMALLEST_BLOCK_M) * num_frames if need_weights else 0
-    dwc_part = torch.zeros(slots, bottleneck, kernel_size, dtype=torch.float32, device=x.device)
-    dbc_part = torch.zeros(slots, bottleneck, dtype=torch.float32, device=x.device)
-    with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
-        _backward[_grid(num_clips, num_tokens)](
-            grad_out, z, w_down.contiguous(), w_conv.contiguous(), _or(b_conv, w_conv), w_up.contiguous(),
-            dx, a, dh, dz, dwc_part, dbc_part,
-            num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation,
-            HAS_BC=b_conv is not None, K=kernel_size, K_PAD=triton.next_power_of_2(kernel_size),
-            ACTIVATION=ACTIVATION_CODES[activation], DTYPE=_TRITON_DTYPES[x.dtype],
-            NEED_DX=need_x, NEED_DZ=need_dz, NEED_WEIGHT_GRADS=need_weights,
-            **_precision_flags(x.dtype),
-        )
+    rows = frames_total * num_tokens
+    dout = grad_out.contiguous().view(rows, dim)
+    z_rows = z.contiguous().view(rows, bottleneck)
+    need_dh = need_x or need_down
+    nothing = x.new_empty(0)
+    dh = _empty((rows, bottleneck), x) if need_dh else nothing
+    a = _empty((rows, bottleneck), x) if need_weights else nothing
+    dz = _empty((rows, bottleneck), x) if need_down else nothing
+    dx = _empty(x.shape, x) if need_x else nothing
+    dwc_part = _partials(need_weights, rows, bottleneck, kernel_size, like=x)
+    dbc_part = _partials(need_weights, rows, bottleneck, like=x)
+    dbu_part = _partials(need_weights, rows, dim, like=x)
+    dbd_part = _partials(need_down, rows, bottleneck, like=x)
+    w_conv = w_conv.contiguous()
+    shape = (rows, num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation)
+    flags = _flags(x)
+    with _device(x):
+        _launch("grad_h", bottleneck, rows,
+                dout, z_rows, w_conv, _or(b_conv, w_conv), w_up.contiguous(), dh, a, dwc_part, dbc_part, dbu_part,
+                *shape, HAS_BC=b_conv is not None, K=kernel_size, ACTIVATION=ACTIVATION_CODES[activation],
+                NEED_DH=need_dh, NEED_WEIGHT_GRADS=need_weights, **flags)
+        if need_x:
+            _launch("grad_x", dim, rows, dout, dh, w_conv, w_down.contiguous(), dx, dz, dbd_part,
+                    *shape, K=kernel_size, STORE_DZ=need_down, **flags)
+        elif need_down:
+            _launch("grad_z", bottleneck, rows, dh, w_conv, dz, dbd_part,
+                    rows, num_tokens, bottleneck, num_frames, dilation, K=kernel_size,
+                    DTYPE=flags["DTYPE"], UPCAST=flags["UPCAST"])
 
     grads: dict[str, torch.Tensor | None] = dict.fromkeys(
         ("dx", "dw_down", "db_down", "dw_conv", "db_conv", "dw_up", "db_up")
     )
     if need_x:
         grads["dx"] = dx
-    rows_out = grad_out.reshape(-1, dim)
     if need_down:
-        rows_dz = dz.reshape(-1, bottleneck)
-        grads["dw_down"] = rows_dz.t() @ x.reshape(-1, dim)
-        grads["db_down"] = rows_dz.sum(0, dtype=torch.float32).to(x.dtype)
+        grads["dw_down"] = dz.t() @ x.contiguous().view(rows, dim)
+        grads["db_down"] = dbd_part.sum(0).to(x.dtype)
     if need_weights:
         grads["dw_conv"] = dwc_part.sum(0).to(x.dtype)
         grads["db_conv"] = dbc_part.sum(0).to(x.dtype)
-        grads["dw_up"] = rows_out.t() @ a.reshape(-1, bottleneck)
-        grads["db_up"] = grad_out[:, num_prefix_tokens:].sum((0, 1), dtype=torch.float32).to(x.dtype)
+        grads["dw_up"] = dout.t() @ a
+        grads["db_up"] = dbu_part.sum(0).to(x.dtype)
     return tuple(grads.values())
 
 
