@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NATIVE := fekernels/_native/libfekernels_native.so
 
-.PHONY: demo test lint bench native gpu-check clean
+.PHONY: demo test lint bench native gpu-check gpu-bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,17 @@ bench: $(INSTALLED) $(NATIVE)
 	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=.benchmarks-run.json
 	$(PY) -m benchmarks.report .benchmarks-run.json
 
-# On a GPU machine with torch/triton/timm preinstalled (no venv, no network): CUDA tests, logs into OUT.
+# On a GPU machine with torch/triton/timm preinstalled (no venv, no network): the headline table, then the
+# CUDA kernel tests, logs into OUT (about 5 minutes). gpu-bench: the full benchmark grid and its report.
 gpu-check:
 	@test -n "$(OUT)" || (echo "usage: make gpu-check OUT=dir" && exit 2)
 	PYTHON=$(PYTHON) scripts/gpu_check.sh $(OUT)
+
+gpu-bench:
+	@test -n "$(OUT)" || (echo "usage: make gpu-bench OUT=dir" && exit 2)
+	mkdir -p $(OUT)
+	$(PYTHON) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=$(OUT)/benchmarks.json
+	$(PYTHON) -m benchmarks.report $(OUT)/benchmarks.json --out $(OUT)/results --command "make gpu-bench OUT=$(OUT)"
 
 clean:
 	rm -rf $(VENV) build fekernels/_native *.egg-info .pytest_cache .ruff_cache

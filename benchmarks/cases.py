@@ -11,6 +11,7 @@ import torch
 import fekernels
 from fekernels.baselines import fe_adapter_st_layout
 from fekernels.cost import backward_cost, forward_cost
+from fekernels.testing import WEIGHT_NAMES, check_against_reference
 
 CUDA = torch.cuda.is_available()
 
@@ -33,6 +34,11 @@ class OpShape:
     def id(self) -> str:
         dtype = str(self.dtype).removeprefix("torch.")
         return (f"{self.model}-B{self.clips}-T{self.frames}-R{self.bottleneck}-d{self.dilation}-{dtype}")
+
+    @property
+    def options(self) -> dict:
+        """The op's keyword options for this shape (one prefix token, no activation)."""
+        return dict(num_frames=self.frames, dilation=self.dilation, num_prefix_tokens=1)
 
     @property
     def rows(self) -> int:
@@ -96,3 +102,50 @@ def input_sets(shape: OpShape, device: torch.device, with_grad: bool, l2_bytes: 
         grad = torch.randn(frames, shape.tokens, shape.dim, generator=generator).to(device=device, dtype=shape.dtype)
         sets.append((x, weights, grad))
     return sets
+
+
+def call_op(op: Callable, item: tuple, options: dict, with_backward: bool) -> torch.Tensor:
+    """One timed call on one input set: the op and, with the backward, the gradients of x and every weight
+    (by ``torch.autograd.grad``, so no call pays for accumulating into the previous call's ``.grad``)."""
+    x, weights, grad = item
+    out = op(x, *weights, **options)
+    if with_backward:
+        torch.autograd.grad(out, (x, *weights), grad)
+    return out
+
+
+def check_op(op: Callable, item: tuple, options: dict, with_backward: bool) -> None:
+    """Fail unless ``op`` matches the float64 reference on this input set (every gradient too, with the
+    backward), so that a broken implementation is never timed."""
+    x, weights, grad = item
+    check_against_reference(op, x, dict(zip(WEIGHT_NAMES, weights, strict=True)), grad if with_backward else None,
+                            options)
+
+
+def training_step(backbone: str, backbone_kwargs: dict, clips: int, frames: int, impl: str, compiled: bool,
+                  device: torch.device, backend: str = "inductor") -> tuple[Callable, list]:
+    """A training step (forward under bf16 autocast on a GPU, backward, AdamW) of an adapted ViT, and two
+    input batches to rotate through. The step returns the loss."""
+    import fe_adapter
+
+    size = backbone_kwargs.get("img_size", 224)
+    generator = torch.Generator().manual_seed(0)
+    inputs = [(torch.randn(clips, frames, 3, size, size, generator=generator).to(device),
+               torch.randint(0, 7, (clips,), generator=generator).to(device)) for _ in range(2)]
+    torch.manual_seed(0)
+    model = fe_adapter.create_model(backbone, num_classes=7, num_frames=frames, impl=impl,
+                                    backbone_kwargs=backbone_kwargs).to(device)
+    network = torch.compile(model, backend=backend) if compiled else model
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def step(item: tuple) -> torch.Tensor:
+        clips_in, labels = item
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(network(clips_in).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step, inputs

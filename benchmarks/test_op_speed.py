@@ -6,9 +6,8 @@ Run ``pytest benchmarks/ --benchmark-json=run.json`` then ``python -m benchmarks
 from __future__ import annotations
 
 import pytest
-import torch
 
-from benchmarks.cases import CUDA, OpShape, implementations, input_sets, op_shapes
+from benchmarks.cases import CUDA, OpShape, call_op, check_op, implementations, input_sets, op_shapes
 from benchmarks.timing import run_pedantic
 
 IMPLEMENTATIONS = implementations()
@@ -29,15 +28,11 @@ def test_op(benchmark, device, ceilings, shape: OpShape, impl: str, passes: str)
         pytest.skip("compiled variants run on the ViT-B, B=8, d=1 shapes only, to fit the 8-minute GPU check")
     with_backward = passes == "forward_backward"
     op = IMPLEMENTATIONS[impl]
-    options = dict(num_frames=shape.frames, dilation=shape.dilation, num_prefix_tokens=1)
     sets = input_sets(shape, device, with_backward)
+    check_op(op, sets[0], shape.options, with_backward)
 
     def call(item):
-        x, weights, grad = item
-        out = op(x, *weights, **options)
-        if with_backward:
-            torch.autograd.backward(out, grad)
-        return out
+        return call_op(op, item, shape.options, with_backward)
 
     cost = shape.cost(with_backward)
     benchmark.group = f"{shape.id}-{passes}"

@@ -9,12 +9,10 @@ from collections.abc import Iterator
 import torch
 
 import fekernels
+from fekernels.testing import WEIGHT_NAMES, outputs_and_grads
 from tests.conftest import random_adapter_tensors
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-WEIGHT_NAMES = ("w_down", "b_down", "w_conv", "b_conv", "w_up", "b_up")
-#: absolute slack per dtype, relative to the largest reference value, on top of 2x the reference's own error
-ATOL = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 8e-3}
 
 
 _MAX_ROWS = 300
@@ -83,37 +81,10 @@ def make_inputs(case: dict, clips: int | None = None):
 
 def run_op(impl, x, weights, grad_out, dtype, options, needs_grad=("x", *WEIGHT_NAMES), device=DEVICE):
     """Output and gradients of one implementation, with inputs cast to ``dtype`` on ``device``."""
-    def prepare(name, tensor):
-        if tensor is None:
-            return None
-        tensor = tensor.to(device=device, dtype=dtype).detach()
-        return tensor.requires_grad_(name in needs_grad)
+    def op(*args, **kwargs):
+        return fekernels.fe_adapter(*args, **kwargs, impl=impl)
 
-    x_in = prepare("x", x)
-    weights_in = {name: prepare(name, tensor) for name, tensor in weights.items()}
-    out = fekernels.fe_adapter(x_in, **weights_in, **options, impl=impl)
-    out.backward(grad_out.to(device=device, dtype=dtype))
-    results = {"out": out.detach(), "x": x_in.grad}
-    results.update({name: tensor.grad for name, tensor in weights_in.items() if tensor is not None})
-    return results
-
-
-def assert_close_to_reference(fused: dict, low: dict, exact: dict, dtype: torch.dtype) -> None:
-    """Every output and gradient within 2x the error torch makes in ``dtype``, plus ATOL; none unwritten."""
-    for name, expected in exact.items():
-        if expected is None:
-            assert fused[name] is None, name
-            continue
-        expected = expected.to(fused[name].device)
-        assert fused[name] is not None and fused[name].dtype == dtype, name
-        assert torch.isfinite(fused[name]).all(), f"{name}: unwritten (NaN) or non-finite elements"
-        fused_error = (fused[name].double() - expected).abs().max().item()
-        torch_error = (low[name].double() - expected).abs().max().item()
-        scale = max(1.0, expected.abs().max().item())
-        bound = 2 * torch_error + ATOL[dtype] * scale
-        assert fused_error <= bound, f"{name}: error {fused_error:.3g} > {bound:.3g} (torch's own: {torch_error:.3g})"
-
-
+    return outputs_and_grads(op, x, weights, grad_out, dtype, options, device, needs_grad)
 
 
 def options_of(case: dict) -> dict:

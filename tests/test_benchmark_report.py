@@ -1,10 +1,15 @@
-"""benchmarks/report.py: ratios, roofline fraction and the markdown table from a pytest-benchmark run."""
+"""The benchmark tooling: report.py's ratios and tables, the correctness check that precedes every timing,
+and the headline script on tiny shapes."""
 
 from __future__ import annotations
 
 import json
 
-from benchmarks import report
+import pytest
+import torch
+
+import fekernels
+from benchmarks import cases, headline, report
 
 
 def _bench(group, impl, median, roofline=None):
@@ -36,3 +41,31 @@ def test_report_ratios_and_files(tmp_path):
     assert "| vit_b16-B1-fwd | triton | 0.500 | 0.050 | 8.00x | 4.00x | 2.00x | 80% |" in text
     assert "copy 2000 GB/s, bfloat16 matmul 500.00 TFLOP/s" in text
     assert markdown.with_suffix(".png").is_file()  # time vs batch: B1 and B8 for eager_st and triton
+
+
+def test_a_wrong_implementation_is_refused_before_it_is_timed():
+    shape = cases.OpShape("tiny", 1, 2, 5, 16, 8, 3, 1, torch.float32)
+    item = cases.input_sets(shape, torch.device("cpu"), with_grad=True)[0]
+    cases.check_op(fekernels.fe_adapter_reference, item, shape.options, with_backward=True)
+
+    def off_by_a_little(x, *weights, **options):
+        return fekernels.fe_adapter_reference(x, *weights, **options) * (1 + 1e-3)
+
+    def wrong_gradient(x, *weights, **options):  # right values, but x's gradient is lost
+        return fekernels.fe_adapter_reference(x.detach(), *weights, **options) + 0 * x.sum()
+
+    with pytest.raises(AssertionError, match="out: error"):
+        cases.check_op(off_by_a_little, item, shape.options, with_backward=False)
+    with pytest.raises(AssertionError, match="x: error"):
+        cases.check_op(wrong_gradient, item, shape.options, with_backward=True)
+
+
+def test_headline_table_on_tiny_shapes(tmp_path):
+    result = headline.run(tmp_path, quick=True, command="python -m benchmarks.headline --quick")
+    assert {row["pass"] for row in result["ops"]} == {"forward", "forward+backward"}
+    for row in result["ops"]:
+        assert {"torch", "eager_st", "compiled"} <= set(row["seconds"]) and all(t > 0 for t in row["seconds"].values())
+    assert {(row["impl"], row["compiled"]) for row in result["training"]} >= {("torch", False), ("torch", True)}
+    text = (tmp_path / "headline.md").read_text()
+    assert text.startswith("# Headline benchmarks on ") and "| training step | impl |" in text
+    assert json.loads((tmp_path / "headline.json").read_text())["command"] == "python -m benchmarks.headline --quick"

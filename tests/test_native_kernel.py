@@ -8,8 +8,9 @@ import torch
 import fe_adapter
 import fekernels
 from fekernels import native
+from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference
 from tests.conftest import train_steps
-from tests.kernel_cases import CASES, WEIGHT_NAMES, assert_close_to_reference, case_id, make_inputs, run_op
+from tests.kernel_cases import CASES, case_id, make_inputs, run_op
 
 pytestmark = pytest.mark.skipif(not native.LIBRARY.is_file(), reason="the native kernel is not built (run make)")
 

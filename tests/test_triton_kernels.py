@@ -13,20 +13,11 @@ import torch
 
 import fe_adapter
 import fekernels
+from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference
 from fekernels.triton_kernels import launch
 from fekernels.triton_kernels.op import fe_adapter_triton_backward_op, fe_adapter_triton_op
 from tests.conftest import random_adapter_tensors, train_steps
-from tests.kernel_cases import (
-    CASES,
-    DEVICE,
-    WEIGHT_NAMES,
-    assert_close_to_reference,
-    case_id,
-    make_inputs,
-    options_of,
-    run_op,
-    strict_fp32,
-)
+from tests.kernel_cases import CASES, DEVICE, case_id, make_inputs, options_of, run_op, strict_fp32
 
 
 @pytest.fixture(autouse=True)
