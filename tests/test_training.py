@@ -1,11 +1,9 @@
-"""Training end to end on the synthetic set: learning, resume, atomic checkpoints, config errors, the CLI."""
+"""Training end to end on the synthetic set: learning, atomic checkpoints, config errors, the CLI."""
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,28 +13,7 @@ import fe_adapter
 from fe_adapter import cli, data
 from fe_adapter._io import atomic_write
 from fe_adapter.training import ConfigError, Trainer, config_from_dict, load_config
-from fe_adapter.training import state as training_state
-from fe_adapter.training.run import run_evaluation
-
-TINY_BACKBONE = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 48, "num_heads": 2}
-
-
-def tiny_config(out_dir: Path, **sections) -> dict:
-    config = {
-        "data": {"dataset": "synthetic", "num_frames": 4, "img_size": 32, "batch_size": 4, "num_workers": 0,
-                 "synthetic_train_clips": 24, "synthetic_test_clips": 12},
-        "model": {"backbone": "vit_tiny_patch16_224", "backbone_kwargs": TINY_BACKBONE, "bottleneck": 16,
-                  "dropout": 0.0},
-        "optim": {"epochs": 2, "lr": 3e-3, "warmup_epochs": 0.5, "label_smoothing": 0.0},
-        "run": {"out_dir": str(out_dir), "progress": False, "tensorboard": False, "deterministic": True},
-    }
-    for section, values in sections.items():
-        config[section].update(values)
-    return config
-
-
-def _trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+from tests.training_cases import TINY_BACKBONE, as_overrides, tiny_config, trainable, with_backbone_file
 
 
 def test_loss_decreases_and_training_clips_are_learned(tmp_path):
@@ -50,31 +27,6 @@ def test_loss_decreases_and_training_clips_are_learned(tmp_path):
     assert fitted.war > 2 / 6  # twice chance, from a random backbone in a few seconds
     assert (tmp_path / "best.safetensors").is_file() and (tmp_path / "log.jsonl").is_file()
     assert summary["parameters"]["trainable"] < summary["parameters"]["total"]
-
-
-def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, monkeypatch):
-    uninterrupted = Trainer(config_from_dict(tiny_config(tmp_path / "a", optim={"epochs": 3})))
-    expected = uninterrupted.fit()
-
-    save = training_state.save_training_state
-
-    def save_then_die(path, trainer):
-        save(path, trainer)
-        if trainer.epoch == 1:
-            raise KeyboardInterrupt("simulated kill after the first epoch's checkpoint")
-
-    monkeypatch.setattr("fe_adapter.training.trainer.save_training_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(config_from_dict(tiny_config(tmp_path / "b", optim={"epochs": 3}))).fit()
-    monkeypatch.undo()
-    resumed = Trainer(config_from_dict(tiny_config(tmp_path / "b", optim={"epochs": 3})))
-    result = resumed.fit(resume=True)
-
-    assert [r["epoch"] for r in result["history"]] == [1, 2, 3]
-    for name, value in _trainable(uninterrupted.model).items():
-        torch.testing.assert_close(_trainable(resumed.model)[name], value, rtol=1e-5, atol=1e-6)
-    assert [r["loss"] for r in result["history"]] == pytest.approx([r["loss"] for r in expected["history"]],
-                                                                   rel=1e-5)
 
 
 def test_interrupted_checkpoint_write_leaves_the_previous_file(tmp_path, monkeypatch):
@@ -136,10 +88,10 @@ def test_accumulation_steps_on_a_short_last_group(tmp_path):
     config = config_from_dict(tiny_config(tmp_path, data={"synthetic_train_clips": 12},
                                           optim={"epochs": 1, "accumulation": 2}))
     trainer = Trainer(config)
-    before = _trainable(trainer.model)
+    before = trainable(trainer.model)
     trainer.fit()
     assert trainer.step == 2 == trainer.total_steps
-    assert any(not torch.equal(before[n], p) for n, p in _trainable(trainer.model).items())
+    assert any(not torch.equal(before[n], p) for n, p in trainable(trainer.model).items())
 
 
 def test_cli_reports_config_errors(tmp_path, capsys):
@@ -149,27 +101,9 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert cli.main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
 
 
-def _with_backbone_file(config: dict, folder: Path) -> dict:
-    """Give the run real backbone weights in a file, as eval and predict require."""
-    import timm
-    from safetensors.torch import save_file
-
-    backbone = timm.create_model("vit_tiny_patch16_224", pretrained=False, **TINY_BACKBONE)
-    path = folder / "backbone.safetensors"
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(path))
-    config["model"]["checkpoint"] = str(path)
-    return config
-
-
-def _overrides(config: dict) -> list[str]:
-    return [f"{section}.{key}={json.dumps(value)}" for section, values in config.items()
-            for key, value in values.items()]
-
-
 def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
-    config = _with_backbone_file(tiny_config(tmp_path / "run"), tmp_path)
-    assert cli.main(["train", *_overrides(config)]) == 0
+    config = with_backbone_file(tiny_config(tmp_path / "run"), tmp_path)
+    assert cli.main(["train", *as_overrides(config)]) == 0
     report = tmp_path / "run" / "report"
     assert {"metrics.json", "config.yaml", "confusion.png", "curves.png"} <= {p.name for p in report.iterdir()}
     best = json.loads((report / "metrics.json").read_text())["best"]["metrics"]
@@ -184,23 +118,6 @@ def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
                      "--out", str(tmp_path / "eval_train")]) == 0
     on_train = json.loads((tmp_path / "eval_train" / "metrics.json").read_text())
     assert on_train["split"] == "train" and sum(map(sum, on_train["final"]["confusion"])) == 24
-
-
-def test_two_process_ddp_run_matches_single_process_evaluation(tmp_path):
-    """torchrun with 2 CPU processes (gloo): the run completes, only rank 0 writes, metrics are whole-test-set."""
-    config = _with_backbone_file(tiny_config(tmp_path / "ddp", optim={"epochs": 1}), tmp_path)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-               "-m", "fe_adapter", "train", *_overrides(config)]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                              env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "processes: 2" in (tmp_path / "ddp" / "train.log").read_text()
-    best = json.loads((tmp_path / "ddp" / "report" / "metrics.json").read_text())["best"]["metrics"]
-    assert sum(map(sum, best["confusion"])) == 12  # every test clip counted once, not per rank
-
-    single = run_evaluation(load_config(tmp_path / "ddp" / "report" / "config.yaml"),
-                                tmp_path / "ddp" / "best.safetensors", None)
-    assert single["final"]["confusion"] == best["confusion"]
 
 
 def test_quick_demo_runs_end_to_end(tmp_path, capsys):
@@ -220,32 +137,10 @@ def test_bf16_backbone_with_autocast_trains_fp32_adapters(tmp_path):
     frozen = {p.dtype for p in trainer.model.parameters() if not p.requires_grad}
     trained = {p.dtype for p in trainer.model.parameters() if p.requires_grad}
     assert frozen == {torch.bfloat16} and trained == {torch.float32}
-    before = _trainable(trainer.model)
+    before = trainable(trainer.model)
     summary = trainer.fit()
-    assert all(not torch.equal(before[n], p) for n, p in _trainable(trainer.model).items() if "conv_weight" in n)
+    assert all(not torch.equal(before[n], p) for n, p in trainable(trainer.model).items() if "conv_weight" in n)
     assert math.isfinite(summary["history"][0]["loss"])
-
-
-def test_ddp_survives_a_batch_of_unreadable_clips_on_one_rank(tmp_path):
-    """One rank's batch holds only an unreadable clip: all ranks skip that step instead of waiting forever."""
-    from tests.media import numbered_frames, write_frame_folder
-
-    for name in ("a", "b", "c", "d", "e", "f"):
-        write_frame_folder(tmp_path / "clips" / name, numbered_frames(4, size=32))
-    (tmp_path / "clips" / "broken").mkdir()  # exists, but holds no frames
-    (tmp_path / "train.txt").write_text("clips/a 0\nclips/broken 1\nclips/b 1\nclips/c 0\n")
-    (tmp_path / "test.txt").write_text("clips/d 0\nclips/e 1\nclips/f 0\n")
-    config = tiny_config(tmp_path / "run", optim={"epochs": 2},
-                         data={"dataset": "list", "train_list": str(tmp_path / "train.txt"),
-                               "test_list": str(tmp_path / "test.txt"), "class_names": ["calm", "tense"],
-                               "batch_size": 1, "min_readable": 0.5})
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
-               "-m", "fe_adapter", "train", *_overrides(config)]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=240,
-                              env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    best = json.loads((tmp_path / "run" / "report" / "metrics.json").read_text())["best"]["metrics"]
-    assert sum(map(sum, best["confusion"])) == 3
 
 
 def test_evaluation_counts_a_clip_listed_twice_twice(tmp_path):

@@ -32,11 +32,15 @@ class Distributed:
 
     def any(self, flag: bool, device: torch.device) -> bool:
         """Whether ``flag`` holds on any rank: lets all ranks take the same branch around collectives."""
+        return self.sum([1.0 if flag else 0.0], device)[0] > 0
+
+    def sum(self, values: list[float], device: torch.device) -> list[float]:
+        """Each of ``values`` summed over all ranks (float64; the values themselves in a single process)."""
         if not self.enabled:
-            return flag
-        value = torch.tensor([1.0 if flag else 0.0], device=device)
-        dist.all_reduce(value)
-        return value.item() > 0
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value``, in rank order (just ``[value]`` in a single process)."""

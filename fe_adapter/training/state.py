@@ -1,61 +1,48 @@
-"""The full training state (trainable weights, optimizer, scheduler, scaler, RNG, progress) for resume."""
+"""The resume file ``last.pt``: a trainer's state plus every random generator's, written atomically.
+
+What the state holds is the trainer's business (``Trainer.state_dict``); this module only writes, checks
+and reads the file and captures and restores the random generators.
+"""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from fe_adapter._io import atomic_write
 
-if TYPE_CHECKING:
-    from fe_adapter.training.trainer import Trainer
-
 STATE_FORMAT = "fe-adapter-train/1"
 
 
-def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: param.detach().cpu() for name, param in model.named_parameters() if param.requires_grad}
+def capture_rng() -> dict[str, Any]:
+    """The states of torch's (CPU and CUDA), numpy's and Python's global random generators."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
-def save_training_state(path: str | Path, trainer: Trainer) -> Path:
-    """Write the state atomically: a kill at any moment leaves the previous file loadable."""
-    state: dict[str, Any] = {
-        "format": STATE_FORMAT,
-        "config": trainer.config.to_dict(),
-        "model": _trainable_state(trainer.model),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "scaler": trainer.scaler.state_dict(),
-        "epoch": trainer.epoch,
-        "step": trainer.step,
-        "best": trainer.best,
-        "history": trainer.history,
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-    }
-    return atomic_write(path, lambda temporary: torch.save(state, temporary))
+def restore_rng(rng: dict[str, Any]) -> None:
+    """Put back the generators ``capture_rng`` saw."""
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def load_training_state(path: str | Path, trainer: Trainer) -> None:
-    """Restore a trainer from ``save_training_state``'s file (same config expected)."""
+def save_training_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` and the random generators' states atomically: a kill at any moment leaves the
+    previous file loadable."""
+    contents = {"format": STATE_FORMAT, **state, "rng": capture_rng()}
+    return atomic_write(path, lambda temporary: torch.save(contents, temporary))
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """The state ``save_training_state`` wrote, with its ``rng`` entry for ``restore_rng``."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("format") != STATE_FORMAT:
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not an fe-adapter training state")
-    missing = set(_trainable_state(trainer.model)) - set(state["model"])
-    if missing:
-        raise ValueError(f"{path} does not match the model: missing {sorted(missing)[:3]}")
-    trainer.model.load_state_dict(state["model"], strict=False)
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scheduler.load_state_dict(state["scheduler"])
-    trainer.scaler.load_state_dict(state["scaler"])
-    trainer.epoch, trainer.step = state["epoch"], state["step"]
-    trainer.best, trainer.history = state["best"], state["history"]
-    torch.set_rng_state(state["rng"]["torch"])
-    np.random.set_state(state["rng"]["numpy"])
-    random.setstate(state["rng"]["python"])
-    if state["rng"]["cuda"]:
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return state

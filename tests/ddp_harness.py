@@ -1,0 +1,40 @@
+"""Train on a fixed pipeline and save this process's trainable weights: run by tests/test_ddp.py under
+torchrun (one process per rank) and in the test's own process, to compare DDP with single-process training.
+
+    python -m tests.ddp_harness CONFIG.json OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from fe_adapter import data
+from fe_adapter.training import Trainer, config_from_dict
+from fe_adapter.training.distributed import init_distributed, shutdown_distributed
+
+
+def train_and_save(config_values: dict, out: Path) -> Path:
+    """Train ``optim.epochs`` epochs and write ``out/rank{rank}.pt``; the clips must have exactly
+    ``data.num_frames`` frames, so that training-time frame sampling has a single choice."""
+    dist = init_distributed("cpu")
+    try:
+        trainer = Trainer(config_from_dict(config_values), dist)
+        # no random crop, flip or jitter: every process sees the very same pixels of a clip
+        trainer.train_set.transform = data.eval_transform(data.normalization_for(trainer.model))
+        for epoch in range(trainer.config.optim.epochs):
+            trainer.train_epoch(epoch)
+        weights = {n: p.detach() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"rank{dist.rank}.pt"
+        torch.save(weights, path)
+        return path
+    finally:
+        shutdown_distributed()
+
+
+if __name__ == "__main__":
+    train_and_save(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))

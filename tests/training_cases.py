@@ -1,0 +1,74 @@
+"""Shared set-ups for the training tests: a tiny config, frame-folder datasets, CLI overrides, subprocess runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TINY_BACKBONE = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 48, "num_heads": 2}
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(out_dir: Path, **sections) -> dict:
+    """A config that trains in about a second: 2-block ViT at 32 px, 4 frames, 24 synthetic clips."""
+    config = {
+        "data": {"dataset": "synthetic", "num_frames": 4, "img_size": 32, "batch_size": 4, "num_workers": 0,
+                 "synthetic_train_clips": 24, "synthetic_test_clips": 12},
+        "model": {"backbone": "vit_tiny_patch16_224", "backbone_kwargs": TINY_BACKBONE, "bottleneck": 16,
+                  "dropout": 0.0},
+        "optim": {"epochs": 2, "lr": 3e-3, "warmup_epochs": 0.5, "label_smoothing": 0.0},
+        "run": {"out_dir": str(out_dir), "progress": False, "tensorboard": False, "deterministic": True},
+    }
+    for section, values in sections.items():
+        config[section].update(values)
+    return config
+
+
+def trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def with_backbone_file(config: dict, folder: Path) -> dict:
+    """Give the run real backbone weights in a file, as eval and predict require."""
+    import timm
+    from safetensors.torch import save_file
+
+    backbone = timm.create_model("vit_tiny_patch16_224", pretrained=False, **TINY_BACKBONE)
+    path = folder / "backbone.safetensors"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(path))
+    config["model"]["checkpoint"] = str(path)
+    return config
+
+
+def as_overrides(config: dict) -> list[str]:
+    """The config as ``section.key=value`` arguments of the CLI."""
+    return [f"{section}.{key}={json.dumps(value)}" for section, values in config.items()
+            for key, value in values.items()]
+
+
+def noise_clip(folder: Path, seed: int, frames: int = 4, size: int = 32) -> Path:
+    """A frame folder of random images (every clip different, so every clip moves the gradient)."""
+    from tests.media import write_frame_folder
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+    return write_frame_folder(folder, pixels)
+
+
+def run_module(module: str, arguments: list[str], torchrun: bool = False, first_on_path: Path | None = None,
+               timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS`` in a fresh process with one thread per process, so that runs repeat
+    bitwise; ``torchrun`` runs 2 processes (``--standalone`` picks a free port). ``first_on_path`` goes first
+    on PYTHONPATH (a folder with a ``sitecustomize.py`` changes the run from the inside)."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if torchrun else []
+    path = [str(first_on_path)] if first_on_path else []
+    path += [str(REPOSITORY)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(path)}
+    return subprocess.run([sys.executable, *launcher, "-m", module, *arguments], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=REPOSITORY)
