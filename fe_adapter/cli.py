@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         return command
 
     train = with_config("train", "train adapters (and head) on a frozen ViT")
-    train.add_argument("--resume", action="store_true", help="continue from run.out_dir/last.pt if present")
+    train.add_argument("--resume", action="store_true", help="continue after the last completed epoch saved in "
+                       "run.out_dir/last.pt (if present); an interrupted epoch is trained again")
     evaluate = with_config("eval", "evaluate an adapter checkpoint on the test split")
     evaluate.add_argument("--checkpoint", type=Path, required=True, help="adapter checkpoint (.safetensors)")
     evaluate.add_argument("--out", type=Path, help="write a report folder here")

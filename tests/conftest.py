@@ -1,7 +1,8 @@
-"""Shared fixtures: seeded randomness and random (never identity, never zero) adapter weights."""
+"""Shared fixtures: seeded randomness, no global state leaked between tests, random adapter weights."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -16,6 +17,42 @@ import pytest  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def _determinism_switches() -> tuple[bool, bool, bool]:
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.benchmark)
+
+
+def _own_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """The logger's handlers less pytest's per-phase capture handlers (they differ between setup and teardown)."""
+    from _pytest.logging import LogCaptureHandler
+
+    return [handler for handler in logger.handlers if not isinstance(handler, LogCaptureHandler)]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_global_state():
+    """Every test leaves the process as it found it: torch's determinism switches (a test that changes them
+    fails) and the root logger's handlers and level (put back, and leaked handlers closed, so that no test
+    logs into another test's folder)."""
+    switches = _determinism_switches()
+    root = logging.getLogger()
+    handlers, level = _own_handlers(root), root.level
+    yield
+    leaked = _determinism_switches()
+    torch.use_deterministic_algorithms(switches[0], warn_only=switches[1])
+    torch.backends.cudnn.benchmark = switches[2]
+    for handler in _own_handlers(root):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    assert leaked == switches, (f"the test left torch's (deterministic algorithms, warn only, cudnn.benchmark) "
+                                f"at {leaked}, found at {switches}")
 
 
 def random_adapter_tensors(

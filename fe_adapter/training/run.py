@@ -6,11 +6,13 @@ the same code.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from fe_adapter.training.config import ConfigError, TrainConfig
@@ -28,6 +30,27 @@ def setup_logging(out_dir: Path | None, main_process: bool) -> None:
                         handlers=handlers, force=True)
 
 
+@contextlib.contextmanager
+def _logging_for_run(out_dir: Path | None, main_process: bool) -> Iterator[None]:
+    """``setup_logging`` while a run lasts: then its train.log is closed and the logging set-up that was
+    there before (a caller's handlers and level) comes back, so runs in one process do not log into each
+    other's folders."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    for handler in saved_handlers:
+        root.removeHandler(handler)  # set aside, not closed: they come back afterwards
+    setup_logging(out_dir, main_process)
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+            handler.close()
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+
+
 def run_training(config: TrainConfig, resume: bool = False) -> dict:
     """Train (under torchrun: one process of a DDP job), write the report on rank 0, return the summary."""
     from fe_adapter.training.distributed import init_distributed, shutdown_distributed
@@ -35,15 +58,15 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
     from fe_adapter.training.trainer import Trainer
 
     dist = init_distributed(config.run.device)
-    setup_logging(Path(config.run.out_dir), dist.is_main)
     try:
-        trainer = Trainer(config, dist)
-        summary = trainer.fit(resume=resume)
-        if dist.is_main:
-            folder = write_report(Path(config.run.out_dir) / "report", summary, config.to_dict())
-            best = summary["best"]
-            log.info(f"best epoch {best['epoch']}: UAR {best['metrics']['uar']:.2%}, WAR {best['metrics']['war']:.2%}"
-                     f"; report in {folder}")
+        with _logging_for_run(Path(config.run.out_dir), dist.is_main):
+            trainer = Trainer(config, dist)
+            summary = trainer.fit(resume=resume)
+            if dist.is_main:
+                folder = write_report(Path(config.run.out_dir) / "report", summary, config.to_dict())
+                best = summary["best"]
+                log.info(f"best epoch {best['epoch']}: UAR {best['metrics']['uar']:.2%}, "
+                         f"WAR {best['metrics']['war']:.2%}; report in {folder}")
         return summary
     finally:
         shutdown_distributed()
@@ -51,6 +74,11 @@ def run_training(config: TrainConfig, resume: bool = False) -> dict:
 
 def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, split: str = "test") -> dict:
     """Evaluate an adapter checkpoint on a split of the configured data; the model settings come from the file."""
+    with _logging_for_run(None, True):
+        return _evaluate(config, checkpoint, out, split)
+
+
+def _evaluate(config: TrainConfig, checkpoint: Path, out: Path | None, split: str) -> dict:
     from fe_adapter import data
     from fe_adapter.checkpoint import load_adapters, read_adapter_config
     from fe_adapter.training.builders import build_dataset
@@ -69,7 +97,6 @@ def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, spli
     model.bottleneck, model.kernel_size = adapter["bottleneck"], adapter["kernel_size"]
     model.dilation, model.placement, model.activation = adapter["dilation"], adapter["placement"], adapter["activation"]
     config.optim.epochs = 1
-    setup_logging(None, True)
     trainer = Trainer(config)
     load_adapters(trainer.model, checkpoint)
     loader = trainer.test_loader

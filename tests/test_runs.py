@@ -1,0 +1,116 @@
+"""Whole runs from the command line: resuming a killed run, and k-fold cross-validation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from fe_adapter import cli
+from tests.training_cases import as_overrides, noise_clip, run_module, tiny_config
+
+TIMINGS = ("clips_per_s", "seconds")
+# 24 clips in batches of 4: 6 steps an epoch. The kill comes after the 2nd step of epoch 2.
+KILL_AT_STEP = 8
+KILL_HOOK = f'''
+"""Loaded by the interpreter at start-up (sitecustomize): kill this process in the middle of an epoch."""
+import os
+import signal
+
+from fe_adapter.training.trainer import Trainer
+
+_step = Trainer._optimizer_step
+
+
+def _step_then_die(self, *args, **kwargs):
+    _step(self, *args, **kwargs)
+    if self.step == {KILL_AT_STEP}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+Trainer._optimizer_step = _step_then_die
+'''
+
+
+def _log_without_timings(out_dir: Path) -> list[dict]:
+    records = [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in record.items() if k not in TIMINGS} for record in records]
+
+
+def test_train_resume_after_a_kill_mid_epoch_ends_bitwise_like_the_uninterrupted_run(tmp_path):
+    """`fe-adapter train` killed (SIGKILL) in the middle of its 2nd epoch, then `fe-adapter train --resume`:
+    the run starts again after epoch 1 and ends with the weights, optimizer state and log of a run never
+    interrupted, bit for bit (both at one thread)."""
+    config = tiny_config(tmp_path / "uninterrupted", optim={"epochs": 3})
+    finished = run_module("fe_adapter", ["train", *as_overrides(config)])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(KILL_HOOK)
+    config["run"]["out_dir"] = str(tmp_path / "resumed")
+    killed = run_module("fe_adapter", ["train", *as_overrides(config)], first_on_path=tmp_path / "hook")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    state = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    assert state["epoch"] == 1 and state["step"] == 6  # the last completed epoch, 2 steps before the kill
+    assert len(_log_without_timings(tmp_path / "resumed")) == 1
+
+    resumed = run_module("fe_adapter", ["train", "--resume", *as_overrides(config)])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    for name in ("last.safetensors", "best.safetensors"):
+        expected, got = load_file(tmp_path / "uninterrupted" / name), load_file(tmp_path / "resumed" / name)
+        assert expected.keys() == got.keys()
+        assert all(torch.equal(got[key], value) for key, value in expected.items()), name
+    expected_state = torch.load(tmp_path / "uninterrupted" / "last.pt", weights_only=False)
+    got_state = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    assert got_state["step"] == expected_state["step"] == 18
+    for index, moments in expected_state["optimizer"]["state"].items():
+        assert all(torch.equal(got_state["optimizer"]["state"][index][key], value) for key, value in moments.items())
+    assert _log_without_timings(tmp_path / "resumed") == _log_without_timings(tmp_path / "uninterrupted")
+
+
+def _dfew_folds(root: Path) -> dict[int, tuple[list[int], list[int]]]:
+    """A DFEW-shaped folder with folds 1 and 2 of different sizes (8/3 and 7/4 train/test clips)."""
+    folds = {1: (list(range(1, 9)), [9, 10, 11]), 2: (list(range(5, 12)), [1, 2, 3, 4])}
+    for clip in range(1, 12):
+        noise_clip(root / "Clip" / "clip_224x224" / f"{clip:05d}", seed=clip)
+    for fold, splits in folds.items():
+        for split, clips in zip(("train", "test"), splits, strict=True):
+            folder = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)"
+            folder.mkdir(parents=True, exist_ok=True)
+            rows = "".join(f"{clip},{clip % 7 + 1}\n" for clip in clips)
+            (folder / f"set_{fold}.csv").write_text("video_name,label\n" + rows)
+    return folds
+
+
+def test_cv_trains_each_fold_on_its_own_split_into_its_own_folder_and_reports_their_mean(tmp_path, capsys):
+    folds = _dfew_folds(tmp_path / "DFEW")
+    config = tiny_config(tmp_path / "cv", optim={"epochs": 1}, data={"dataset": "dfew", "root": str(tmp_path / "DFEW")})
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    assert cli.main(["cv", *as_overrides(config), "--folds", "1", "2"]) == 0
+    assert root.handlers == handlers  # each fold's train.log is closed and detached again
+
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    per_fold = {}
+    for fold, (train, test) in folds.items():
+        folder = tmp_path / "cv" / f"fold_{fold}"
+        assert yaml.safe_load((folder / "report" / "config.yaml").read_text())["data"]["fold"] == fold
+        assert f"{len(train)} train / {len(test)} test clips" in (folder / "train.log").read_text()
+        best = json.loads((folder / "report" / "metrics.json").read_text())["best"]["metrics"]
+        assert sum(map(sum, best["confusion"])) == len(test)  # evaluated on this fold's test split
+        assert (folder / "best.safetensors").is_file()
+        per_fold[fold] = best
+        assert summary["folds"][str(fold)] == {"uar": best["uar"], "war": best["war"]}
+    other = (tmp_path / "cv" / "fold_2" / "train.log").read_text()
+    assert "8 train / 3 test" not in other  # fold 1's log lines stayed in fold 1's folder
+    for key in ("uar", "war"):
+        assert summary["mean"][key] == pytest.approx(statistics.fmean(m[key] for m in per_fold.values()))
+    assert f"mean  : UAR {summary['mean']['uar']:.2%}" in capsys.readouterr().out
