@@ -118,3 +118,13 @@ def test_loader_with_workers(tmp_path):
     batches = list(data.make_loader(dataset, batch_size=2, num_workers=2))
     assert [len(b) for b in batches] == [2, 2]
     assert sorted(i for b in batches for i in b.ids) == sorted(str(item.path) for item in items)
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # torch compares with this machine
+@pytest.mark.parametrize("cpus, workers", [(1, 0), (2, 1), (4, 3), (32, 8)])
+def test_default_workers_are_one_per_usable_cpu_less_one_at_most_8(tmp_path, monkeypatch, cpus, workers):
+    """As docs/data.md says."""
+    monkeypatch.setattr("fe_adapter.data.loader._usable_cpus", lambda: cpus)
+    assert data.default_num_workers() == workers
+    clips = data.ClipList([data.ClipItem(write_frame_folder(tmp_path / "c", numbered_frames(4)), 0)], ("a",))
+    assert data.make_loader(data.ClipDataset(clips, num_frames=2), batch_size=1).num_workers == workers

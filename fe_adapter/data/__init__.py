@@ -11,7 +11,7 @@ Typical use::
 """
 
 from fe_adapter.data.dataset import ClipDataset, ClipSample
-from fe_adapter.data.loader import ClipBatch, SkipReport, collate_clips, make_loader
+from fe_adapter.data.loader import ClipBatch, SkipReport, collate_clips, default_num_workers, make_loader
 from fe_adapter.data.readers import UnreadableClip, read_frames
 from fe_adapter.data.sampling import SAMPLINGS, sample_indices
 from fe_adapter.data.sources import (
@@ -41,6 +41,6 @@ __all__ = [
     "DFEW_CLASSES", "FERV39K_CLASSES", "FRAME_CLASSES", "MAFW_CLASSES", "ORDER_ONLY_PAIRS", "SAMPLINGS",
     "SYNTHETIC_CLASSES", "ClipBatch", "ClipDataset", "ClipItem", "ClipList", "ClipSample", "DatasetError",
     "Normalization", "SkipReport", "SyntheticClips", "SyntheticFaces", "UnreadableClip", "collate_clips",
-    "dfew", "eval_transform", "ferv39k", "folder_tree", "list_file", "mafw", "make_loader",
+    "default_num_workers", "dfew", "eval_transform", "ferv39k", "folder_tree", "list_file", "mafw", "make_loader",
     "normalization_for", "read_frames", "render_clip", "sample_indices", "train_transform",
 ]

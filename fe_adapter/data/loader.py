@@ -48,6 +48,21 @@ def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
     return ClipBatch(clips, labels, [sample.id for sample in loaded], skipped, [sample.index for sample in loaded])
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one, else every core)."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_num_workers() -> int:
+    """Loader processes when none are asked for: one per usable CPU less one (left to the training loop),
+    at most 8; 0 (loading in the main process) on a single CPU."""
+    return min(8, max(0, _usable_cpus() - 1))
+
+
 def make_loader(
     dataset: ClipDataset,
     batch_size: int,
@@ -66,7 +81,8 @@ def make_loader(
         train: shuffle and drop the last partial batch (default: ``dataset.train``).
         balanced: draw clips with probability inversely proportional to their class's size (with
             replacement), so every class is seen equally often (DFEW's classes differ 18:1).
-        num_workers: loader processes (default: up to 8, one per CPU core, leaving one free).
+        num_workers: loader processes (default: ``default_num_workers()``, one per usable CPU less one,
+            at most 8).
         pin_memory: page-locked batches for fast copies to the GPU (default: when CUDA is available).
         seed: seeds shuffling and sampling, so a run is repeatable. Re-seed ``loader.generator`` (and
             call ``set_epoch`` on a sharded sampler) at each epoch for epochs that do not depend on the
@@ -75,7 +91,7 @@ def make_loader(
     """
     train = dataset.train if train is None else train
     if num_workers is None:
-        num_workers = min(8, max(0, (os.cpu_count() or 1) - 1))
+        num_workers = default_num_workers()
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     generator = torch.Generator().manual_seed(seed)
