@@ -87,6 +87,40 @@ def test_prefix_tokens_pass_through_every_adapter(name):
     assert len(seen) == 2 * len(model.blocks)
 
 
+@pytest.mark.parametrize("placement", ["attn", "mlp", "both"])
+def test_adapters_feed_the_norm_of_their_branch(placement):
+    """"attn": the adapter's output is what ``norm1`` (the attention branch) reads, "mlp": what ``norm2`` reads;
+    each block's output, rebuilt by hand from its parts, shows the adapted stream also carries the residual."""
+    model = fe_adapter.adapt(_backbone("vit_tiny_patch16_224"), FRAMES, bottleneck=8, placement=placement)
+    _randomise_adapters(model)
+    seen: dict[tuple[int, str], torch.Tensor] = {}
+
+    def keep(key, inputs=True):
+        return lambda module, args, output=None: seen.__setitem__(key, (args[0] if inputs else output).detach())
+
+    for index, block in enumerate(model.blocks):
+        block.register_forward_pre_hook(keep((index, "block in")))
+        block.register_forward_hook(lambda module, args, output, i=index: seen.__setitem__((i, "block out"), output))
+        block.norm1.register_forward_pre_hook(keep((index, "norm1 in")))
+        block.norm2.register_forward_pre_hook(keep((index, "norm2 in")))
+    with torch.no_grad():
+        model(_frames(model))
+        for index, block in enumerate(model.blocks):
+            adapters = fe_adapter.adapters(block)
+            before_attn = adapters.pop(0) if placement in ("attn", "both") else None
+            before_mlp = adapters.pop(0) if placement in ("mlp", "both") else None
+            assert not adapters
+            x = seen[index, "block in"]
+            if before_attn is not None:
+                x = before_attn(x)
+            assert torch.equal(seen[index, "norm1 in"], x)
+            x = x + block.ls1(block.attn(block.norm1(x)))
+            if before_mlp is not None:
+                x = before_mlp(x)
+            assert torch.equal(seen[index, "norm2 in"], x)
+            assert torch.equal(seen[index, "block out"], x + block.ls2(block.mlp(block.norm2(x))))
+
+
 def test_per_block_dilation_and_settings_are_recorded():
     model = fe_adapter.adapt(_backbone("vit_tiny_patch16_224"), FRAMES, bottleneck=8, dilation=[1, 2] * 6,
                              activation="silu")
