@@ -22,13 +22,13 @@ import itertools
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
 import fekernels
-from benchmarks.cases import OpShape, call_op, check_op, input_sets, training_step
+from benchmarks.cases import OpShape, call_op, check_op, compiled_reference, input_sets, training_step
 from benchmarks.timing import device_name, measure_ceilings, synchronize
 from fekernels.baselines import fe_adapter_st_layout
 
@@ -49,16 +49,15 @@ def op_implementations(device: torch.device, quick: bool) -> dict[str, Callable]
     """The timed implementations: the reference, ST-Adapter's layout, torch.compile of the reference
     (default and max-autotune) and the Triton kernels (on a GPU; on a CPU the native kernel when built)."""
 
-    def compiled(mode: str | None) -> Callable:
-        backend = "aot_eager" if quick else "inductor"  # --quick checks the plumbing, not inductor's speed
-        return torch.compile(fekernels.fe_adapter_reference, mode=mode, dynamic=False, backend=backend)
+    backend = "aot_eager" if quick else "inductor"  # --quick checks the plumbing, not inductor's speed
 
     def impl(name: str) -> Callable:
         return lambda *args, **kwargs: fekernels.fe_adapter(*args, **kwargs, impl=name)
 
-    impls = {"torch": fekernels.fe_adapter_reference, "eager_st": fe_adapter_st_layout, "compiled": compiled(None)}
+    impls = {"torch": fekernels.fe_adapter_reference, "eager_st": fe_adapter_st_layout,
+             "compiled": compiled_reference(None, backend)}
     if device.type == "cuda":
-        impls["compiled_max_autotune"] = compiled("max-autotune-no-cudagraphs")
+        impls["compiled_max_autotune"] = compiled_reference("max-autotune-no-cudagraphs", backend)
         impls["triton"] = impl("triton")
     elif "native" in fekernels.IMPLS:
         impls["native"] = impl("native")
@@ -88,9 +87,9 @@ def time_call(call: Callable[[object], object], inputs: list, device: torch.devi
     return statistics.median(times)
 
 
-def measure_ops(device: torch.device, quick: bool, ceilings: dict) -> list[dict]:
+def measure_ops(device: torch.device, quick: bool, ceilings: dict) -> Iterator[dict]:
+    """The op rows, one at a time: each implementation checked against the reference, then timed."""
     impls = op_implementations(device, quick)
-    rows = []
     for shape, with_backward in op_rows(quick):
         sets = input_sets(shape, device, with_backward)
         cost = shape.cost(with_backward)
@@ -103,13 +102,12 @@ def measure_ops(device: torch.device, quick: bool, ceilings: dict) -> list[dict]
             check_op(op, sets[0], shape.options, with_backward)
             call = functools.partial(call_op, op, options=shape.options, with_backward=with_backward)
             row["seconds"][name] = time_call(call, sets, device)
-        rows.append(row)
         times = ", ".join(f"{name} {seconds * 1e3:.3f} ms" for name, seconds in row["seconds"].items())
         print(f"  {row['shape']} {row['pass']}: {times}", flush=True)
-    return rows
+        yield row
 
 
-def measure_training(device: torch.device, quick: bool) -> list[dict]:
+def measure_training(device: torch.device, quick: bool) -> Iterator[dict]:
     """One AdamW step of an adapted ViT per implementation, eager and compiled: seconds and peak memory."""
     if quick:
         setting = dict(backbone="vit_tiny_patch16_224", backbone_kwargs=dict(img_size=32, depth=2), clips=2, frames=2)
@@ -117,12 +115,10 @@ def measure_training(device: torch.device, quick: bool) -> list[dict]:
         setting = dict(backbone="vit_base_patch16_224", backbone_kwargs={}, clips=4, frames=16)
     fused = "triton" if device.type == "cuda" else "native"
     impls = ["torch", *([fused] if fused in fekernels.IMPLS else [])]
-    rows = []
     for compiled, impl in itertools.product((False, True), impls):
-        rows.append(_training_row(device, quick, impl, compiled, **setting))
-        print(f"  training step {impl}{' compiled' if compiled else ''}: {rows[-1]['seconds'] * 1e3:.1f} ms",
-              flush=True)
-    return rows
+        row = _training_row(device, quick, impl, compiled, **setting)
+        print(f"  training step {impl}{' compiled' if compiled else ''}: {row['seconds'] * 1e3:.1f} ms", flush=True)
+        yield row
 
 
 def _training_row(device: torch.device, quick: bool, impl: str, compiled: bool, backbone: str,
@@ -132,11 +128,15 @@ def _training_row(device: torch.device, quick: bool, impl: str, compiled: bool, 
     loss = step(inputs[0])
     if not torch.isfinite(loss):
         raise AssertionError(f"training step with impl={impl} (compiled={compiled}): loss {loss.item()}")
-    if device.type == "cuda":
+    peak = None
+    if device.type == "cuda":  # measured on plain steps: do_bench adds its own cache-flush buffer
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+        for item in inputs:
+            step(item)
+        synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
     seconds = time_call(step, inputs, device)
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return {"impl": impl, "compiled": compiled, "seconds": seconds, "clips_per_s": clips / seconds,
             "peak_memory_bytes": peak, "backbone": backbone, "clips": clips, "frames": frames}
 
@@ -185,9 +185,12 @@ def run(out: Path, quick: bool, command: str) -> dict:
               "triton": triton.__version__, "timm": timm.__version__, "command": command, "ceilings": ceilings,
               "ops": [], "training": []}
     out.mkdir(parents=True, exist_ok=True)
-    result["ops"] = measure_ops(device, quick, ceilings)
-    _write(out, result)  # the op rows survive a time limit hit while the training steps compile
-    result["training"] = measure_training(device, quick)
+    for row in measure_ops(device, quick, ceilings):
+        result["ops"].append(row)
+        _write(out, result)  # what was measured survives a time limit
+    for row in measure_training(device, quick):
+        result["training"].append(row)
+        _write(out, result)
     print(_write(out, result), flush=True)
     return result
 

@@ -19,16 +19,17 @@ PY
 cat "$out/environment.txt"
 
 start=$(date +%s)
-timeout 170 "$python" -m benchmarks.headline --out "$out" 2>&1 | tee "$out/headline.log"
+timeout -s INT -k 10 170 "$python" -m benchmarks.headline --out "$out" 2>&1 | tee "$out/headline.log"
 headline_status=${PIPESTATUS[0]}
 headline_seconds=$(( $(date +%s) - start ))
 
 # The kernel-facing tests (the data tests need PyAV, which the GPU image lacks); Triton compile time
-# dominates, so they run in parallel where pytest-xdist is installed.
+# dominates, so they run in parallel where pytest-xdist is installed. SIGINT at the time limit lets pytest
+# still write its report of what ran.
 parallel=()
 "$python" -c "import xdist" 2>/dev/null && parallel=(-n 8)
 start=$(date +%s)
-timeout 110 "$python" -m pytest -q -p no:cacheprovider ${parallel[@]+"${parallel[@]}"} --junitxml="$out/tests.xml" \
+timeout -s INT -k 10 110 "$python" -m pytest -q -p no:cacheprovider ${parallel[@]+"${parallel[@]}"} --junitxml="$out/tests.xml" \
   tests/test_triton_kernels.py tests/test_impl_contract.py tests/test_reference.py tests/test_checks.py \
   tests/test_cost.py tests/test_adapter_module.py tests/test_vit.py 2>&1 | tee "$out/tests.log"
 tests_status=${PIPESTATUS[0]}

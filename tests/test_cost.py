@@ -11,6 +11,7 @@ import fekernels
 from fekernels.cost import backward_cost, backward_traffic, forward_cost, forward_traffic, saved_bytes
 from fekernels.triton_kernels import launch
 from tests.conftest import random_adapter_tensors
+from tests.kernel_cases import DEVICE
 
 
 def test_flop_counts_match_torch_flop_counter():
@@ -48,8 +49,8 @@ def test_backward_traffic_lists_the_kernels_the_launcher_runs(monkeypatch, need_
     real_launch = launch._launch
     monkeypatch.setattr(launch, "_launch", lambda name, *args, **kwargs: (launched.append(f"{name}_kernel"),
                                                                           real_launch(name, *args, **kwargs)))
-    x = torch.randn(4, 5, 16, requires_grad=need_x)
-    weights = random_adapter_tensors(16, 8, 3, torch.float32)
+    x = torch.randn(4, 5, 16, device=DEVICE, requires_grad=need_x)
+    weights = {name: t.to(DEVICE) for name, t in random_adapter_tensors(16, 8, 3, torch.float32).items()}
     weights["w_down"].requires_grad_(need_down)
     weights["w_up"].requires_grad_(need_weights)
     fekernels.fe_adapter(x, **weights, num_frames=2, num_prefix_tokens=1, impl="triton").sum().backward()

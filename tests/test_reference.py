@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import fekernels
 from fekernels.baselines import fe_adapter_st_layout
 from tests.conftest import random_adapter_tensors
+from tests.kernel_cases import DEVICE
 
 ACTIVATION_FNS = {None: lambda h: h, "gelu": F.gelu, "silu": F.silu, "relu": F.relu}
 
@@ -113,14 +114,14 @@ def test_reference_gradients_pass_gradcheck():
 @pytest.mark.parametrize("impl", ["torch", "triton"])
 def test_autocast_runs_fp32_adapters_on_a_bf16_stream(impl):
     x, weights = _inputs(2, 3, 5, 32, 16, 3)
-    x_bf16 = x.to(torch.bfloat16).requires_grad_()
-    fp32 = {name: t.float().requires_grad_() for name, t in weights.items()}
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    x_bf16 = x.to(DEVICE, torch.bfloat16).requires_grad_()
+    fp32 = {name: t.to(DEVICE, torch.float32).requires_grad_() for name, t in weights.items()}
+    with torch.autocast(DEVICE, dtype=torch.bfloat16):
         out = fekernels.fe_adapter(x_bf16, **fp32, num_frames=3, num_prefix_tokens=1, impl=impl)
     assert out.dtype == torch.bfloat16
     out.float().sum().backward()
     assert all(t.grad is not None and t.grad.dtype == torch.float32 for t in fp32.values())
     expected = fekernels.fe_adapter_reference(x, **weights, num_frames=3, num_prefix_tokens=1)
-    torch.testing.assert_close(out.double(), expected, rtol=0.05, atol=0.05)
+    torch.testing.assert_close(out.double().cpu(), expected, rtol=0.05, atol=0.05)
     with pytest.raises(ValueError, match="w_down has dtype torch.float32 but x has torch.bfloat16"):
         fekernels.fe_adapter(x_bf16, **fp32, num_frames=3)  # without autocast, a mismatch is an error

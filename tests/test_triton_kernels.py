@@ -2,14 +2,16 @@
 
 On a CPU machine the kernels run under the Triton interpreter (TRITON_INTERPRET=1, set in conftest.py),
 so these tests exercise the kernels themselves, not the reference, with the interpreter's fixed 32-wide
-tiles (the cases span several tiles along rows, R and C). On a GPU they run compiled and autotuned, and
-``test_every_autotune_config_is_correct`` forces each config in turn.
+tiles (the cases span several tiles along rows, R and C). On a GPU they run compiled, with one small config
+per kernel (one compile per case) except where marked ``autotuned``: there the autotuner chooses, and
+``test_every_autotune_config_is_correct`` forces each config it may choose in turn.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+import triton
 
 import fe_adapter
 import fekernels
@@ -19,11 +21,20 @@ from fekernels.triton_kernels.op import fe_adapter_triton_backward_op, fe_adapte
 from tests.conftest import random_adapter_tensors, train_steps
 from tests.kernel_cases import CASES, DEVICE, case_id, make_inputs, options_of, run_op, strict_fp32
 
+_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+#: On a GPU, tests run every kernel with one small config that fits any case, so that each case compiles
+#: each kernel once instead of autotuning over every config; tests marked ``autotuned`` keep autotuning.
+_ONE_CONFIG = {name: triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "GROUP_M": 8} | ({} if name == "grad_z" else
+                                                                                   {"BLOCK_K": 32}),
+                                   num_warps=4, num_stages=1 if name == "grad_z" else 2)
+               for name in launch.KERNELS}
+
 
 @pytest.fixture(autouse=True)
-def _poison_and_strict_fp32(monkeypatch):
+def _poison_strict_fp32_one_config(request, monkeypatch):
     monkeypatch.setattr(launch, "POISON_OUTPUTS", True)
-    with strict_fp32():
+    forced = _ONE_CONFIG if DEVICE == "cuda" and not request.node.get_closest_marker("autotuned") else {}
+    with strict_fp32(), launch.forced_configs(forced):
         yield
 
 
@@ -150,10 +161,8 @@ def test_triton_on_cpu_without_interpreter_is_a_clear_error(monkeypatch):
                              **random_adapter_tensors(16, 8, 3), num_frames=2, impl="triton")
 
 
-_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
 @_GPU
+@pytest.mark.autotuned
 @pytest.mark.parametrize("bottleneck", [64, 384])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("clips", [1, 8])
@@ -163,23 +172,96 @@ def test_vit_b_shapes_on_gpu(clips, bottleneck, dtype):
 
 
 @_GPU
+@pytest.mark.autotuned
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_a_long_kernel_prunes_the_configs_that_do_not_fit(dtype):
+    """K = 9 taps need K buffered tiles of the conv operand: most configs exceed the shared memory in fp32
+    (and the largest in bf16); the autotuner must drop them, not crash."""
+    _check_against_reference(dict(clips=2, frames=16, tokens=197, dim=768, bottleneck=384, kernel_size=9,
+                                  dilation=1, prefix=1, activation="gelu", biases=True, dtype=dtype, contiguous=True))
+
+
+#: For each kernel, gradients to ask for so that each of its variants runs (grad_z: x frozen; grad_h without
+#: dh: only the conv and up-projection train; grad_x without storing dz: the down-projection frozen).
+_VARIANTS = {
+    "forward_up": [("x", *WEIGHT_NAMES)],
+    "grad_h": [("x", *WEIGHT_NAMES), ("w_conv", "b_conv", "w_up", "b_up")],
+    "grad_x": [("x", *WEIGHT_NAMES), ("x",)],
+    "grad_z": [WEIGHT_NAMES],
+}
+
+
+@_GPU
+@pytest.mark.autotuned
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("name", list(launch.KERNELS))
 def test_every_autotune_config_is_correct(name, dtype):
-    """Autotuning picks one config per shape; this runs each of a kernel's configs on a shape that leaves
-    partial tiles in every dimension (ViT-B/16 rows, R = 200), so a config that breaks shows here."""
-    case = dict(clips=2, frames=16, tokens=197, dim=768, bottleneck=200, kernel_size=3, dilation=1, prefix=1,
+    """Autotuning picks one config per shape; this runs each config the kernel may pick for this shape on a
+    GPU, on a shape with partial tiles in every dimension (ViT-B/16 rows, C = 840, R = 200)."""
+    case = dict(clips=2, frames=16, tokens=197, dim=840, bottleneck=200, kernel_size=3, dilation=1, prefix=1,
                 activation="gelu", biases=True, dtype=dtype, contiguous=True)
     x, weights, grad_out = make_inputs(case)
     options = options_of(case)
+    configs = launch.KERNELS[name].configs
+    if name != "grad_z":
+        element_size = torch.tensor([], dtype=dtype).element_size()
+        configs = launch.usable_configs(name, configs, case["kernel_size"], element_size, torch.device(DEVICE))
+    for needs_grad in _VARIANTS[name]:
+        exact = run_op("torch", x, weights, grad_out, torch.float64, options, needs_grad)
+        low = run_op("torch", x, weights, grad_out, dtype, options, needs_grad)
+        for config in configs:
+            with launch.forced_configs({name: config}):
+                fused = run_op("triton", x, weights, grad_out, dtype, options, needs_grad)
+            try:
+                assert_close_to_reference(fused, low, exact, dtype)
+            except AssertionError as error:
+                raise AssertionError(f"{name} with {config}, gradients of {needs_grad}: {error}") from None
+
+
+@_GPU
+@pytest.mark.autotuned
+def test_fp32_with_tf32_allowed_stays_within_tf32_rounding():
+    """With TF32 on (PyTorch's default for cuDNN, opt-in for matmuls), the kernels' fp32 products use it too;
+    the reference under the same setting is the yardstick."""
+    case = dict(clips=2, frames=16, tokens=197, dim=768, bottleneck=384, kernel_size=3, dilation=1, prefix=1,
+                activation="gelu", biases=True, dtype=torch.float32, contiguous=True)
+    x, weights, grad_out = make_inputs(case)
+    options = options_of(case)
     exact = run_op("torch", x, weights, grad_out, torch.float64, options)
-    low = run_op("torch", x, weights, grad_out, dtype, options)
-    needs_grad = ("w_down", *WEIGHT_NAMES) if name == "grad_z" else ("x", *WEIGHT_NAMES)  # grad_z: x frozen
-    for config in launch.KERNELS[name].configs:
-        with launch.forced_config(name, config):
-            fused = run_op("triton", x, weights, grad_out, dtype, options, needs_grad)
-        try:
-            assert_close_to_reference(fused, low, {k: v if k in ("out", *needs_grad) else None
-                                                   for k, v in exact.items()}, dtype)
-        except AssertionError as error:
-            raise AssertionError(f"{name} with {config}: {error}") from None
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.fp32_precision if hasattr(matmul, "fp32_precision") else matmul.allow_tf32
+    try:
+        if hasattr(matmul, "fp32_precision"):
+            matmul.fp32_precision = "tf32"
+        else:
+            matmul.allow_tf32 = True
+        low = run_op("torch", x, weights, grad_out, torch.float32, options)
+        fused = run_op("triton", x, weights, grad_out, torch.float32, options)
+    finally:
+        if hasattr(matmul, "fp32_precision"):
+            matmul.fp32_precision = saved
+        else:
+            matmul.allow_tf32 = saved
+    assert_close_to_reference(fused, low, exact, torch.float32)
+
+
+@_GPU
+@pytest.mark.autotuned
+def test_deterministic_mode_takes_the_first_config_that_fits_instead_of_autotuning():
+    """Autotuning picks configs by timing, which may differ between processes; under PyTorch's deterministic
+    algorithms the launchers take the first config that fits, so the results equal a run forced to it."""
+    case = dict(clips=2, frames=16, tokens=197, dim=768, bottleneck=384, kernel_size=3, dilation=1, prefix=1,
+                activation="gelu", biases=True, dtype=torch.float32, contiguous=True)
+    x, weights, grad_out = make_inputs(case)
+    first = {name: (launch.usable_configs(name, kernel.configs, 3, 4, torch.device(DEVICE)) if name != "grad_z"
+                    else kernel.configs)[0] for name, kernel in launch.KERNELS.items()}
+    with launch.forced_configs(first):
+        forced = run_op("triton", x, weights, grad_out, torch.float32, options_of(case))
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        deterministic = run_op("triton", x, weights, grad_out, torch.float32, options_of(case))
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+    for name, value in forced.items():
+        assert torch.equal(value, deterministic[name]), name

@@ -10,6 +10,7 @@ dbd and dbu. No atomics anywhere: a rerun gives bitwise the same gradients.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
@@ -31,16 +32,21 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-#: GEMM tiles tried on a GPU, (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Every one fits an
-#: H100's 227 KB of shared memory in fp32 too: stages * (BLOCK_M + BLOCK_N) * BLOCK_K * 4 bytes.
+#: GEMM tiles tried on a GPU, (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Configs that would need more
+#: shared memory than the device has (fp32, large K) are pruned per call (``usable_configs``); the last tile is
+#: small enough for fp32 at K = 9, and with one stage it fits any K.
 _GEMM_TILES = [(128, 128, 64, 8, 3), (128, 256, 32, 8, 3), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4),
-               (64, 64, 64, 4, 3)]
+               (64, 64, 64, 4, 3), (64, 64, 32, 4, 2)]
+_SMALLEST_GEMM = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}
 #: Elementwise tiles for grad_z_kernel, (BLOCK_M, BLOCK_N, num_warps).
 _ELEMENTWISE_TILES = [(64, 64, 4), (128, 64, 4), (128, 128, 8)]
-#: One fixed config under the interpreter (autotuning needs a GPU driver). Its 32-wide tiles make the tests'
-#: small shapes span several tiles along rows, R and C.
-_INTERPRETER = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
+#: One fixed config under the interpreter (autotuning needs a GPU driver). Its tiles are small enough for the
+#: tests' shapes to span several along rows, R and C, and of three different sizes, so that mixing up
+#: BLOCK_M, BLOCK_N and BLOCK_K fails.
+_INTERPRETER = {"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 16, "GROUP_M": 4}
 _GROUP_M = 8
+#: The kernels whose loop loads the K conv taps of an operand (each tap tile is multi-buffered).
+_TAPS_ON_LOAD = {"forward_up": True, "grad_h": False, "grad_x": True}
 
 
 def _gemm_configs() -> list[triton.Config]:
@@ -57,17 +63,55 @@ def _elementwise_configs() -> list[triton.Config]:
             for m, n, w in _ELEMENTWISE_TILES]
 
 
+def shared_memory_estimate(name: str, config: triton.Config, kernel_size: int, element_size: int) -> int:
+    """An upper bound on the bytes of shared memory a GEMM kernel needs with ``config``: (stages - 1)
+    buffers of its loop's operand tiles (each of the K conv taps gets its own) plus one of each operand.
+    Compiled offline for sm_90 with Triton 3.6 and 3.8 over every config, dtype and K in {3, 9}, the real
+    allocation was never above it and never so far below that a config that fits was dropped."""
+    m, n, k = (config.kwargs[key] for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
+    taps = kernel_size if _TAPS_ON_LOAD[name] else 1
+    return ((max(config.num_stages, 1) - 1) * (taps * m + n) + m + n) * k * element_size + 2048
+
+
+@functools.cache
+def _shared_memory_limit(device_index: int) -> int:
+    return triton.runtime.driver.active.utils.get_device_properties(device_index)["max_shared_mem"]
+
+
+def usable_configs(name: str, configs: list[triton.Config], kernel_size: int, element_size: int,
+                   device: torch.device) -> list[triton.Config]:
+    """The configs of GEMM kernel ``name`` that fit the device's shared memory, in order; never empty (the
+    smallest tile with one stage fits any kernel size)."""
+    limit = _shared_memory_limit(device.index if device.index is not None else torch.cuda.current_device())
+    fitting = [c for c in configs if shared_memory_estimate(name, c, kernel_size, element_size) <= limit]
+    return fitting or [triton.Config({**_SMALLEST_GEMM, "GROUP_M": _GROUP_M}, num_warps=4, num_stages=1)]
+
+
+def _pruner(name: str):
+    """The autotuner's early_config_prune for GEMM kernel ``name``: the configs that fit."""
+
+    def prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+        tensor = next(value for value in named_args.values() if isinstance(value, torch.Tensor))
+        element_size = kwargs["DTYPE"].primitive_bitwidth // 8
+        return usable_configs(name, configs, kwargs["K"], element_size, tensor.device)
+
+    return prune
+
+
 #: The partial-sum buffers have one slot per row tile of the smallest BLOCK_M any config may pick.
 _SMALLEST_BLOCK_M = min(config.kwargs["BLOCK_M"] for config in _gemm_configs() + _elementwise_configs())
 
 _KEY = ["M", "N", "C", "R", "T", "K"]
 #: Name -> autotuned kernel. The key holds the shape (M = B*T*N rows) and what the kernel computes.
+_PRUNERS = {name: _pruner(name) for name in _TAPS_ON_LOAD}
 KERNELS = {
-    "forward_up": triton.autotune(_gemm_configs(), key=_KEY)(kernels.forward_up_kernel),
-    "grad_h": triton.autotune(_gemm_configs(), key=[*_KEY, "NEED_DH", "NEED_WEIGHT_GRADS"],
-                              reset_to_zero=["DWC_PART", "DBC_PART", "DBU_PART"])(kernels.grad_h_kernel),
-    "grad_x": triton.autotune(_gemm_configs(), key=[*_KEY, "STORE_DZ"],
-                              reset_to_zero=["DBD_PART"])(kernels.grad_x_kernel),
+    "forward_up": triton.autotune(_gemm_configs(), key=_KEY, prune_configs_by={
+        "early_config_prune": _PRUNERS["forward_up"]})(kernels.forward_up_kernel),
+    "grad_h": triton.autotune(_gemm_configs(), key=[*_KEY, "NEED_DH", "NEED_WEIGHT_GRADS"], prune_configs_by={
+        "early_config_prune": _PRUNERS["grad_h"]}, reset_to_zero=["DWC_PART", "DBC_PART", "DBU_PART"])(
+        kernels.grad_h_kernel),
+    "grad_x": triton.autotune(_gemm_configs(), key=[*_KEY, "STORE_DZ"], prune_configs_by={
+        "early_config_prune": _PRUNERS["grad_x"]}, reset_to_zero=["DBD_PART"])(kernels.grad_x_kernel),
     "grad_z": triton.autotune(_elementwise_configs(), key=["M", "N", "R", "T", "K"],
                               reset_to_zero=["DBD_PART"])(kernels.grad_z_kernel),
 }
@@ -75,21 +119,34 @@ _forced: dict[str, triton.Config] = {}
 
 
 @contextlib.contextmanager
-def forced_config(name: str, config: triton.Config) -> Iterator[None]:
-    """Run kernel ``name`` with ``config`` instead of autotuning (tests check every config this way)."""
-    _forced[name] = config
+def forced_configs(configs: dict[str, triton.Config]) -> Iterator[None]:
+    """Run the named kernels with these configs instead of autotuning (tests check every config this way)."""
+    for config in configs.values():
+        if config.kwargs["BLOCK_M"] < _SMALLEST_BLOCK_M:  # the partial buffers have no slots for its tiles
+            raise ValueError(f"BLOCK_M must be >= {_SMALLEST_BLOCK_M}, got {config}")
+    previous = dict(_forced)
+    _forced.update(configs)
     try:
         yield
     finally:
-        del _forced[name]
+        _forced.clear()
+        _forced.update(previous)
 
 
 def _launch(name: str, columns: int, rows: int, *args, **kwargs) -> None:
+    """Launch kernel ``name`` over ``rows`` x ``columns`` tiles: with a forced config, or autotuned, or, when
+    PyTorch's deterministic algorithms are on, with the first config that fits, so that the tiling (and with
+    it the order of every sum) does not depend on timings and is the same in every process."""
+
     def grid(meta):
         return (triton.cdiv(rows, meta["BLOCK_M"]) * triton.cdiv(columns, meta["BLOCK_N"]),)
 
     tuned = KERNELS[name]
     config = _forced.get(name)
+    if config is None and torch.are_deterministic_algorithms_enabled() and len(tuned.configs) > 1:
+        prune = _PRUNERS.get(name)
+        named_args = dict(zip(tuned.arg_names, args, strict=False))  # arg_names also lists the constexprs
+        config = prune(tuned.configs, named_args, **kwargs)[0] if prune else tuned.configs[0]
     if config is None:
         tuned[grid](*args, **kwargs)
     else:
