@@ -91,10 +91,10 @@ def test_unreadable_clips_are_skipped_with_one_warning(tmp_path):
 
     report = data.SkipReport(min_readable=0.2)
     report.update(batch)
-    assert report.finish() == "skipped 3 unreadable clips of 4 this epoch"
+    assert report.finish() == f"skipped 3 unreadable clips of 4 this epoch: {corrupt}, {empty}, {corrupt}"
     report = data.SkipReport(min_readable=0.5)
     report.update(batch)
-    with pytest.raises(RuntimeError, match="only 1 of 4 clips were readable"):
+    with pytest.raises(data.DatasetError, match="only 1 of 4 clips were readable this epoch"):
         report.finish()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -64,7 +65,7 @@ class ClipDataset(Dataset):
                              f"{temporal_views}, {stride}")
         listed = len(clips.items) + len(clips.missing)
         if listed == 0:
-            raise DatasetError("the dataset lists no clips")
+            raise DatasetError(f"{clips.source or 'the clip list'} lists no clips")
         if len(clips.items) < min_readable * listed:
             examples = ", ".join(f"{item.path} ({item.origin})" for item in clips.missing[:3])
             raise DatasetError(f"only {len(clips.items)} of {listed} listed clips exist (min_readable = "
@@ -84,6 +85,13 @@ class ClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def subset(self, indices: Sequence[int]) -> ClipDataset:
+        """A copy of this dataset that holds only the clips at ``indices`` (e.g. a validation split)."""
+        part = copy.copy(self)
+        part.items = [self.items[index] for index in indices]
+        part._warned = set()
+        return part
 
     @property
     def labels(self) -> list[int]:

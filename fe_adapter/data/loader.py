@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from fe_adapter.data.dataset import ClipDataset, ClipSample
+from fe_adapter.data.sources import DatasetError
 
 
 @dataclass
@@ -120,27 +121,31 @@ def make_loader(
 
 
 class SkipReport:
-    """Counts the clips skipped during an epoch and fails when too few were readable.
+    """Counts the clips skipped during an epoch (or an evaluation) and fails when too few were readable.
 
-    Call ``update(batch)`` for each batch and ``finish()`` at the end of the epoch: it returns a summary
-    line (or None when nothing was skipped) and raises RuntimeError when the readable fraction fell below
-    ``min_readable``.
+    Call ``update(batch)`` for each batch and ``finish()`` at the end: it returns a summary line naming a
+    few of the skipped clips (or None when nothing was skipped) and raises ``DatasetError`` when the readable
+    fraction fell below ``min_readable``.
     """
 
-    def __init__(self, min_readable: float = 0.9) -> None:
+    def __init__(self, min_readable: float = 0.9, what: str = "this epoch") -> None:
         self.min_readable = min_readable
+        self.what = what
         self.loaded = 0
-        self.skipped = 0
+        self.skipped: list[str] = []
 
     def update(self, batch: ClipBatch) -> None:
         self.loaded += len(batch.ids)
-        self.skipped += len(batch.skipped)
+        self.skipped += batch.skipped
 
     def finish(self) -> str | None:
-        total = self.loaded + self.skipped
         loaded, skipped = self.loaded, self.skipped
-        self.loaded = self.skipped = 0
+        total = loaded + len(skipped)
+        self.loaded, self.skipped = 0, []
         if total and loaded < self.min_readable * total:
-            raise RuntimeError(f"only {loaded} of {total} clips were readable this epoch "
-                               f"(min_readable = {self.min_readable:.0%}); see the warnings for the files")
-        return f"skipped {skipped} unreadable clips of {total} this epoch" if skipped else None
+            raise DatasetError(f"only {loaded} of {total} clips were readable {self.what} (min_readable = "
+                               f"{self.min_readable:.0%}), e.g. not {', '.join(skipped[:3])}")
+        if not skipped:
+            return None
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        return f"skipped {len(skipped)} unreadable clips of {total} {self.what}: {', '.join(skipped[:3])}{more}"

@@ -38,11 +38,13 @@ class ClipItem:
 
 @dataclass
 class ClipList:
-    """The clips of a split and the class names, index = label."""
+    """The clips of a split and the class names, index = label; ``source`` says where they were listed (the
+    split file and which split), for messages."""
 
     items: list[ClipItem]
     class_names: tuple[str, ...]
     missing: list[ClipItem] = field(default_factory=list)
+    source: str = ""
 
 
 def _require(path: Path, what: str) -> Path:
@@ -85,10 +87,10 @@ def _name_and_class_lines(split_file: Path, class_names: Sequence[str], form: st
         yield fields[0], _label_from_name(fields[1], class_names, origin), origin
 
 
-def _with_existing(items: list[ClipItem], class_names: Sequence[str]) -> ClipList:
+def _with_existing(items: list[ClipItem], class_names: Sequence[str], source: str) -> ClipList:
     present = [item for item in items if item.path.exists()]
     missing = [item for item in items if not item.path.exists()]
-    return ClipList(present, tuple(class_names), missing)
+    return ClipList(present, tuple(class_names), missing, source)
 
 
 def dfew(root: str | Path, fold: int = 1, split: str = "train", frames: str = "clip_224x224") -> ClipList:
@@ -118,7 +120,7 @@ def dfew(root: str | Path, fold: int = 1, split: str = "train", frames: str = "c
             if not path.exists() and name.isdigit():
                 path = frame_root / name.zfill(5)
             items.append(ClipItem(path, label, origin))
-    return _with_existing(items, DFEW_CLASSES)
+    return _with_existing(items, DFEW_CLASSES, f"DFEW split file {split_file} ({split} split of fold {fold})")
 
 
 def ferv39k(root: str | Path, split: str = "train") -> ClipList:
@@ -130,7 +132,7 @@ def ferv39k(root: str | Path, split: str = "train") -> ClipList:
     frame_root = _require(root / "2_ClipsforFaceCrop", "FERV39K frame folder")
     lines = _name_and_class_lines(split_file, FERV39K_CLASSES, "Scene/Emotion/NNNN ClassName")
     items = [ClipItem(frame_root / name, label, origin) for name, label, origin in lines]
-    return _with_existing(items, FERV39K_CLASSES)
+    return _with_existing(items, FERV39K_CLASSES, f"FERV39K split file {split_file} ({split} split)")
 
 
 def mafw(root: str | Path, fold: int = 1, split: str = "train", media: str = "clips") -> ClipList:
@@ -148,7 +150,7 @@ def mafw(root: str | Path, fold: int = 1, split: str = "train", media: str = "cl
     lines = _name_and_class_lines(split_file, MAFW_CLASSES, "<clip>.mp4 <class>")
     items = [ClipItem(media_root / (name if media == "clips" else Path(name).stem), label, origin)
              for name, label, origin in lines]
-    return _with_existing(items, MAFW_CLASSES)
+    return _with_existing(items, MAFW_CLASSES, f"MAFW split file {split_file} ({split} split of fold {fold})")
 
 
 def list_file(
@@ -192,7 +194,7 @@ def list_file(
         else:
             index = _label_from_name(label, class_names, origin)
         items.append(ClipItem(root / clip, index, origin))
-    return _with_existing(items, class_names)
+    return _with_existing(items, class_names, f"list file {path}")
 
 
 def folder_tree(root: str | Path, class_names: Sequence[str] | None = None) -> ClipList:
@@ -210,4 +212,4 @@ def folder_tree(root: str | Path, class_names: Sequence[str] | None = None) -> C
     if not items:
         raise DatasetError(f"{root}: no clips (video files {VIDEO_SUFFIXES} or frame folders of "
                            f"{IMAGE_SUFFIXES} images) in its class folders")
-    return ClipList(items, tuple(class_names))
+    return ClipList(items, tuple(class_names), source=f"folder {root}")
