@@ -8,11 +8,16 @@
 
 Overrides are ``section.key=value`` (values in YAML syntax). ``torchrun --nproc_per_node=N -m fe_adapter
 train ...`` runs DistributedDataParallel.
+
+Exit status: 0 done; 1 some videos could not be predicted (predict); 2 a bad argument, setting, file or
+folder (one line on stderr names it); 130 interrupted (Ctrl-C; the line says how to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -66,15 +71,25 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
         return command
 
+    def with_run_folder(command: argparse.ArgumentParser, what: str) -> None:
+        command.add_argument("--resume", action="store_true", help=f"continue {what} in run.out_dir after the last "
+                             "completed epoch (saved in last.pt; an interrupted epoch is trained again)")
+        command.add_argument("--overwrite", action="store_true", help=f"replace {what} in run.out_dir (a new run "
+                             "refuses a folder that holds files)")
+
     train = with_config("train", "train adapters (and head) on a frozen ViT")
-    train.add_argument("--resume", action="store_true", help="continue after the last completed epoch saved in "
-                       "run.out_dir/last.pt (if present); an interrupted epoch is trained again")
+    with_run_folder(train, "the run")
     evaluate = with_config("eval", "evaluate an adapter checkpoint on the test split")
     evaluate.add_argument("--checkpoint", type=Path, required=True, help="adapter checkpoint (.safetensors)")
     evaluate.add_argument("--out", type=Path, help="write a report folder here")
-    evaluate.add_argument("--split", choices=["train", "test"], default="test", help="which split to evaluate")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace the report in --out")
+    evaluate.add_argument("--split", choices=["train", "val", "test"], default="test",
+                          help="which split to evaluate (val: the part of the training split data.val_fraction "
+                          "holds out; train: the rest)")
     cv = with_config("cv", "k-fold cross-validation (DFEW, MAFW)")
-    cv.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    cv.add_argument("--folds", nargs="+", metavar="K", help="folds to train, e.g. --folds 1 2 or --folds 1,2 "
+                    "(default: all five)")
+    with_run_folder(cv, "the folds")
     predict = commands.add_parser("predict", help="emotions over time in video files")
     predict.add_argument("videos", nargs="+", type=Path, help="video files (mp4, avi, webm, ...)")
     predict.add_argument("--checkpoint", type=Path, required=True, help="adapter checkpoint (.safetensors)")
@@ -90,8 +105,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _folds(values: list[str] | None) -> tuple[list[int], list[str]]:
+    """``--folds`` values as fold numbers ("1 2" or "1,2"), and the ``section.key=value`` overrides that
+    argparse gave it because they came after it."""
+    if values is None:
+        return [1, 2, 3, 4, 5], []
+    folds, overrides = [], []
+    for value in values:
+        if "=" in value:
+            overrides.append(value)
+            continue
+        for part in filter(None, value.split(",")):
+            if not part.strip().isdigit():
+                raise ConfigError(f"--folds takes fold numbers 1..5, e.g. --folds 1 2 or --folds 1,2; got {value!r}")
+            folds.append(int(part))
+    return folds, overrides
+
+
+def _interrupted(args: argparse.Namespace, argv: list[str], out_dir: Path | None) -> str:
+    """The line for Ctrl-C: what was kept and the command that continues."""
+    if args.command not in ("train", "cv") or out_dir is None:
+        return "interrupted"
+    resumable = (out_dir / "last.pt").is_file() if args.command == "train" else any(out_dir.glob("fold_*/last.pt"))
+    if not resumable:
+        return f"interrupted before an epoch was completed in {out_dir}: nothing to resume; start again with " \
+            "--overwrite"
+    rest = [arg for arg in argv[argv.index(args.command) + 1:] if arg not in ("--resume", "--overwrite")]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    launcher = f"torchrun --nproc_per_node={world} -m fe_adapter" if world > 1 else "fe-adapter"
+    return (f"interrupted; the completed epochs are saved in {out_dir}: continue with "
+            f"{launcher} {args.command} --resume {shlex.join(rest)}".rstrip())
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    out_dir = None
     try:
         if args.command == "demo":
             from fe_adapter.demo import run_demo
@@ -100,16 +149,20 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "predict":
             return run_prediction(args)
-        config = load_config(args.config, args.overrides)
+        folds, more_overrides = _folds(args.folds) if args.command == "cv" else ([], [])
+        config = load_config(args.config, args.overrides + more_overrides)
+        out_dir = Path(config.run.out_dir)
         if args.command == "train":
-            run_training(config, resume=args.resume)
+            run_training(config, resume=args.resume, overwrite=args.overwrite)
         elif args.command == "eval":
-            run_evaluation(config, args.checkpoint, args.out, args.split)
+            run_evaluation(config, args.checkpoint, args.out, args.split, overwrite=args.overwrite)
         elif args.command == "cv":
-            if config.data.dataset not in ("dfew", "mafw"):
-                raise ConfigError(f"cv needs data.dataset dfew or mafw (5 folds), got {config.data.dataset!r}")
-            run_cross_validation(config, args.folds)
+            run_cross_validation(config, folds, resume=args.resume, overwrite=args.overwrite)
     except (ConfigError, FileNotFoundError, ValueError) as error:
         print(f"fe-adapter {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"fe-adapter {args.command}: {_interrupted(args, argv, out_dir)}", file=sys.stderr)
+        return 130
     return 0

@@ -93,7 +93,7 @@ def run_demo(out: Path = Path("runs/demo"), quick: bool = False) -> dict:
     results = {}
     for name, placement in (("FE-Adapter", "attn"), ("frame-averaging baseline", "none")):
         config = config_from_dict(_video_config(out, backbone, placement, quick))
-        summary = run_training(config)
+        summary = run_training(config, overwrite=True)  # the demo's own folders: a rerun replaces them
         setup_logging(out, True)
         best = summary["best"]["metrics"]
         results[name] = {"uar": best["uar"], "war": best["war"], "per_class_recall": best["per_class_recall"],

@@ -46,13 +46,16 @@ def test_two_process_ddp_run_matches_single_process_evaluation(tmp_path):
     config = with_backbone_file(tiny_config(tmp_path / "ddp", optim={"epochs": 1}), tmp_path)
     finished = run_module("fe_adapter", ["train", *as_overrides(config)], torchrun=True)
     assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "processes: 2" in (tmp_path / "ddp" / "train.log").read_text()
+    log = (tmp_path / "ddp" / "train.log").read_text()
+    assert "processes: 2" in log
+    assert "batches: 4 clips per process x 2 process(es) x 1 accumulation = 8 clips per optimizer step; 3 steps " \
+           "per epoch" in log
     best = json.loads((tmp_path / "ddp" / "report" / "metrics.json").read_text())["best"]["metrics"]
     assert sum(map(sum, best["confusion"])) == 12  # every test clip counted once, not per rank
 
     single = run_evaluation(load_config(tmp_path / "ddp" / "report" / "config.yaml"),
                             tmp_path / "ddp" / "best.safetensors", None)
-    assert single["final"]["confusion"] == best["confusion"]
+    assert single["metrics"]["confusion"] == best["confusion"]
 
 
 def test_ddp_survives_a_batch_of_unreadable_clips_on_one_rank(tmp_path):

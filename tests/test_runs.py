@@ -14,7 +14,7 @@ import yaml
 from safetensors.torch import load_file
 
 from fe_adapter import cli
-from tests.training_cases import as_overrides, noise_clip, run_module, tiny_config
+from tests.training_cases import as_overrides, dfew_tree, run_module, tiny_config
 
 TIMINGS = ("clips_per_s", "seconds")
 # 24 clips in batches of 4: 6 steps an epoch. The kill comes after the 2nd step of epoch 2.
@@ -76,27 +76,15 @@ def test_train_resume_after_a_kill_mid_epoch_ends_bitwise_like_the_uninterrupted
     assert _log_without_timings(tmp_path / "resumed") == _log_without_timings(tmp_path / "uninterrupted")
 
 
-def _dfew_folds(root: Path) -> dict[int, tuple[list[int], list[int]]]:
-    """A DFEW-shaped folder with folds 1 and 2 of different sizes (8/3 and 7/4 train/test clips)."""
-    folds = {1: (list(range(1, 9)), [9, 10, 11]), 2: (list(range(5, 12)), [1, 2, 3, 4])}
-    for clip in range(1, 12):
-        noise_clip(root / "Clip" / "clip_224x224" / f"{clip:05d}", seed=clip)
-    for fold, splits in folds.items():
-        for split, clips in zip(("train", "test"), splits, strict=True):
-            folder = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)"
-            folder.mkdir(parents=True, exist_ok=True)
-            rows = "".join(f"{clip},{clip % 7 + 1}\n" for clip in clips)
-            (folder / f"set_{fold}.csv").write_text("video_name,label\n" + rows)
-    return folds
-
-
 def test_cv_trains_each_fold_on_its_own_split_into_its_own_folder_and_reports_their_mean(tmp_path, capsys):
-    folds = _dfew_folds(tmp_path / "DFEW")
+    folds = dfew_tree(tmp_path / "DFEW")
     config = tiny_config(tmp_path / "cv", optim={"epochs": 1}, data={"dataset": "dfew", "root": str(tmp_path / "DFEW")})
     root = logging.getLogger()
     handlers = root.handlers[:]
-    assert cli.main(["cv", *as_overrides(config), "--folds", "1", "2"]) == 0
+    assert cli.main(["cv", "--folds", "1", "2", *as_overrides(config)]) == 0  # overrides after --folds count
     assert root.handlers == handlers  # each fold's train.log is closed and detached again
+    cv_log = (tmp_path / "cv" / "cv.log").read_text()
+    assert f"fold 1 (1/2): training in {tmp_path / 'cv' / 'fold_1'}" in cv_log and "fold 2 (2/2)" in cv_log
 
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
     per_fold = {}
@@ -108,9 +96,15 @@ def test_cv_trains_each_fold_on_its_own_split_into_its_own_folder_and_reports_th
         assert sum(map(sum, best["confusion"])) == len(test)  # evaluated on this fold's test split
         assert (folder / "best.safetensors").is_file()
         per_fold[fold] = best
-        assert summary["folds"][str(fold)] == {"uar": best["uar"], "war": best["war"]}
+        assert summary["folds"][str(fold)]["best"] == {"epoch": 1, "uar": best["uar"], "war": best["war"]}
     other = (tmp_path / "cv" / "fold_2" / "train.log").read_text()
     assert "8 train / 3 test" not in other  # fold 1's log lines stayed in fold 1's folder
     for key in ("uar", "war"):
-        assert summary["mean"][key] == pytest.approx(statistics.fmean(m[key] for m in per_fold.values()))
-    assert f"mean  : UAR {summary['mean']['uar']:.2%}" in capsys.readouterr().out
+        assert summary["mean"]["best"][key] == pytest.approx(statistics.fmean(m[key] for m in per_fold.values()))
+    assert f"mean  : best: UAR {summary['mean']['best']['uar']:.2%}" in capsys.readouterr().out
+
+    assert cli.main(["cv", "--folds", "1,2", *as_overrides(config)]) == 2  # the folder holds a cross-validation
+    assert "pass --resume to continue the run in it, --overwrite to replace it" in capsys.readouterr().err
+    assert cli.main(["cv", "--folds", "1,2", "--resume", *as_overrides(config)]) == 0  # both folds finished
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text()) == summary
+    assert "fold 2 (2/2): resuming in" in (tmp_path / "cv" / "cv.log").read_text()

@@ -67,6 +67,20 @@ def test_interrupted_checkpoint_write_leaves_the_previous_file(tmp_path, monkeyp
         (["epochs=3"], "must be section.key"),
         (["optim.lr=0"], "optim.lr must be > 0, got 0"),
         (["data.class_names=[1, 2]"], "data.class_names must be a list of strings"),
+        (["optim.warmup_epochs=-1"], "optim.warmup_epochs must be >= 0, got -1.0"),
+        (["optim.weight_decay=-0.1"], "optim.weight_decay must be >= 0, got -0.1"),
+        (["data.min_readable=0"], "data.min_readable must be in (0, 1], got 0.0"),
+        (["data.min_readable=1.5"], "data.min_readable must be in (0, 1], got 1.5"),
+        (["optim.label_smoothing=2"], "optim.label_smoothing must be in [0, 1), got 2.0"),
+        (["data.val_fraction=1"], "data.val_fraction must be in [0, 1), got 1.0"),
+        (["optim.min_lr=0.1"], "optim.min_lr (0.1) must not exceed optim.lr (0.001)"),
+        (["run.device=gpu"], "run.device must be auto, cpu, cuda, cuda:N (a GPU index) or mps, got 'gpu'"),
+        (["optim.lr=[1,"], "override 'optim.lr=[1,': the value is not valid YAML"),
+        (["model.backbone_kwargs={depth:2}"], "model.backbone_kwargs.depth:2 has no value (null); in YAML write "
+                                              "{depth: 2} with a space after the colon"),
+        (["data.frames=clip_224x224_16f"], "data.frames picks DFEW's frame folder; it has no meaning for "
+                                           "data.dataset = 'synthetic'"),
+        (["model.random_backbone=true", "model.pretrained=true"], "leave model.checkpoint and model.pretrained unset"),
     ],
 )
 def test_config_errors_name_the_key_and_the_allowed_values(overrides, message):
@@ -99,6 +113,10 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert cli.main(["train", "--config", str(tmp_path / "bad.yaml")]) == 2
     assert "optim.amp must be one of ('auto', 'none', 'bf16', 'fp16'), got 'fp8'" in capsys.readouterr().err
     assert cli.main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    (tmp_path / "broken.yaml").write_text("optim:\n  lr: [1,\n")
+    assert cli.main(["train", "--config", str(tmp_path / "broken.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'broken.yaml'}: not valid YAML at line 3, column 1" in err and len(err.splitlines()) == 2
 
 
 def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
@@ -110,14 +128,14 @@ def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
 
     assert cli.main(["eval", "--config", str(report / "config.yaml"), "--checkpoint",
                      str(tmp_path / "run" / "best.safetensors"), "--out", str(tmp_path / "eval")]) == 0
-    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())["final"]
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
     assert evaluated["confusion"] == best["confusion"]
 
     assert cli.main(["eval", "--config", str(report / "config.yaml"), "--checkpoint",
                      str(tmp_path / "run" / "best.safetensors"), "--split", "train",
                      "--out", str(tmp_path / "eval_train")]) == 0
     on_train = json.loads((tmp_path / "eval_train" / "metrics.json").read_text())
-    assert on_train["split"] == "train" and sum(map(sum, on_train["final"]["confusion"])) == 24
+    assert on_train["split"] == "train" and sum(map(sum, on_train["metrics"]["confusion"])) == 24
 
 
 def test_quick_demo_runs_end_to_end(tmp_path, capsys):
@@ -166,6 +184,6 @@ def test_folder_test_split_uses_the_training_classes(tmp_path):
         for name in classes:
             write_frame_folder(tmp_path / "data" / split / name / "clip", numbered_frames(4, size=32))
     trainer = Trainer(config_from_dict(tiny_config(tmp_path / "run", data={
-        "dataset": "folder", "root": str(tmp_path / "data")})))
+        "dataset": "folder", "root": str(tmp_path / "data"), "batch_size": 2})))
     assert trainer.test_set.class_names == ("angry", "happy", "sad")
     assert trainer.test_set.labels == [0, 2]

@@ -21,7 +21,7 @@ def tiny_config(out_dir: Path, **sections) -> dict:
         "data": {"dataset": "synthetic", "num_frames": 4, "img_size": 32, "batch_size": 4, "num_workers": 0,
                  "synthetic_train_clips": 24, "synthetic_test_clips": 12},
         "model": {"backbone": "vit_tiny_patch16_224", "backbone_kwargs": TINY_BACKBONE, "bottleneck": 16,
-                  "dropout": 0.0},
+                  "dropout": 0.0, "random_backbone": True},
         "optim": {"epochs": 2, "lr": 3e-3, "warmup_epochs": 0.5, "label_smoothing": 0.0},
         "run": {"out_dir": str(out_dir), "progress": False, "tensorboard": False, "deterministic": True},
     }
@@ -44,6 +44,7 @@ def with_backbone_file(config: dict, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(path))
     config["model"]["checkpoint"] = str(path)
+    config["model"]["random_backbone"] = False
     return config
 
 
@@ -72,3 +73,17 @@ def run_module(module: str, arguments: list[str], torchrun: bool = False, first_
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(path)}
     return subprocess.run([sys.executable, *launcher, "-m", module, *arguments], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=REPOSITORY)
+
+
+def dfew_tree(root: Path, frames: str = "clip_224x224") -> dict[int, tuple[list[int], list[int]]]:
+    """A DFEW-shaped folder with folds 1 and 2 of different sizes (8/3 and 7/4 train/test clips)."""
+    folds = {1: (list(range(1, 9)), [9, 10, 11]), 2: (list(range(5, 12)), [1, 2, 3, 4])}
+    for clip in range(1, 12):
+        noise_clip(root / "Clip" / frames / f"{clip:05d}", seed=clip)
+    for fold, splits in folds.items():
+        for split, clips in zip(("train", "test"), splits, strict=True):
+            folder = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)"
+            folder.mkdir(parents=True, exist_ok=True)
+            rows = "".join(f"{clip},{clip % 7 + 1}\n" for clip in clips)
+            (folder / f"set_{fold}.csv").write_text("video_name,label\n" + rows)
+    return folds

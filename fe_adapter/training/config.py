@@ -7,6 +7,7 @@ keys allowed there; a bad value names the key, what was given and what is allowe
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import yaml
 
 DATASETS = ("synthetic", "dfew", "ferv39k", "mafw", "list", "folder")
+#: DFEW's frame folders: every frame of a clip, or the official 16 per clip.
+DFEW_FRAMES = ("clip_224x224", "clip_224x224_16f")
 
 
 class ConfigError(ValueError):
@@ -26,6 +29,7 @@ class DataConfig:
     dataset: str = "synthetic"
     root: str | None = None
     fold: int = 1
+    frames: str = "clip_224x224"
     train_list: str | None = None
     test_list: str | None = None
     class_names: list[str] | None = None
@@ -42,6 +46,7 @@ class DataConfig:
     synthetic_test_clips: int = 120
     synthetic_seed: int = 0
     min_readable: float = 0.9
+    val_fraction: float = 0.0
 
 
 @dataclass
@@ -50,6 +55,7 @@ class ModelConfig:
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     pretrained: bool = False
     checkpoint: str | None = None
+    random_backbone: bool = False
     bottleneck: int = 384
     kernel_size: int = 3
     dilation: int | list[int] = 1
@@ -105,8 +111,46 @@ def _choices() -> dict[str, tuple]:
         "data.dataset": DATASETS, "data.sampling": SAMPLINGS, "data.spatial_crops": (1, 3),
         "model.placement": PLACEMENTS, "model.activation": ACTIVATIONS, "model.impl": IMPLS,
         "model.backbone_dtype": ("fp32", "bf16"), "optim.amp": ("auto", "none", "bf16", "fp16"),
-        "run.select_metric": ("uar", "war"), "data.fold": (1, 2, 3, 4, 5),
+        "run.select_metric": ("uar", "war"), "data.fold": (1, 2, 3, 4, 5), "data.frames": DFEW_FRAMES,
     }
+
+
+#: Keys whose values lie in an interval: (low, high, low included, high included); None is unbounded.
+_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "optim.warmup_epochs": (0, None, True, False), "optim.weight_decay": (0, None, True, False),
+    "optim.min_lr": (0, None, True, False), "optim.clip_grad": (0, None, False, False),
+    "optim.label_smoothing": (0, 1, True, False), "model.dropout": (0, 1, True, False),
+    "data.min_readable": (0, 1, False, True), "data.val_fraction": (0, 1, True, False),
+}
+
+
+def _check_range(key: str, value: float) -> None:
+    low, high, low_closed, high_closed = _RANGES[key]
+    too_low = low is not None and (value < low if low_closed else value <= low)
+    too_high = high is not None and (value > high if high_closed else value >= high)
+    if not (too_low or too_high):
+        return
+    if high is None:
+        allowed = f"{'>=' if low_closed else '>'} {low}"
+    else:
+        allowed = f"in {'[' if low_closed else '('}{low}, {high}{']' if high_closed else ')'}"
+    raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
+#: ``run.device``: auto (CUDA when available), cpu, cuda, cuda:N or mps.
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def _check_backbone_kwargs(kwargs: dict[str, Any]) -> None:
+    """Catch YAML's flow-mapping pitfall: ``{depth:2}`` (no space after the colon) reads as the key
+    ``'depth:2'`` with no value, which timm drops without a word."""
+    for key, value in kwargs.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"model.backbone_kwargs keys must be names, got {key!r}")
+        if value is None:
+            hint = (f"; in YAML write {{{key.split(':', 1)[0]}: {key.split(':', 1)[1]}}} with a space after the colon"
+                    if ":" in key else "; give it a value or leave the key out")
+            raise ConfigError(f"model.backbone_kwargs.{key} has no value (null){hint}")
 
 
 _POSITIVE = {"data.num_frames", "data.batch_size", "data.temporal_views", "model.bottleneck", "model.kernel_size",
@@ -163,6 +207,12 @@ def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
             raise ConfigError(f"{full} must be >= 1, got {value!r}")
         if full == "optim.lr" and value <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {value!r}")
+        if full in _RANGES and value is not None:
+            _check_range(full, value)
+        if full == "run.device" and not _DEVICE.fullmatch(value):
+            raise ConfigError(f"run.device must be auto, cpu, cuda, cuda:N (a GPU index) or mps, got {value!r}")
+        if full == "model.backbone_kwargs":
+            _check_backbone_kwargs(value)
         if full == "data.class_names" and value is not None and not all(isinstance(n, str) for n in value):
             raise ConfigError(f"data.class_names must be a list of strings, got {value!r}")
         if full == "model.dilation" and isinstance(value, list) and not all(
@@ -186,6 +236,15 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
         raise ConfigError(f"data.root is required for data.dataset = {config.data.dataset!r}")
     if config.data.dataset == "list" and not (config.data.train_list and config.data.test_list):
         raise ConfigError("data.train_list and data.test_list are required for data.dataset = 'list'")
+    if config.data.frames != DataConfig.frames and config.data.dataset != "dfew":
+        raise ConfigError(f"data.frames picks DFEW's frame folder; it has no meaning for data.dataset = "
+                          f"{config.data.dataset!r}")
+    if config.optim.min_lr > config.optim.lr:
+        raise ConfigError(f"optim.min_lr ({config.optim.min_lr:g}) must not exceed optim.lr ({config.optim.lr:g}): "
+                          "it is the floor the cosine schedule decays to")
+    if config.model.random_backbone and (config.model.checkpoint or config.model.pretrained):
+        raise ConfigError("model.random_backbone=true asks for a randomly initialised backbone; leave "
+                          "model.checkpoint and model.pretrained unset with it")
     return config
 
 
@@ -197,7 +256,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.strip().split(".")
     if len(parts) != 2:
         raise ConfigError(f"override key {key!r} must be section.key, e.g. optim.lr")
-    return parts, yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return parts, yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({problem}); values are YAML, e.g. "
+                          "optim.lr=0.001, model.dilation=[1, 2], 'model.backbone_kwargs={depth: 2}'") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
@@ -210,7 +274,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({error})") from None
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: a config is a mapping of sections, got {type(values).__name__}")
     for override in overrides:

@@ -1,13 +1,18 @@
-"""The report folder of a run: metrics.json, config.yaml, confusion matrix and training curves as PNG."""
+"""The report folder of a run: metrics.json, config.yaml, confusion matrix and training curves as PNG, and
+per-clip predictions as CSV."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+
+from fe_adapter.training.evaluation import Evaluation
 
 
 def _pyplot():
@@ -43,36 +48,69 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
-    """Training loss and test UAR/WAR per epoch."""
+    """Training loss and test (and val, when the run had a val split) UAR/WAR per epoch."""
+    figure = curves_figure(history)
+    figure.savefig(path, dpi=120)
+    _pyplot().close(figure)
+
+
+def curves_figure(history: Sequence[dict[str, Any]]) -> Any:
+    """The figure ``plot_curves`` saves: epochs on whole-number ticks."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [record["epoch"] for record in history]
     figure, (loss_axes, metric_axes) = plt.subplots(1, 2, figsize=(9, 3.5))
     loss_axes.plot(epochs, [record["loss"] for record in history], marker="o")
-    loss_axes.set_xlabel("epoch")
     loss_axes.set_ylabel("training loss")
-    for key in ("uar", "war"):
-        metric_axes.plot(epochs, [record[key] for record in history], marker="o", label=key.upper())
-    metric_axes.set_xlabel("epoch")
-    metric_axes.set_ylabel("test")
+    for split, prefix, style in (("test", "", "-"), ("val", "val_", "--")):
+        for key in ("uar", "war"):
+            if f"{prefix}{key}" in history[0]:
+                metric_axes.plot(epochs, [record[f"{prefix}{key}"] for record in history], style, marker="o",
+                                 label=f"{split} {key.upper()}")
     metric_axes.set_ylim(0, 1)
     metric_axes.legend()
+    for axes in (loss_axes, metric_axes):
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
 
 
-def write_report(folder: str | Path, summary: dict[str, Any], config: dict[str, Any]) -> Path:
-    """Write ``metrics.json``, ``config.yaml``, ``confusion.png`` (best epoch) and ``curves.png``."""
+def write_predictions(path: Path, evaluation: Evaluation, class_names: Sequence[str]) -> Path:
+    """One row per clip: id, true label and class, predicted class, and the probability of every class (the
+    softmax of the view-averaged logits), so that a result can be re-scored without the model."""
+    probabilities = torch.softmax(evaluation.logits.double(), dim=1).tolist() if evaluation.ids else []
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label", "class", "predicted", *(f"p_{name}" for name in class_names)])
+        for clip_id, label, row in zip(evaluation.ids, evaluation.labels.tolist(), probabilities, strict=True):
+            predicted = max(range(len(row)), key=row.__getitem__)
+            writer.writerow([clip_id, label, class_names[label], class_names[predicted], *(f"{p:.6f}" for p in row)])
+    return path
+
+
+def write_report(folder: str | Path, summary: dict[str, Any], config: dict[str, Any],
+                 predictions: dict[str, Evaluation] | None = None) -> Path:
+    """Write ``metrics.json``, ``config.yaml``, ``confusion.png`` (a training run's best epoch on the test split,
+    or an evaluation's split), ``curves.png`` and one CSV per entry of ``predictions`` (file name: evaluation)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     best = summary.get("best") or {}
-    metrics = best.get("metrics") or summary.get("final")
+    metrics = best.get("metrics") or summary.get("metrics")
     if metrics:
-        title = f"epoch {best['epoch']}: " if best else ""
+        if best:
+            selection = summary.get("selection") or {"split": "test", "metric": "uar"}
+            title = (f"test split, epoch {best['epoch']} (best {selection['metric'].upper()} on "
+                     f"{selection['split']}): ")
+        else:
+            title = f"{summary.get('split', 'test')} split: "
         plot_confusion(metrics["confusion"], metrics["class_names"], folder / "confusion.png",
                        f"{title}UAR {metrics['uar']:.1%}, WAR {metrics['war']:.1%}")
     if summary.get("history"):
         plot_curves(summary["history"], folder / "curves.png")
+    for name, evaluation in (predictions or {}).items():
+        write_predictions(folder / name, evaluation, metrics["class_names"])
     return folder

@@ -10,39 +10,57 @@ import contextlib
 import copy
 import json
 import logging
+import os
 import statistics
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from fe_adapter.training.config import ConfigError, TrainConfig
+from fe_adapter.training.folder import check_report_folder, check_run_folder, clear_outputs
 
 log = logging.getLogger("fe_adapter")
 
+#: What cross-validation writes into run.out_dir besides one run folder per fold.
+CV_OUTPUTS = ("cv.json", "cv.log")
 
-def setup_logging(out_dir: Path | None, main_process: bool) -> None:
-    """Log to stderr (rank 0 at INFO, other ranks warnings only) and, on rank 0, to out_dir/train.log."""
+
+def setup_logging(out_dir: Path | None, main_process: bool, filename: str = "train.log", mode: str = "a") -> None:
+    """Log to stderr (rank 0 at INFO, other ranks warnings only) and, on rank 0, to out_dir/``filename``
+    (appended to, or replaced with ``mode`` "w")."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if out_dir is not None and main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(out_dir / "train.log"))
+        handlers.append(logging.FileHandler(out_dir / filename, mode=mode))
     logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, format="%(message)s",
                         handlers=handlers, force=True)
 
 
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:
+    """``warnings.showwarning`` while a run lasts: warnings (an unreadable clip, clips missing from a split)
+    go to the run's log, train.log included; loader processes started by fork inherit it."""
+    logging.getLogger("py.warnings").warning(f"warning: {message}")
+
+
 @contextlib.contextmanager
-def _logging_for_run(out_dir: Path | None, main_process: bool) -> Iterator[None]:
-    """``setup_logging`` while a run lasts: then its train.log is closed and the logging set-up that was
-    there before (a caller's handlers and level) comes back, so runs in one process do not log into each
-    other's folders."""
+def _logging_for_run(out_dir: Path | None, main_process: bool, filename: str = "train.log",
+                     mode: str = "a") -> Iterator[None]:
+    """``setup_logging`` while a run lasts, with warnings logged too: then its log file is closed and the
+    logging set-up that was there before (a caller's handlers and level, ``warnings.showwarning``) comes back,
+    so runs in one process do not log into each other's folders."""
     root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_handlers, saved_level, saved_showwarning = root.handlers[:], root.level, warnings.showwarning
     for handler in saved_handlers:
         root.removeHandler(handler)  # set aside, not closed: they come back afterwards
-    setup_logging(out_dir, main_process)
+    setup_logging(out_dir, main_process, filename, mode)
+    warnings.showwarning = _log_warning
     try:
         yield
     finally:
+        warnings.showwarning = saved_showwarning
         for handler in root.handlers[:]:
             root.removeHandler(handler)
             handler.close()
@@ -51,85 +69,181 @@ def _logging_for_run(out_dir: Path | None, main_process: bool) -> Iterator[None]
         root.setLevel(saved_level)
 
 
-def run_training(config: TrainConfig, resume: bool = False) -> dict:
-    """Train (under torchrun: one process of a DDP job), write the report on rank 0, return the summary."""
+def _scores(result: dict[str, Any]) -> str:
+    metrics = result["metrics"]
+    return f"UAR {metrics['uar']:.2%}, WAR {metrics['war']:.2%}"
+
+
+def run_training(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train (under torchrun: one process of a DDP job), write the report on rank 0, return the summary.
+
+    ``run.out_dir`` must be empty or absent, unless ``resume`` (continue the run whose ``last.pt`` it holds)
+    or ``overwrite`` (remove the previous run's files first; other files stay).
+    """
     from fe_adapter.training.distributed import init_distributed, shutdown_distributed
     from fe_adapter.training.report import write_report
     from fe_adapter.training.trainer import Trainer
 
+    out_dir = Path(config.run.out_dir)
     dist = init_distributed(config.run.device)
     try:
-        with _logging_for_run(Path(config.run.out_dir), dist.is_main):
+        check_run_folder(out_dir, resume, overwrite)
+        dist.barrier()  # every rank has looked at the folder before rank 0 writes into it
+        removed = clear_outputs(out_dir) if overwrite and dist.is_main else []
+        with _logging_for_run(out_dir, dist.is_main, mode="a" if resume else "w"):
+            if removed:
+                log.info(f"--overwrite: removed the previous run's {', '.join(removed)} from {out_dir}")
             trainer = Trainer(config, dist)
             summary = trainer.fit(resume=resume)
             if dist.is_main:
-                folder = write_report(Path(config.run.out_dir) / "report", summary, config.to_dict())
-                best = summary["best"]
-                log.info(f"best epoch {best['epoch']}: UAR {best['metrics']['uar']:.2%}, "
-                         f"WAR {best['metrics']['war']:.2%}; report in {folder}")
+                predictions = {"predictions.csv": trainer.best_evaluation,
+                               "predictions_last.csv": trainer.last_evaluation}
+                folder = write_report(out_dir / "report", summary, config.to_dict(),
+                                      {name: found for name, found in predictions.items() if found is not None})
+                best, last, selection = summary["best"], summary["last"], summary["selection"]
+                log.info(f"best epoch {best['epoch']} (by {selection['metric'].upper()} on the {selection['split']} "
+                         f"split): test {_scores(best)}; last epoch {last['epoch']}: test {_scores(last)}; "
+                         f"report in {folder}")
         return summary
     finally:
         shutdown_distributed()
 
 
-def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, split: str = "test") -> dict:
-    """Evaluate an adapter checkpoint on a split of the configured data; the model settings come from the file."""
+def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, split: str = "test",
+                   overwrite: bool = False) -> dict:
+    """Evaluate an adapter checkpoint on one split ("train", "val" or "test") of the configured data; the model
+    settings and class names come from the file, and no other split is read. A report goes to ``out`` (which
+    must be empty or absent unless ``overwrite``)."""
+    if out is not None:
+        check_report_folder(Path(out), overwrite)
     with _logging_for_run(None, True):
-        return _evaluate(config, checkpoint, out, split)
+        return _evaluate(config, Path(checkpoint), out, split, overwrite)
 
 
-def _evaluate(config: TrainConfig, checkpoint: Path, out: Path | None, split: str) -> dict:
+def _evaluate(config: TrainConfig, checkpoint: Path, out: Path | None, split: str, overwrite: bool) -> dict:
     from fe_adapter import data
     from fe_adapter.checkpoint import load_adapters, read_adapter_config
-    from fe_adapter.training.builders import build_dataset
+    from fe_adapter.training.builders import build_dataset, build_model, dataset_classes
+    from fe_adapter.training.evaluation import autocast_dtype, deterministic_algorithms, evaluate, resolve_device
+    from fe_adapter.training.folder import REPORT_OUTPUTS
     from fe_adapter.training.report import write_report
-    from fe_adapter.training.trainer import Trainer
 
     saved = read_adapter_config(checkpoint)
     adapter = saved["adapter"]
     model = config.model
     if not (model.checkpoint or model.pretrained):
+        random = (" (a model trained with model.random_backbone=true cannot be evaluated: its random backbone was "
+                  "not saved)" if model.random_backbone else "")
         raise ConfigError(f"{checkpoint} holds adapters and head only: set model.checkpoint (the backbone's "
-                          "weights) or model.pretrained=true")
+                          f"weights) or model.pretrained=true{random}")
     if config.data.num_frames != adapter["num_frames"]:
-        log.info(f"evaluating with data.num_frames = {config.data.num_frames} (trained with {adapter['num_frames']})")
+        log.warning(f"evaluating with data.num_frames = {config.data.num_frames}, but {checkpoint} was trained with "
+                    f"{adapter['num_frames']}: the scores differ from the training run's")
     model.backbone, model.backbone_kwargs = saved["backbone"], saved.get("backbone_kwargs", {})
     model.bottleneck, model.kernel_size = adapter["bottleneck"], adapter["kernel_size"]
     model.dilation, model.placement, model.activation = adapter["dilation"], adapter["placement"], adapter["activation"]
-    config.optim.epochs = 1
-    trainer = Trainer(config)
-    load_adapters(trainer.model, checkpoint)
-    loader = trainer.test_loader
-    if split != "test":
-        dataset = build_dataset(config.data, data.normalization_for(trainer.model), split, train=False)
-        loader = data.make_loader(dataset, config.data.eval_batch_size or config.data.batch_size, train=False,
-                                  num_workers=config.data.num_workers)
-    evaluation = trainer.evaluate(loader)
-    summary = {"checkpoint": str(checkpoint), "split": split, "final": evaluation.metrics.to_dict()}
+    class_names = tuple(saved.get("class_names") or dataset_classes(config.data))
+    device = resolve_device(config.run.device)
+    network = build_model(model, len(class_names), config.data.num_frames, class_names, config.data.img_size)
+    load_adapters(network, checkpoint)
+    network.to(device)
+    normalization = data.normalization_for(network)
+    if config.data.img_size:
+        normalization = data.Normalization(config.data.img_size, normalization.mean, normalization.std)
+    dataset = build_dataset(config.data, normalization, split, train=False, seed=config.run.seed,
+                            class_names=class_names)
+    if tuple(dataset.class_names) != class_names:
+        raise ValueError(f"{checkpoint} was trained on the classes {', '.join(class_names)}, the {split} split "
+                         f"names {', '.join(dataset.class_names)}")
+    loader = data.make_loader(dataset, config.data.eval_batch_size or config.data.batch_size, train=False,
+                              num_workers=config.data.num_workers, seed=config.run.seed)
+    with deterministic_algorithms(config.run.deterministic):
+        evaluation = evaluate(network, loader, device, autocast_dtype(config.optim.amp, device),
+                              progress=config.run.progress, min_readable=config.data.min_readable, split=split)
+    summary = {"checkpoint": str(checkpoint), "split": split, "clips": len(evaluation.ids),
+               "metrics": evaluation.metrics.to_dict()}
     log.info(f"{checkpoint}: {evaluation.metrics.summary()} on {len(evaluation.ids)} {split} clips")
     if out is not None:
-        write_report(out, summary, config.to_dict())
+        if overwrite:
+            clear_outputs(Path(out), REPORT_OUTPUTS)
+        write_report(out, summary, config.to_dict(), {"predictions.csv": evaluation})
         log.info(f"report in {out}")
     return summary
 
 
-def run_cross_validation(config: TrainConfig, folds: list[int]) -> dict:
-    """Train one run per fold (DFEW, MAFW protocol) and report per-fold and mean UAR/WAR."""
+def check_folds(folds: list[int]) -> list[int]:
+    """The folds to train, checked before any trains: each one of 1..5, none twice."""
+    from fe_adapter.data.sources import FOLDS
+
+    if not folds:
+        raise ConfigError("--folds: give at least one fold, e.g. --folds 1,2,3,4,5")
+    unknown = [fold for fold in folds if fold not in FOLDS]
+    if unknown:
+        raise ConfigError(f"--folds: fold {unknown[0]} does not exist; folds are {', '.join(map(str, FOLDS))}")
+    repeated = sorted({fold for fold in folds if folds.count(fold) > 1})
+    if repeated:
+        raise ConfigError(f"--folds: fold {repeated[0]} is given twice")
+    return list(folds)
+
+
+def run_cross_validation(config: TrainConfig, folds: list[int], resume: bool = False,
+                         overwrite: bool = False) -> dict:
+    """Train one run per fold (DFEW, MAFW protocol) into ``run.out_dir/fold_K`` and report per-fold and mean
+    UAR/WAR of the best and of the last epoch in ``run.out_dir/cv.json``.
+
+    Everything that can be checked is checked before the first fold trains: the folds, every fold's split
+    files and the folder. ``resume`` continues each fold that has a ``last.pt`` and starts the others afresh;
+    ``overwrite`` replaces a previous cross-validation's files.
+    """
+    from fe_adapter.training.builders import clip_list
+
+    if config.data.dataset not in ("dfew", "mafw"):
+        raise ConfigError(f"cv needs data.dataset dfew or mafw (5 folds), got {config.data.dataset!r}")
+    folds = check_folds(folds)
     root = Path(config.run.out_dir)
-    results = {}
+    fold_configs = {}
     for fold in folds:
         fold_config = copy.deepcopy(config)
         fold_config.data.fold = fold
         fold_config.run.out_dir = str(root / f"fold_{fold}")
-        best = run_training(fold_config)["best"]["metrics"]
-        results[fold] = {"uar": best["uar"], "war": best["war"]}
-    summary = {
-        "folds": results,
-        "mean": {key: statistics.fmean(r[key] for r in results.values()) for key in ("uar", "war")},
-    }
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "cv.json").write_text(json.dumps(summary, indent=2))
-    for fold, result in results.items():
-        print(f"fold {fold}: UAR {result['uar']:.2%}  WAR {result['war']:.2%}")
-    print(f"mean  : UAR {summary['mean']['uar']:.2%}  WAR {summary['mean']['war']:.2%}")
+        for split in ("train", "test"):
+            clip_list(fold_config.data, split)  # a missing or malformed split file stops cv before any training
+        fold_configs[fold] = fold_config
+    if resume:
+        if overwrite:
+            raise ConfigError("--resume continues the runs in run.out_dir and --overwrite replaces them: pass one")
+        if not any((root / f"fold_{fold}" / "last.pt").is_file() for fold in folds):
+            raise FileNotFoundError(f"--resume: nothing to resume in run.out_dir {root}: no fold folder of "
+                                    f"{', '.join(map(str, folds))} holds a last.pt; check run.out_dir, or start "
+                                    "without --resume")
+    else:
+        check_run_folder(root, False, overwrite)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if overwrite and main:
+        clear_outputs(root, CV_OUTPUTS)
+    results: dict[int, dict[str, Any]] = {}
+    with _logging_for_run(root, main, "cv.log", mode="a" if resume else "w"):
+        for number, fold in enumerate(folds, start=1):
+            fold_dir = Path(fold_configs[fold].run.out_dir)
+            fold_resume = resume and (fold_dir / "last.pt").is_file()
+            log.info(f"fold {fold} ({number}/{len(folds)}): {'resuming' if fold_resume else 'training'} in {fold_dir}")
+            summary = run_training(fold_configs[fold], resume=fold_resume, overwrite=overwrite or resume and
+                                   not fold_resume)
+            results[fold] = {which: {"epoch": summary[which]["epoch"], "uar": summary[which]["metrics"]["uar"],
+                                     "war": summary[which]["metrics"]["war"]} for which in ("best", "last")}
+            selection = summary["selection"]
+        mean = {which: {key: statistics.fmean(result[which][key] for result in results.values())
+                        for key in ("uar", "war")} for which in ("best", "last")}
+        summary = {"selection": selection, "folds": results, "mean": mean}
+        if main:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "cv.json").write_text(json.dumps(summary, indent=2))
+            for fold, result in results.items():
+                print(f"fold {fold}: best epoch {result['best']['epoch']:>3}: UAR {result['best']['uar']:.2%}  "
+                      f"WAR {result['best']['war']:.2%} | last epoch {result['last']['epoch']:>3}: UAR "
+                      f"{result['last']['uar']:.2%}  WAR {result['last']['war']:.2%}")
+            print(f"mean  : best: UAR {mean['best']['uar']:.2%}  WAR {mean['best']['war']:.2%} | last: UAR "
+                  f"{mean['last']['uar']:.2%}  WAR {mean['last']['war']:.2%}")
+            print(f"best epochs chosen by {selection['metric'].upper()} on the {selection['split']} split"
+                  + (" (an optimistic estimate: the test split chose them)" if selection["split"] == "test" else ""))
     return summary

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +25,22 @@ from fe_adapter.checkpoint import save_adapters
 from fe_adapter.metrics import Metrics
 from fe_adapter.params import parameter_report
 from fe_adapter.training.builders import build_datasets, build_model, dataset_classes
-from fe_adapter.training.config import TrainConfig
+from fe_adapter.training.config import ConfigError, TrainConfig
 from fe_adapter.training.distributed import Distributed
+from fe_adapter.training.evaluation import (
+    Evaluation,
+    autocast_dtype,
+    deterministic_algorithms,
+    evaluate,
+    resolve_device,
+)
 from fe_adapter.training.recipe import class_weights, cosine_with_warmup
+from fe_adapter.training.resume import check_resume
 from fe_adapter.training.state import load_training_state, restore_rng, save_training_state
 
 log = logging.getLogger("fe_adapter.train")
 
-
-@dataclass
-class Evaluation:
-    """Metrics of one evaluation pass, with the averaged logits, labels and ids behind them."""
-
-    metrics: Metrics
-    logits: torch.Tensor
-    labels: torch.Tensor
-    ids: list[str]
+__all__ = ["Evaluation", "Trainer", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -51,38 +49,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _device(name: str, dist: Distributed) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", dist.local_rank)
-    return torch.device(name)
-
-
-@contextlib.contextmanager
-def _deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """Deterministic kernels (warnings where none exists) and no cuDNN autotuning while the block runs; the
-    process-wide settings are put back afterwards, so a Trainer leaves no global switch behind."""
-    if not enabled:
-        yield
-        return
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-                torch.backends.cudnn.benchmark)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-        torch.backends.cudnn.benchmark = previous[2]
-
-
 def _with_run_settings(method: Callable) -> Callable:
     """Run a Trainer method under the run's determinism setting (``run.deterministic``)."""
 
     @functools.wraps(method)
     def wrapper(self: Trainer, *args, **kwargs):
-        with _deterministic_algorithms(self.config.run.deterministic):
+        with deterministic_algorithms(self.config.run.deterministic):
             return method(self, *args, **kwargs)
 
     return wrapper
@@ -92,16 +64,17 @@ class Trainer:
     """Everything one training run needs, built from a ``TrainConfig``.
 
     ``fit()`` trains for ``optim.epochs`` epochs, evaluating after each, keeping the best epoch by
-    ``run.select_metric`` and the last one, and returns a summary. The resumable state is saved after each
-    epoch; ``fit(resume=True)`` starts again after the last completed epoch (the work of an interrupted epoch
-    is done again). Each epoch reseeds every random source with ``seed + epoch``, so the resumed run ends
-    exactly as the uninterrupted run would have.
+    ``run.select_metric`` (on the validation split when ``data.val_fraction`` carves one, else on the test
+    split) and the last one, and returns a summary. The resumable state is saved after each epoch;
+    ``fit(resume=True)`` starts again after the last completed epoch (the work of an interrupted epoch is done
+    again). Each epoch reseeds every random source with ``seed + epoch``, so the resumed run ends exactly as the
+    uninterrupted run would have.
     """
 
     def __init__(self, config: TrainConfig, dist: Distributed | None = None) -> None:
         self.config = config
         self.dist = dist or Distributed()
-        self.device = _device(config.run.device, self.dist)
+        self.device = resolve_device(config.run.device, self.dist)
         self.out_dir = Path(config.run.out_dir)
         seed_everything(config.run.seed)
 
@@ -112,28 +85,31 @@ class Trainer:
         normalization = data.normalization_for(model)
         if config.data.img_size:
             normalization = data.Normalization(config.data.img_size, normalization.mean, normalization.std)
-        self.train_set, self.test_set = build_datasets(config.data, normalization)
+        self.train_set, self.val_set, self.test_set = build_datasets(config.data, normalization, config.run.seed)
         if self.train_set.class_names != self.test_set.class_names:
             raise ValueError(f"train and test splits name different classes: {self.train_set.class_names} vs "
                              f"{self.test_set.class_names}; set data.class_names")
 
         shard = (self.dist.rank, self.dist.world_size) if self.dist.enabled else None
         loader_options = dict(num_workers=config.data.num_workers, seed=config.run.seed, shard=shard)
+        eval_batch_size = config.data.eval_batch_size or config.data.batch_size
         self.train_loader = data.make_loader(self.train_set, config.data.batch_size, train=True,
                                              balanced=config.data.balanced, **loader_options)
-        self.test_loader = data.make_loader(self.test_set, config.data.eval_batch_size or config.data.batch_size,
-                                            train=False, **loader_options)
+        self.val_loader = None if self.val_set is None else data.make_loader(self.val_set, eval_batch_size,
+                                                                             train=False, **loader_options)
+        self.test_loader = data.make_loader(self.test_set, eval_batch_size, train=False, **loader_options)
+        self._check_steps()
 
-        self.amp_dtype = self._amp_dtype()
+        self.amp_dtype = autocast_dtype(config.optim.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = self._optimizer()
         # one step per group of `accumulation` consecutive batches, whatever the groups turn out to hold
-        steps_per_epoch = math.ceil(len(self.train_loader) / config.optim.accumulation)
-        self.total_steps = steps_per_epoch * config.optim.epochs
-        warmup = round(config.optim.warmup_epochs * steps_per_epoch)
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / config.optim.accumulation)
+        self.total_steps = self.steps_per_epoch * config.optim.epochs
+        self.warmup_steps = round(config.optim.warmup_epochs * self.steps_per_epoch)
         floor = config.optim.min_lr / config.optim.lr
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: cosine_with_warmup(step, warmup, self.total_steps, floor))
+            self.optimizer, lambda step: cosine_with_warmup(step, self.warmup_steps, self.total_steps, floor))
         self.class_weights = class_weights(self.train_set.class_counts()) if config.optim.class_weighted else None
         weight = None if self.class_weights is None else self.class_weights.to(self.device)
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.optim.label_smoothing)
@@ -141,14 +117,29 @@ class Trainer:
                                                 "cuda" else None) if self.dist.enabled else self.model)
         self.epoch, self.step = 0, 0
         self.best: dict[str, Any] = {}
+        self.best_evaluation: Evaluation | None = None  # the test split at the best epoch, for predictions.csv
+        self.last_evaluation: Evaluation | None = None
+        self.last_val_evaluation: Evaluation | None = None
         self.history: list[dict[str, Any]] = []
 
     # set-up -------------------------------------------------------------------------------------
-    def _amp_dtype(self) -> torch.dtype | None:
-        amp = self.config.optim.amp
-        if amp == "auto":
-            return torch.bfloat16 if self.device.type == "cuda" else None
-        return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    def _check_steps(self) -> None:
+        """Refuse a run whose epochs would take no optimizer step (every batch short, hence dropped)."""
+        if len(self.train_loader) > 0:
+            return
+        clips, processes = len(self.train_set), self.dist.world_size
+        share = clips // processes
+        each = f"the {share} training clips each of the {processes} processes gets" if processes > 1 else \
+            f"the {clips} training clips"
+        carved = f" (data.val_fraction held out {len(self.val_set)})" if self.val_set is not None else ""
+        raise ConfigError(f"data.batch_size = {self.config.data.batch_size} is more than {each}{carved}: an epoch "
+                          "drops its last incomplete batch, so it would take no optimizer step; set data.batch_size "
+                          f"to at most {max(1, share)}")
+
+    @property
+    def selection_split(self) -> str:
+        """Where the best epoch is chosen: "val" with a validation split, else "test"."""
+        return "test" if self.val_set is None else "val"
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """AdamW on the trainable parameters; no weight decay on biases and other 1-D tensors."""
@@ -161,26 +152,39 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=self.config.optim.lr)
 
     def describe(self) -> list[str]:
-        """The first lines of the log: implementation, device, dtypes, parameters, data."""
+        """The first lines of the log: implementation, device, dtypes, parameters, data, batches and steps."""
         report = parameter_report(self.model)
         impl = self.config.model.impl
         probe = torch.empty(0, device=self.device, dtype=self.amp_dtype or torch.float32)
         resolved = fekernels.resolve_impl(impl, probe)
+        config = self.config
+        batch, processes, accumulation = config.data.batch_size, self.dist.world_size, config.optim.accumulation
+        val = f" / {len(self.val_set)} val" if self.val_set is not None else ""
+        selection = (f"best epoch chosen by {config.run.select_metric.upper()} on the val split (data.val_fraction "
+                     f"= {config.data.val_fraction:g} of the training split)" if self.val_set is not None else
+                     f"best epoch chosen by {config.run.select_metric.upper()} on the test split (an optimistic "
+                     "estimate; data.val_fraction selects on a validation split instead)")
         return [
             f"adapter op implementation: {resolved} (impl={impl!r})",
-            f"device: {self.device}, processes: {self.dist.world_size}, autocast: {self.amp_dtype}, "
-            f"backbone dtype: {self.config.model.backbone_dtype}",
+            f"device: {self.device}, processes: {processes}, autocast: {self.amp_dtype}, "
+            f"backbone dtype: {config.model.backbone_dtype}",
             f"parameters: {report.trainable:,} trainable of {report.total:,} ({report.trainable_share:.2%}); "
             f"adapters {report.parts['adapters'].total:,}, head {report.parts['head'].total:,}",
-            f"data: {self.config.data.dataset}, {len(self.train_set)} train / {len(self.test_set)} test clips of "
-            f"{self.config.data.num_frames} frames, classes {', '.join(self.train_set.class_names)}",
+            f"data: {config.data.dataset}, {len(self.train_set)} train{val} / {len(self.test_set)} test clips of "
+            f"{config.data.num_frames} frames, classes {', '.join(self.train_set.class_names)}",
+            f"batches: {batch} clips per process x {processes} process(es) x {accumulation} accumulation = "
+            f"{batch * processes * accumulation} clips per optimizer step; {self.steps_per_epoch} steps per epoch "
+            f"({len(self.train_loader)} batches), {self.total_steps} in all, {self.warmup_steps} of warm-up",
+            selection,
         ]
 
     # one epoch --------------------------------------------------------------------------------------
     def _seed_epoch(self, epoch: int) -> None:
         seed = self.config.run.seed + epoch
         seed_everything(seed)
-        for loader in (self.train_loader, self.test_loader):
+        for loader in (self.train_loader, self.val_loader, self.test_loader):
+            if loader is None:
+                continue
             loader.generator.manual_seed(seed)
             sampler = loader.sampler
             if hasattr(sampler, "set_epoch"):
@@ -266,40 +270,17 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
 
-    @torch.no_grad()
     @_with_run_settings
-    def evaluate(self, loader: DataLoader | None = None) -> Evaluation:
-        """UAR/WAR over the whole test set (all ranks' shares gathered; views averaged per clip)."""
-        loader = loader or self.test_loader
-        self.model.eval()
-        logits, labels, keys = [], [], []
-        for batch in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True,
-                          disable=not (self.config.run.progress and self.dist.is_main)):
-            if len(batch) == 0:
-                continue
-            clips = batch.clips.to(self.device, non_blocking=True)
-            views = clips.shape[1] if clips.ndim == 6 else 1
-            with self._autocast():
-                out = self.model(clips.flatten(0, 1) if views > 1 else clips).float()
-            logits.append(out.reshape(len(batch), views, -1).mean(1).cpu())
-            labels.append(batch.labels)
-            keys += zip(batch.indices, batch.ids, strict=True)
-        local = (torch.cat(logits) if logits else torch.empty(0, self.model.num_classes),
-                 torch.cat(labels) if labels else torch.empty(0, dtype=torch.long), keys)
-        merged: dict[tuple[int, str], tuple[torch.Tensor, int]] = {}
-        for part_logits, part_labels, part_keys in self.dist.gather(local):  # the sampler pads with repeats
-            for row, label, key in zip(part_logits, part_labels.tolist(), part_keys, strict=True):
-                merged.setdefault(key, (row, label))
-        order = sorted(merged)
-        all_logits = torch.stack([merged[k][0] for k in order]) if order else torch.empty(0)
-        all_labels = torch.tensor([merged[k][1] for k in order], dtype=torch.long)
-        predictions = all_logits.argmax(1) if order else torch.empty(0, dtype=torch.long)
-        metrics = Metrics.from_predictions(predictions, all_labels, self.model.class_names)
-        return Evaluation(metrics, all_logits, all_labels, [clip_id for _, clip_id in order])
+    def evaluate(self, loader: DataLoader | None = None, split: str = "test") -> Evaluation:
+        """UAR/WAR over a whole split (default: the test split; all ranks' shares gathered; views averaged)."""
+        return evaluate(self.model, loader or self.test_loader, self.device, self.amp_dtype, self.dist,
+                        self.config.run.progress, self.config.data.min_readable, split)
 
     # the run ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """What resuming needs: config, trainable weights, optimizer, schedule, scaler, progress, history."""
+        """What resuming needs: config, trainable weights, optimizer, schedule, scaler, progress, history, and
+        the best epoch's test predictions (its predictions.csv)."""
+        best = self.best_evaluation
         return {
             "config": self.config.to_dict(),
             "model": {name: param.detach().cpu() for name, param in self.model.named_parameters()
@@ -310,53 +291,93 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "best": self.best,
+            "best_predictions": None if best is None else {"ids": best.ids, "labels": best.labels,
+                                                           "logits": best.logits},
             "history": self.history,
         }
 
     def load_state_dict(self, state: dict[str, Any], source: str = "the state") -> None:
         """Continue from ``state_dict()``'s output (the same config expected)."""
-        trainable = {name for name, param in self.model.named_parameters() if param.requires_grad}
-        missing = trainable - set(state["model"])
+        params = {name: param for name, param in self.model.named_parameters() if param.requires_grad}
+        missing = sorted(set(params) - set(state["model"]))
         if missing:
-            raise ValueError(f"{source} does not match the model: missing {sorted(missing)[:3]}")
+            raise ValueError(f"{source} does not match the model: missing {missing[:3]}")
+        reshaped = [f"{name} {tuple(tensor.shape)} (the model's: {tuple(params[name].shape)})"
+                    for name, tensor in state["model"].items() if name in params and tensor.shape != params[name].shape]
+        if reshaped:
+            raise ValueError(f"{source} does not match the model: {'; '.join(reshaped[:3])}")
         self.model.load_state_dict(state["model"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.best, self.history = state["best"], state["history"]
+        predictions = state.get("best_predictions")
+        if predictions:
+            metrics = Metrics.from_predictions(predictions["logits"].argmax(1), predictions["labels"],
+                                               self.model.class_names)
+            self.best_evaluation = Evaluation(metrics, predictions["logits"], predictions["labels"], predictions["ids"])
+
+    def _resume(self, state_path: Path) -> list[str]:
+        """Load ``last.pt`` after checking its config against this run's; return the lines to log."""
+        if not state_path.is_file():
+            raise FileNotFoundError(f"--resume: {state_path} not found; nothing to resume")
+        state = load_training_state(state_path)
+        notices = check_resume(state["config"], self.config, state["epoch"], str(state_path))
+        self.load_state_dict(state, str(state_path))
+        restore_rng(state["rng"])
+        stored_epochs = state["config"]["optim"]["epochs"]
+        if self.config.optim.epochs > stored_epochs:
+            old_total = self.steps_per_epoch * stored_epochs
+            floor = self.config.optim.min_lr / self.config.optim.lr
+            old_lr = self.config.optim.lr * cosine_with_warmup(self.step, self.warmup_steps, old_total, floor)
+            notices.append(f"learning rate at step {self.step}: {old_lr:.3g} on the {stored_epochs}-epoch schedule, "
+                           f"{self.scheduler.get_last_lr()[0]:.3g} on the {self.config.optim.epochs}-epoch one")
+        return [f"resumed from epoch {self.epoch} (step {self.step}) of {state_path}", *notices]
+
+    def _improved(self, selected: Evaluation) -> bool:
+        select = self.config.run.select_metric
+        if not self.best:
+            return True
+        best = self.best["val_metrics" if self.val_set is not None else "metrics"]
+        return getattr(selected.metrics, select) > best[select]
 
     @_with_run_settings
     def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Train and evaluate every epoch; return {"best": ..., "final": ..., "history": [...]}.
+        """Train and evaluate every epoch; return the summary that becomes metrics.json: "selection" (which
+        split and metric chose the best epoch), "best" and "last" (epoch and test metrics, with "val_metrics"
+        when there is a val split), "history" (one record per epoch) and "parameters".
 
-        With ``resume``, continue from ``run.out_dir/last.pt`` (written after each epoch) where it exists.
+        With ``resume``, continue from ``run.out_dir/last.pt`` (written after each epoch); its config must
+        match this one (see ``fe_adapter.training.resume``).
         """
         state_path = self.out_dir / "last.pt"
-        if resume and state_path.is_file():
-            state = load_training_state(state_path)
-            self.load_state_dict(state, str(state_path))
-            restore_rng(state["rng"])
+        notices = self._resume(state_path) if resume else []
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for line in self.describe():
+            for line in self.describe() + notices:
                 log.info(line)
         writer = self._tensorboard()
-        select = self.config.run.select_metric
-        final = None
         while self.epoch < self.config.optim.epochs:
             stats = self.train_epoch(self.epoch)
-            evaluation = self.evaluate()
-            final = evaluation.metrics
+            val = self.last_val_evaluation = self.evaluate(self.val_loader, "val") if self.val_set else None
+            test = self.last_evaluation = self.evaluate()
             self.epoch += 1
-            record = {"epoch": self.epoch, "step": self.step, **stats, "uar": final.uar, "war": final.war}
+            record = {"epoch": self.epoch, "step": self.step, **stats, "uar": test.metrics.uar,
+                      "war": test.metrics.war}
+            if val is not None:
+                record.update(val_uar=val.metrics.uar, val_war=val.metrics.war)
             self.history.append(record)
-            improved = not self.best or getattr(final, select) > self.best["metrics"][select]
+            improved = self._improved(val or test)
             if improved:
-                self.best = {"epoch": self.epoch, "metrics": final.to_dict()}
+                self.best = {"epoch": self.epoch, "metrics": test.metrics.to_dict()}
+                if val is not None:
+                    self.best["val_metrics"] = val.metrics.to_dict()
+                self.best_evaluation = test
             if self.dist.is_main:
-                log.info(f"epoch {self.epoch}: loss {stats['loss']:.4f}, {final.summary()}, "
-                         f"{stats['clips_per_s']:.1f} clips/s")
+                scores = f"val {val.metrics.summary()}, test {test.metrics.summary()}" if val else \
+                    test.metrics.summary()
+                log.info(f"epoch {self.epoch}: loss {stats['loss']:.4f}, {scores}, {stats['clips_per_s']:.1f} clips/s")
                 self._log(record, writer)
                 if improved:
                     save_adapters(self.model, self.out_dir / "best.safetensors")
@@ -365,11 +386,25 @@ class Trainer:
             self.dist.barrier()
         if writer is not None:
             writer.close()
-        if final is None:  # resumed a finished run
-            final = self.evaluate().metrics
+        if self.last_evaluation is None:  # resumed a finished run
+            self.last_evaluation = self.evaluate()
+            if self.val_loader is not None:
+                self.last_val_evaluation = self.evaluate(self.val_loader, "val")
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        """The run's results so far (see ``fit``)."""
         report = parameter_report(self.model)
-        return {"best": self.best, "final": final.to_dict(), "history": self.history,
-                "parameters": {"trainable": report.trainable, "total": report.total}}
+        last = {"epoch": self.epoch, "metrics": self.last_evaluation.metrics.to_dict()}
+        if self.last_val_evaluation is not None:
+            last["val_metrics"] = self.last_val_evaluation.metrics.to_dict()
+        split, metric = self.selection_split, self.config.run.select_metric
+        note = ("the best epoch was chosen on the test split itself, so best.metrics is an optimistic estimate; "
+                "last.metrics is unselected" if split == "test" else
+                "the best epoch was chosen on the val split, carved from the training split; best.metrics are "
+                "its test scores")
+        return {"selection": {"split": split, "metric": metric, "note": note}, "best": self.best, "last": last,
+                "history": self.history, "parameters": {"trainable": report.trainable, "total": report.total}}
 
     def _log(self, record: dict[str, Any], writer: Any) -> None:
         with (self.out_dir / "log.jsonl").open("a") as handle:
