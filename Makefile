@@ -27,7 +27,7 @@ test: $(INSTALLED) $(NATIVE) lint
 	$(PY) -m pytest tests
 
 lint: $(INSTALLED)
-	$(PY) -m ruff check fekernels fe_adapter tests benchmarks
+	$(PY) -m ruff check fekernels fe_adapter tests benchmarks scripts
 
 # Op and training-step benchmarks on this machine; the report lands in benchmarks/results/.
 bench: $(INSTALLED) $(NATIVE)

@@ -1,0 +1,374 @@
+"""Compile the Triton kernels for an H100 (sm_90a) without a GPU and tabulate what the compile reports.
+
+For each kernel x autotune config x dtype variant: whether it compiles, the shared memory it asks for against
+``launch.shared_memory_estimate`` and the H100's limit (does ``launch.usable_configs`` keep or prune it, and is
+that right), registers, spills and ptxas's performance notices. Nothing runs: the numbers depend only on the
+Triton and ptxas versions, so a CPU machine shows what a GPU would allocate before one is at hand.
+
+    .venv/bin/python scripts/compile_offline.py --out benchmarks/results/offline-compile-sm90a.md
+
+The report has one section per Triton version: a run replaces its own version's section of --out and keeps
+the others. Needs torch (to import fekernels) and a Triton with its NVIDIA backend (the wheel bundles ptxas).
+For another Triton's section, run it with that Triton's Python; if its venv has no torch, put a folder of
+links to the project venv's site-packages, less triton, on PYTHONPATH (the Triton 3.6 section was made so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import io
+import multiprocessing
+import os
+import re
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+from tqdm import tqdm
+
+#: Bytes of shared memory an H100 block may opt in to (227 KB): what Triton checks a launch against.
+H100_SHARED_MEMORY = 232448
+TARGET = ("cuda", 90, 32)  # compute capability 9.0, warp size 32: Triton compiles it for sm_90a
+#: Index of the tile ``usable_configs`` falls back to when no config fits (not among the autotuned configs).
+FALLBACK = -1
+GEMM_KERNELS = ("forward_up", "grad_h", "grad_x")
+KERNELS = (*GEMM_KERNELS, "grad_z")
+ACTIVATION_KERNELS = ("forward_up", "grad_h")
+#: The kernels' integer arguments (every other non-constexpr argument is a pointer); at run time Triton
+#: specializes ints divisible by 16, which M = B*T*N, C and R usually are, and N, T, P, dilation usually not.
+INTEGERS = {"M", "N", "C", "R", "T", "P", "dilation"}
+DIVISIBLE_BY_16 = {"M", "C", "R"}
+#: Boolean switches, all on unless a job's variant turns one off.
+SWITCHES = ("HAS_BC", "HAS_BU", "NEED_DH", "NEED_WEIGHT_GRADS", "STORE_DZ")
+#: Dtype variant -> (triton.language dtype, IEEE switch of the GEMM kernels; None: the kernel has none).
+DTYPES = {"bf16": ("bfloat16", False), "fp16": ("float16", False), "fp32 (TF32)": ("float32", False),
+          "fp32 (IEEE)": ("float32", True), "fp32": ("float32", None)}
+TITLE = ("# Offline compile of the Triton kernels for sm_90a (H100)\n\n"
+         "Made by `scripts/compile_offline.py`, one section per Triton version; see docs/kernels.md, Autotuning.\n\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One compile: ``config`` indexes ``launch.KERNELS[kernel].configs`` (or is FALLBACK)."""
+
+    kernel: str
+    config: int
+    dtype: str
+    kernel_size: int
+    activation: str | None = None
+    switches_off: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class Result:
+    """What one compile reported; sizes in bytes. ``kept``: launch.usable_configs keeps it on an H100."""
+
+    job: Job
+    config: str
+    error: str | None = None
+    shared: int | None = None
+    estimate: int | None = None
+    kept: bool | None = None
+    registers: int | None = None
+    spill_stores: int | None = None
+    spill_loads: int | None = None
+    notices: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def default_jobs(full: bool = False) -> list[Job]:
+    """Every kernel and config in bf16, fp32 with TF32 and without, K 3 and 9, no activation and GELU, every
+    switch on; plus grad_h without weight gradients and grad_x without dz (K 3, bf16). ``full`` adds fp16
+    and every activation."""
+    launch = _launch_module()
+    from fekernels._activations import ACTIVATIONS
+
+    gemm_dtypes = ["bf16", *(["fp16"] if full else []), "fp32 (TF32)", "fp32 (IEEE)"]
+    activations = ACTIVATIONS if full else (None, "gelu")
+    jobs = []
+    for kernel in KERNELS:
+        configs = [*range(len(launch.KERNELS[kernel].configs)), *([FALLBACK] if kernel in GEMM_KERNELS else [])]
+        dtypes = gemm_dtypes if kernel in GEMM_KERNELS else ["bf16", *(["fp16"] if full else []), "fp32"]
+        acts = activations if kernel in ACTIVATION_KERNELS else (None,)
+        for config in configs:
+            for dtype in dtypes:
+                jobs += [Job(kernel, config, dtype, k, act) for k in (3, 9) for act in acts]
+            if kernel == "grad_h":
+                jobs += [Job(kernel, config, "bf16", 3, act, ("NEED_WEIGHT_GRADS",)) for act in acts]
+            if kernel == "grad_x":
+                jobs.append(Job(kernel, config, "bf16", 3, None, ("STORE_DZ",)))
+    return jobs
+
+
+def toolchain_problem() -> str | None:
+    """Why this Triton cannot compile for sm_90a (no NVIDIA backend, no ptxas), or None."""
+    try:
+        from triton.backends.nvidia.compiler import get_ptxas
+    except ImportError as error:
+        return f"this Triton build has no NVIDIA backend ({error})"
+    try:
+        path = get_ptxas(TARGET[1]).path
+    except Exception as error:  # noqa: BLE001 (Triton raises various errors when the binary is missing)
+        return f"Triton finds no ptxas ({error})"
+    return None if path and os.access(path, os.X_OK) else f"ptxas at {path!r} is not an executable"
+
+
+def _launch_module():
+    """fekernels' launch module, imported with the interpreter off (under it the kernels would not compile and
+    ``launch.KERNELS`` would hold the interpreter's single config)."""
+    os.environ["TRITON_INTERPRET"] = "0"
+    import triton
+
+    from fekernels.triton_kernels import launch
+
+    if not isinstance(launch.kernels.forward_up_kernel, triton.runtime.JITFunction):
+        raise RuntimeError("fekernels was imported under TRITON_INTERPRET=1 in this process; "
+                           "run this tool in a fresh process with TRITON_INTERPRET unset or 0")
+    return launch
+
+
+def _on_h100(launch, name: str, configs: list, kernel_size: int, element_size: int) -> list:
+    """``launch.usable_configs`` as on an H100: the device query it makes is answered with the H100's limit."""
+    import torch
+
+    with mock.patch.object(launch, "_shared_memory_limit", lambda device_index: H100_SHARED_MEMORY):
+        return launch.usable_configs(name, configs, kernel_size, element_size, torch.device("cuda", 0))
+
+
+def _describe(config) -> str:
+    size = "x".join(str(config.kwargs[key]) for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K") if key in config.kwargs)
+    return f"{size} w{config.num_warps} s{config.num_stages}"
+
+
+def _compile_arguments(fn, job: Job, config) -> tuple[dict, dict, dict]:
+    """The signature, constexprs and attributes that JITFunction.run would derive for this job's launch:
+    16-byte aligned pointers (fp32 for the per-tile partial sums), ints as in INTEGERS/DIVISIBLE_BY_16."""
+    import triton.language as tl
+
+    from fekernels._activations import ACTIVATION_CODES
+
+    dtype, ieee = DTYPES[job.dtype]
+    element = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[dtype]
+    values = {"K": job.kernel_size, "ACTIVATION": ACTIVATION_CODES[job.activation], "DTYPE": getattr(tl, dtype),
+              "UPCAST": False, "IEEE": ieee, **config.kwargs}
+    values.update({switch: switch not in job.switches_off for switch in SWITCHES})
+    signature, constexprs, attrs = {}, {}, {}
+    for index, param in enumerate(fn.params):
+        name = param.name
+        if param.is_constexpr:
+            if values.get(name) is None:
+                raise ValueError(f"{fn.__name__}: no value for constexpr {name} (update scripts/compile_offline.py)")
+            signature[name], constexprs[name] = "constexpr", values[name]
+        elif name in INTEGERS:
+            signature[name] = "i32"
+            if name in DIVISIBLE_BY_16:
+                attrs[(index,)] = [["tt.divisibility", 16]]
+        else:
+            signature[name] = "*fp32" if name.endswith("_PART") else f"*{element}"
+            attrs[(index,)] = [["tt.divisibility", 16]]
+    return signature, constexprs, attrs
+
+
+def _parse_ptxas(log: str, result: Result) -> None:
+    """Registers, spills and the performance notices (codes C7xxx) from ptxas's -v log."""
+    if match := re.search(r"Used (\d+) registers", log):
+        result.registers = int(match.group(1))
+    if match := re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log):
+        result.spill_stores, result.spill_loads = map(int, match.groups())
+    for code, text in re.findall(r"\((C7\d{3})\) (.*)", log):
+        result.notices.setdefault(code, re.sub(r" in the function '\w+'", "", text).strip())
+
+
+def compile_job(job: Job) -> Result:
+    """Compile one job for sm_90a and collect what the compile reports (a failed compile is a result too).
+    Sets Triton's environment switches in this process, so call it in a worker or a subprocess."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    os.environ.update(TRITON_DUMP_PTXAS_LOG="1", TRITON_ALWAYS_COMPILE="1")  # the log is printed when ptxas runs
+    launch = _launch_module()
+    tuned = launch.KERNELS[job.kernel]
+    element_size = {"bfloat16": 2, "float16": 2, "float32": 4}[DTYPES[job.dtype][0]]
+    if job.config == FALLBACK:
+        config = _on_h100(launch, job.kernel, [], job.kernel_size, element_size)[0]
+    else:
+        config = tuned.configs[job.config]
+    result = Result(job, _describe(config))
+    if job.kernel in GEMM_KERNELS:
+        result.estimate = launch.shared_memory_estimate(job.kernel, config, job.kernel_size, element_size)
+        result.kept = job.config == FALLBACK or config in _on_h100(
+            launch, job.kernel, [config], job.kernel_size, element_size)
+    log = io.StringIO()
+    try:
+        signature, constexprs, attrs = _compile_arguments(tuned.fn, job, config)
+        with contextlib.redirect_stdout(log):
+            compiled = triton.compile(ASTSource(tuned.fn, signature, constexprs, attrs), target=GPUTarget(*TARGET),
+                                      options={"num_warps": config.num_warps, "num_stages": config.num_stages})
+    except Exception as error:  # noqa: BLE001 (a kernel that does not compile is what the table reports)
+        result.error = f"{type(error).__name__}: {str(error).strip()}"
+    else:
+        result.shared = compiled.metadata.shared
+        _parse_ptxas(log.getvalue(), result)
+    return result
+
+
+def _versions() -> dict[str, str]:
+    import triton
+    from triton.backends.nvidia.compiler import get_ptxas_version
+
+    ptxas = get_ptxas_version(TARGET[1])
+    match = re.search(r"release ([\d.]+), (V[\d.]+)", ptxas)
+    return {"triton": triton.__version__, "ptxas": f"{match.group(1)} ({match.group(2)})" if match else ptxas}
+
+
+def _h100_verdict(result: Result) -> str:
+    """What usable_configs does with the config on an H100, flagged where the measured allocation disagrees."""
+    if result.kept is None:
+        verdict = "not pruned"
+    elif result.job.config == FALLBACK:
+        verdict = "fallback"
+    else:
+        verdict = "kept" if result.kept else "pruned"
+    if result.shared is None:
+        return verdict
+    fits = result.shared <= H100_SHARED_MEMORY
+    if verdict == "pruned" and fits:
+        return "pruned, **but fits**"
+    if verdict != "pruned" and not fits:
+        return f"{verdict}, **does not fit**"
+    return verdict
+
+
+def _row(result: Result) -> str:
+    job = result.job
+    status = "ok" if result.error is None else "**error**: " + result.error.splitlines()[0][:100].replace("|", "\\|")
+    estimate = "-" if result.estimate is None else str(result.estimate)
+    if result.estimate is not None and result.shared is not None and result.shared > result.estimate:
+        estimate += " **< measured**"
+    spills = "-" if not (result.spill_stores or result.spill_loads) else f"{result.spill_stores}/{result.spill_loads}"
+    activation = (job.activation or "none") if job.kernel in ACTIVATION_KERNELS else "-"
+    cells = [job.kernel, result.config, job.dtype, job.kernel_size, activation,
+             ", ".join(f"{s}=False" for s in job.switches_off) or "-", status, _or_dash(result.shared), estimate,
+             _h100_verdict(result), _or_dash(result.registers), spills, ", ".join(sorted(result.notices)) or "-"]
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _or_dash(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _summary(results: list[Result]) -> list[str]:
+    """Counts computed from the rows: compile errors, estimate below measured, wrong pruning, spills."""
+    compiled = [r for r in results if r.error is None]
+    estimated = [r for r in compiled if r.estimate is not None]
+    verdicts = [_h100_verdict(r) for r in results]
+    margins = [r.estimate - r.shared for r in estimated]
+    return [
+        f"- {len(results)} compiles: {len(compiled)} ok, {len(results) - len(compiled)} failed.",
+        f"- Estimate vs measured shared memory (GEMM kernels, {len(estimated)} compiles): the estimate is below the "
+        f"measured allocation in {sum(m < 0 for m in margins)} of them"
+        + (f"; estimate - measured ranges from {min(margins)} to {max(margins)} bytes." if margins else "."),
+        f"- On an H100: {sum(v.startswith('pruned') for v in verdicts)} pruned, of which "
+        f"{sum(v.endswith('but fits**') for v in verdicts)} would fit; "
+        f"{sum(v.endswith('does not fit**') for v in verdicts)} kept although the allocation exceeds "
+        f"{H100_SHARED_MEMORY} bytes.",
+        f"- Registers at ptxas's cap of 255 in {sum(r.registers == 255 for r in compiled)} of {len(compiled)} "
+        f"compiles, spills in {sum(bool(r.spill_stores or r.spill_loads) for r in compiled)}"
+        + (f"; no ptxas log in {unparsed}." if (unparsed := sum(r.registers is None for r in compiled)) else "."),
+    ]
+
+
+def render(results: list[Result], command: str) -> str:
+    """The markdown report: header, summary, one table row per compile, the notices' texts and the errors."""
+    versions = _versions()
+    notices = {code: text for r in results for code, text in r.notices.items()}
+    lines = [
+        f"## Triton {versions['triton']}, ptxas {versions['ptxas']}, sm_90a (H100)", "",
+        f"Compiled on {datetime.date.today().isoformat()} without a GPU by `{command}`. Shared memory: the bytes "
+        "the launch requests (`metadata.shared`); estimate: `launch.shared_memory_estimate`; H100: whether "
+        f"`launch.usable_configs` keeps the config at the H100's limit of {H100_SHARED_MEMORY} bytes (fallback: "
+        "the tile it returns when none fits). Registers, spills (stores/loads, bytes) and notices: ptxas -v of "
+        "the same compile. Pointers 16-byte aligned, M, C and R divisible by 16, other ints not; every switch "
+        "on unless the variant says otherwise.", "",
+        *_summary(results), "",
+        "| kernel | config | dtype | K | activation | variant | status | shared memory | estimate | H100 "
+        "| registers | spills | ptxas notices |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *(_row(r) for r in results), "",
+    ]
+    lines += [f"- {code}: {text}" for code, text in sorted(notices.items())]
+    for r in (r for r in results if r.error is not None):
+        lines += ["", f"Error, {r.job.kernel} {r.config} {r.job.dtype} K={r.job.kernel_size}:", "```",
+                  *r.error.splitlines()[:30], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def merge(report: str, section: str) -> str:
+    """``report`` with ``section`` in place of the section of the same Triton version, or added at the end."""
+    header = section.split(",", 1)[0] + ","  # "## Triton 3.8.0,"
+    parts = [part.rstrip("\n") for part in re.split(r"(?m)^(?=## )", report)]
+    merged = [section.rstrip("\n") if part.startswith(header) else part for part in parts]
+    if merged == parts:
+        merged.append(section.rstrip("\n"))
+    return "\n\n".join(merged) + "\n"
+
+
+def _sort_key(result: Result) -> tuple:
+    from fekernels._activations import ACTIVATIONS
+
+    job = result.job
+    return (KERNELS.index(job.kernel), job.switches_off, job.config == FALLBACK, job.config,
+            list(DTYPES).index(job.dtype), job.kernel_size, ACTIVATIONS.index(job.activation))
+
+
+def _command(argv: list[str]) -> str:
+    """This run's command line, with its PYTHONPATH, paths under the working directory made relative."""
+
+    def relative(path: str) -> str:
+        with contextlib.suppress(ValueError):
+            return str(Path(path).relative_to(Path.cwd())) or "."
+        return path
+
+    words = [relative(sys.executable), sys.argv[0], *argv]
+    if python_path := os.environ.get("PYTHONPATH"):
+        words.insert(0, "PYTHONPATH=" + os.pathsep.join(relative(entry) for entry in python_path.split(os.pathsep)))
+    return shlex.join(words)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="write the markdown report here (default: stdout)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiles in parallel")
+    parser.add_argument("--full", action="store_true", help="add fp16 and every activation")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    existing = args.out.read_text() if args.out and args.out.is_file() else TITLE
+    if not existing.startswith(TITLE.splitlines()[0]):
+        parser.error(f"--out {args.out} exists and is not a report of this tool; refusing to change it")
+    if problem := toolchain_problem():
+        sys.exit(f"cannot compile for sm_90a: {problem}")
+    jobs = default_jobs(args.full)
+    with tempfile.TemporaryDirectory(prefix="triton-cache-") as cache:
+        os.environ["TRITON_CACHE_DIR"] = cache  # inherited by the workers; keeps ~/.triton/cache clean
+        context = multiprocessing.get_context("spawn")  # fresh workers: no CUDA or interpreter state inherited
+        with context.Pool(min(args.jobs, len(jobs))) as pool:
+            results = list(tqdm(pool.imap_unordered(compile_job, jobs), total=len(jobs), desc="compiling",
+                                unit="kernel", file=sys.stderr))
+    report = merge(existing, render(sorted(results, key=_sort_key), _command(argv)))
+    if args.out is None:
+        sys.stdout.write(report)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+        print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
