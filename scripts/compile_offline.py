@@ -27,7 +27,6 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
-from unittest import mock
 
 from tqdm import tqdm
 
@@ -132,11 +131,8 @@ def _launch_module():
 
 
 def _on_h100(launch, name: str, configs: list, kernel_size: int, element_size: int) -> list:
-    """``launch.usable_configs`` as on an H100: the device query it makes is answered with the H100's limit."""
-    import torch
-
-    with mock.patch.object(launch, "_shared_memory_limit", lambda device_index: H100_SHARED_MEMORY):
-        return launch.usable_configs(name, configs, kernel_size, element_size, torch.device("cuda", 0))
+    """``launch.usable_configs`` at the H100's shared-memory limit."""
+    return launch.usable_configs(name, configs, kernel_size, element_size, limit=H100_SHARED_MEMORY)
 
 
 def _describe(config) -> str:

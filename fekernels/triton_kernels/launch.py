@@ -79,10 +79,11 @@ def _shared_memory_limit(device_index: int) -> int:
 
 
 def usable_configs(name: str, configs: list[triton.Config], kernel_size: int, element_size: int,
-                   device: torch.device) -> list[triton.Config]:
-    """The configs of GEMM kernel ``name`` that fit the device's shared memory, in order; never empty (the
-    smallest tile with one stage fits any kernel size)."""
-    limit = _shared_memory_limit(device.index if device.index is not None else torch.cuda.current_device())
+                   device: torch.device | None = None, limit: int | None = None) -> list[triton.Config]:
+    """The configs of GEMM kernel ``name`` that fit ``limit`` bytes of shared memory (by default, ``device``'s),
+    in order; never empty (the smallest tile with one stage fits any kernel size)."""
+    if limit is None:
+        limit = _shared_memory_limit(device.index if device.index is not None else torch.cuda.current_device())
     fitting = [c for c in configs if shared_memory_estimate(name, c, kernel_size, element_size) <= limit]
     return fitting or [triton.Config({**_SMALLEST_GEMM, "GROUP_M": _GROUP_M}, num_warps=4, num_stages=1)]
 
