@@ -38,8 +38,8 @@ def _seconds(text: str) -> float:
 
 def run_prediction(args: argparse.Namespace) -> int:
     """Predict every video; a failing file gets a message and the others go on. Exit 1 if any failed."""
-    from fe_adapter.predictor import PredictionError, Predictor
-    from fe_adapter.timeline import write_prediction
+    from fe_adapter.predict.predictor import PredictionError, Predictor
+    from fe_adapter.predict.timeline import write_prediction
 
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device, args.backbone_checkpoint, args.pretrained)
     failed = 0

@@ -13,9 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fe_adapter.examples import face_video
-from fe_adapter.predictor import Predictor
-from fe_adapter.timeline import write_prediction
+from fe_adapter.predict.examples import face_video
+from fe_adapter.predict.predictor import Predictor
+from fe_adapter.predict.timeline import write_prediction
 
 ROOT = Path(__file__).resolve().parent.parent
 

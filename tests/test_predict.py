@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 
 import fe_adapter
 from fe_adapter import cli
-from fe_adapter.examples import face_video
-from fe_adapter.faces import FaceTracker
-from fe_adapter.predictor import PredictionError, Predictor, window_starts
+from fe_adapter.predict.examples import face_video
+from fe_adapter.predict.faces import FaceTracker
+from fe_adapter.predict.predictor import PredictionError, Predictor, window_starts
 from tests.media import write_video
 
 TINY = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 48, "num_heads": 2}

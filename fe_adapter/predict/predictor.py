@@ -1,8 +1,8 @@
 """``Predictor``: emotions over time in an ordinary video file, from an adapter checkpoint.
 
 The video is decoded (PyAV), cut into sliding windows, T frames are sampled from each window, the face
-is found and cropped in those frames (``fe_adapter.faces``), and the model gives class probabilities per
-window and, averaged, for the whole video.
+is found and cropped in those frames (``fe_adapter.predict.faces``), and the model gives class probabilities
+per window and, averaged, for the whole video.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from fe_adapter.checkpoint import load_adapters, read_adapter_config
 from fe_adapter.data.readers import UnreadableClip, decode_video
 from fe_adapter.data.sampling import sample_indices
 from fe_adapter.data.transforms import eval_transform, normalization_for
-from fe_adapter.faces import FaceTracker, crop_face
 from fe_adapter.model import VideoClassifier, create_model
+from fe_adapter.predict.faces import FaceTracker, crop_face
 
 
 class PredictionError(Exception):

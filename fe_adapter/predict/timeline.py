@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from fe_adapter.predictor import VideoPrediction
+from fe_adapter.predict.predictor import VideoPrediction
 
 
 def write_prediction(prediction: VideoPrediction, out_dir: str | Path) -> dict[str, Path]:
