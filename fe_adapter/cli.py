@@ -37,20 +37,29 @@ def _seconds(text: str) -> float:
 
 
 def run_prediction(args: argparse.Namespace) -> int:
-    """Predict every video; a failing file gets a message and the others go on. Exit 1 if any failed."""
-    from fe_adapter.predict.predictor import PredictionError, Predictor
-    from fe_adapter.predict.timeline import write_prediction
+    """Predict every video; a failing file gets a message and the others go on. Exit 1 if any failed.
 
+    Output names are checked before any work: an existing output is an error unless ``--overwrite``.
+    """
+    from fe_adapter.predict.predictor import PredictionError, Predictor
+    from fe_adapter.predict.timeline import existing_outputs, output_names, write_prediction
+
+    names = output_names(args.videos)
+    existing = [] if args.overwrite else existing_outputs(args.out, names)
+    if existing:
+        shown = ", ".join(map(str, existing[:3])) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise FileExistsError(f"outputs already exist: {shown}; pass --overwrite to replace them or choose "
+                              "another --out")
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device, args.backbone_checkpoint, args.pretrained)
     failed = 0
-    for video in args.videos:
+    for video, name in zip(args.videos, names, strict=True):
         try:
             prediction = predictor.predict_video(video, args.window, args.stride)
         except PredictionError as error:
             print(f"{video}: error: {error}", file=sys.stderr)
             failed += 1
             continue
-        paths = write_prediction(prediction, args.out)
+        paths = write_prediction(prediction, args.out, name, overwrite=args.overwrite)
         print(f"{video}: {prediction.top} overall ({prediction.overall[prediction.top]:.0%}), "
               f"{len(prediction.windows)} windows, {prediction.processing_fps:.1f} frames/s processed")
         for window in prediction.windows:
@@ -98,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--window", type=_seconds, default=2.0, help="window length, e.g. 2s (default 2s)")
     predict.add_argument("--stride", type=_seconds, default=0.5, help="window step, e.g. 0.5s (default 0.5s)")
     predict.add_argument("--out", type=Path, default=Path("predictions"), help="folder for JSON, CSV and PNG")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
     predict.add_argument("--device", default="auto")
     demo = commands.add_parser("demo", help="the synthetic demo: adapters vs the frame-averaging baseline")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="report folder")
@@ -158,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             run_evaluation(config, args.checkpoint, args.out, args.split, overwrite=args.overwrite)
         elif args.command == "cv":
             run_cross_validation(config, folds, resume=args.resume, overwrite=args.overwrite)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"fe-adapter {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -98,3 +98,41 @@ def test_checkpoint_errors_are_clear(tmp_path, checkpoint):
     predictor = Predictor.from_checkpoint(adapters, backbone_checkpoint=backbone)
     with pytest.raises(PredictionError, match="video file not found"):
         predictor.predict_video(tmp_path / "x.mp4")
+
+
+def test_output_names_are_distinct_paths_relative_to_the_common_folder(tmp_path):
+    from fe_adapter.predict.timeline import output_names
+
+    assert output_names([tmp_path / "day1" / "clip.mp4", tmp_path / "day2" / "clip.mp4"]) == ["day1/clip",
+                                                                                             "day2/clip"]
+    assert output_names([tmp_path / "a" / "interview.mp4"]) == ["interview"]
+    assert output_names([tmp_path / "interview.mp4", tmp_path / "more" / "a.mp4"]) == ["interview", "more/a"]
+    assert output_names([tmp_path / "clip.mp4", tmp_path / "clip.avi", tmp_path / "b.mp4"]) == [
+        "clip.mp4", "clip.avi", "b"]
+    with pytest.raises(ValueError, match="listed more than once"):
+        output_names([tmp_path / "clip.mp4", tmp_path / "x" / ".." / "clip.mp4"])
+
+
+def test_same_file_names_get_their_own_outputs_and_nothing_is_overwritten_silently(tmp_path, checkpoint, capsys):
+    adapters, backbone = checkpoint
+    first = face_video(tmp_path / "day1" / "clip.mp4", frames=20)
+    second = face_video(tmp_path / "day2" / "clip.mp4", frames=30)
+    out = tmp_path / "out"
+    arguments = ["predict", str(first), str(second), "--checkpoint", str(adapters), "--backbone-checkpoint",
+                 str(backbone), "--window", "1s", "--stride", "1s", "--out", str(out)]
+    assert cli.main(arguments) == 0
+    results = [json.loads((out / day / "clip.json").read_text()) for day in ("day1", "day2")]
+    assert [result["path"] for result in results] == [str(first), str(second)]
+    assert [result["duration_s"] for result in results] == [2.0, 3.0]
+    assert all((out / day / f"clip.{suffix}").is_file() for day in ("day1", "day2") for suffix in ("csv", "png"))
+
+    before = {path: path.read_bytes() for path in out.rglob("*.*")}
+    capsys.readouterr()
+    assert cli.main(arguments) == 2  # a second run into the same folder: refused before any work
+    error = capsys.readouterr().err
+    assert "outputs already exist" in error and "--overwrite" in error and "day1/clip.json" in error
+    assert {path: path.read_bytes() for path in out.rglob("*.*")} == before
+
+    (out / "day1" / "clip.json").write_text("stale")
+    assert cli.main([*arguments, "--overwrite"]) == 0
+    assert json.loads((out / "day1" / "clip.json").read_text())["path"] == str(first)

@@ -1,30 +1,82 @@
-"""Writing a video's predictions: JSON, CSV (one row per window) and a PNG timeline with face thumbnails."""
+"""Writing a video's predictions: JSON, CSV (one row per window) and a PNG timeline with face thumbnails.
+
+Output names come from the input paths relative to their common folder, so two inputs with the same file
+name in different folders never share outputs, and nothing is written over an existing file unless asked.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from fe_adapter._io import atomic_write
 from fe_adapter.predict.predictor import VideoPrediction
 
+OUTPUT_SUFFIXES = (".json", ".csv", ".png")
 
-def write_prediction(prediction: VideoPrediction, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``<video stem>.json``, ``.csv`` and ``.png`` into ``out_dir``; return their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / Path(prediction.path).stem
-    paths = {"json": stem.with_suffix(".json"), "csv": stem.with_suffix(".csv"), "png": stem.with_suffix(".png")}
-    paths["json"].write_text(json.dumps(prediction.to_dict(), indent=2))
+
+def output_names(videos: Sequence[str | Path]) -> list[str]:
+    """A distinct output name per video: its path relative to the videos' common folder, without suffix.
+
+    ``day1/clip.mp4`` and ``day2/clip.mp4`` become ``day1/clip`` and ``day2/clip``; a single video, or videos
+    in one folder, keep their plain stem. Two files that differ only in suffix (``clip.mp4``, ``clip.avi``)
+    keep it (``clip.mp4``, ``clip.avi``). The same file listed twice is an error.
+    """
+    absolute = [os.path.normpath(Path(video).absolute()) for video in videos]
+    if len(set(absolute)) != len(absolute):
+        repeated = sorted({path for path in absolute if absolute.count(path) > 1})
+        raise ValueError(f"video listed more than once: {', '.join(repeated)}")
+    if not absolute:
+        return []
+    common = os.path.commonpath([os.path.dirname(path) for path in absolute])
+    relative = [Path(os.path.relpath(path, common)) for path in absolute]
+    stems = [str(path.with_suffix("")) for path in relative]
+    return [str(path) if stems.count(stem) > 1 else stem for path, stem in zip(relative, stems, strict=True)]
+
+
+def output_paths(out_dir: str | Path, name: str) -> dict[str, Path]:
+    """The JSON, CSV and PNG paths ``write_prediction`` writes for output ``name`` in ``out_dir``."""
+    base = Path(out_dir) / name
+    return {suffix[1:]: base.parent / (base.name + suffix) for suffix in OUTPUT_SUFFIXES}
+
+
+def existing_outputs(out_dir: str | Path, names: Sequence[str]) -> list[Path]:
+    """The output files of ``names`` that already exist in ``out_dir``."""
+    return [path for name in names for path in output_paths(out_dir, name).values() if path.exists()]
+
+
+def write_prediction(prediction: VideoPrediction, out_dir: str | Path, name: str | None = None,
+                     overwrite: bool = False) -> dict[str, Path]:
+    """Write ``<name>.json``, ``.csv`` and ``.png`` into ``out_dir`` (``name`` defaults to the video's stem and
+    may hold subfolders); return their paths.
+
+    Raises FileExistsError, before writing anything, if one of them exists and ``overwrite`` is False. Each
+    file is written atomically: an interrupted run leaves no half-written file.
+    """
+    paths = output_paths(out_dir, name or Path(prediction.path).stem)
+    if not overwrite:
+        existing = [str(path) for path in paths.values() if path.exists()]
+        if existing:
+            raise FileExistsError(f"would overwrite {', '.join(existing)}: pass overwrite=True (--overwrite) "
+                                  "to replace")
+    atomic_write(paths["json"], lambda temporary: Path(temporary).write_text(
+        json.dumps(prediction.to_dict(), indent=2)))
+    atomic_write(paths["csv"], lambda temporary: _write_csv(prediction, Path(temporary)))
+    atomic_write(paths["png"], lambda temporary: plot_timeline(prediction, Path(temporary)))
+    return paths
+
+
+def _write_csv(prediction: VideoPrediction, path: Path) -> None:
     names = list(prediction.windows[0].probabilities)
-    with paths["csv"].open("w", newline="") as handle:
+    with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["start_s", "end_s", "top", "faces_found", "frames", *names])
         for w in prediction.windows:
             writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.top, w.faces_found, w.frames,
                              *(f"{w.probabilities[n]:.5f}" for n in names)])
-    plot_timeline(prediction, paths["png"])
-    return paths
 
 
 def plot_timeline(prediction: VideoPrediction, path: Path, max_thumbnails: int = 10) -> None:
@@ -53,5 +105,5 @@ def plot_timeline(prediction: VideoPrediction, path: Path, max_thumbnails: int =
         axis.imshow(prediction.thumbnails[index])
         axis.set_axis_off()
         axis.set_title(f"{centres[index]:.1f}s", fontsize=7)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, format="png")
     plt.close(figure)
