@@ -9,7 +9,7 @@ Quickstart::
 """
 
 from fe_adapter.adapter import FEAdapter
-from fe_adapter.checkpoint import load_adapters, read_adapter_config, save_adapters
+from fe_adapter.checkpoint import CheckpointError, load_adapters, read_adapter_config, save_adapters
 from fe_adapter.config import PLACEMENTS, AdapterConfig
 from fe_adapter.model import VideoClassifier, create_model
 from fe_adapter.params import ParameterReport, parameter_report
@@ -22,6 +22,7 @@ __all__ = [
     "PLACEMENTS",
     "AdaptedBlock",
     "AdapterConfig",
+    "CheckpointError",
     "FEAdapter",
     "ParameterReport",
     "PredictionError",

@@ -7,33 +7,102 @@ backbone, and records what it needs to be loaded safely: backbone name, adapter 
 from __future__ import annotations
 
 import json
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from fe_adapter._io import atomic_write
 from fe_adapter.adapter import FEAdapter
 from fe_adapter.config import AdapterConfig
+from fe_adapter.vit import classifier_heads
 
 FORMAT = "fe-adapter/1"
 _CONFIG_KEY = "fe_adapter_config"
+_TRAINING_STATE_FORMAT = b"fe-adapter-train/1"  # fe_adapter.training.state.STATE_FORMAT, as pickled
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or weights file that cannot be used, with a message naming the file and what is wrong.
+
+    Raised for a file that is unreadable, truncated or corrupt, of another kind (a PyTorch training state
+    ``last.pt`` where a ``.safetensors`` adapter checkpoint is expected, an adapter checkpoint given as
+    backbone weights), or saved from a different model. A missing file is a ``FileNotFoundError``.
+    """
+
+
+def _is_training_state(path: Path) -> bool:
+    """Whether a torch.save zip archive is an fe-adapter training state (its pickle names the format)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+            return bool(pickles) and _TRAINING_STATE_FORMAT in archive.read(pickles[0])
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def file_kind(path: Path) -> str:
+    """What a checkpoint file holds, from its first bytes: "empty", "safetensors", "training-state" (our
+    ``last.pt``), "torch" (another torch.save file) or "unknown"."""
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if not head:
+        return "empty"
+    if head[8:9] == b"{":  # 8-byte little-endian header length, then the JSON header
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04"):
+        return "training-state" if _is_training_state(path) else "torch"
+    if head.startswith(b"\x80"):  # a pickle: torch.save's legacy format
+        return "torch"
+    return "unknown"
+
+
+def unreadable(path: Path, error: BaseException, expected: str) -> CheckpointError:
+    """A one-line CheckpointError for a file that could not be read as ``expected`` (e.g. "an adapter
+    checkpoint (.safetensors)"), saying what the file looks like instead."""
+    kind = file_kind(path) if path.is_file() else "unknown"
+    if kind == "empty":
+        return CheckpointError(f"{path}: the file is empty, not {expected}")
+    if kind == "training-state":
+        return CheckpointError(f"{path} is an fe-adapter training state (last.pt, read by train --resume), not "
+                               f"{expected}; a run folder holds best.safetensors and last.safetensors for that")
+    if kind == "torch" and "safetensors" in expected:
+        return CheckpointError(f"{path} is a PyTorch file (torch.save), not {expected}")
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    reason = reason.removeprefix("Error while deserializing header: ")
+    return CheckpointError(f"{path}: cannot read {expected} ({reason}): the file is corrupt, truncated or of "
+                           "another kind")
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
-    """What a checkpoint records about ``model``: backbone name, adapter settings, head and classes."""
+    """What a checkpoint records about ``model``: backbone name and weights, input size and statistics, adapter
+    settings, head and classes.
+
+    ``backbone`` is the timm name, with the weights tag only when timm's weights were loaded (a local file's
+    weights are named by ``backbone_weights``: file name and SHA-256). ``input`` holds the size, mean and std
+    the model's inputs are normalised with.
+    """
+    from fe_adapter.data.transforms import normalization_for
+
     backbone = getattr(model, "backbone", model)
     adapter_config = getattr(backbone, "fe_adapter_config", None)
     if not isinstance(adapter_config, AdapterConfig):
         raise ValueError("model has no FE-Adapters: build it with fe_adapter.create_model or fe_adapter.adapt")
     pretrained_cfg = getattr(backbone, "pretrained_cfg", None) or {}
     name, tag = pretrained_cfg.get("architecture"), pretrained_cfg.get("tag")
+    weights = getattr(model, "backbone_weights", None)
+    normalization = normalization_for(model)
     config: dict[str, Any] = {
-        "backbone": f"{name}.{tag}" if name and tag else name,  # the tag names the pretrained weights
+        "backbone": f"{name}.{tag}" if name and tag and (weights is None or "timm" in weights) else name,
+        "input": {"size": normalization.size, "mean": list(normalization.mean), "std": list(normalization.std)},
         "adapter": adapter_config.to_dict(),
     }
+    if weights:
+        config["backbone_weights"] = dict(weights)
     if hasattr(model, "class_names"):
         config["class_names"] = list(model.class_names)
     if getattr(model, "backbone_kwargs", None):
@@ -58,15 +127,25 @@ def save_adapters(model: nn.Module, path: str | Path) -> Path:
 
 
 def read_adapter_config(path: str | Path) -> dict[str, Any]:
-    """The model config stored in an adapter checkpoint (see ``model_config``)."""
+    """The model config stored in an adapter checkpoint (see ``model_config``).
+
+    Raises FileNotFoundError for a missing file and CheckpointError for one that is not a readable adapter
+    checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"adapter checkpoint not found: {path}")
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise unreadable(path, error, "an adapter checkpoint (.safetensors)") from None
     if metadata.get("format") != FORMAT or _CONFIG_KEY not in metadata:
-        raise ValueError(f"{path} is not an fe-adapter checkpoint (metadata format {metadata.get('format')!r})")
-    return json.loads(metadata[_CONFIG_KEY])
+        raise CheckpointError(f"{path} is not an fe-adapter checkpoint (metadata format {metadata.get('format')!r})")
+    try:
+        return json.loads(metadata[_CONFIG_KEY])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: the stored model config is not valid JSON ({error})") from None
 
 
 def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -80,22 +159,60 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: 
     return differences
 
 
+def _comparable(config: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    """The part of a model config that must agree with a checkpoint's: the backbone's architecture (its weights
+    are compared by ``_check_backbone_weights``), and ``input`` only if the checkpoint records it (older
+    checkpoints do not)."""
+    comparable = {key: value for key, value in config.items() if key != "backbone_weights"}
+    if comparable.get("backbone"):
+        comparable["backbone"] = comparable["backbone"].split(".")[0]
+    if "input" not in saved:
+        comparable.pop("input", None)
+    return comparable
+
+
+def _check_backbone_weights(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Warn when the model's backbone weights are known to differ from those the adapters were trained on."""
+    trained, loaded = saved.get("backbone_weights"), current.get("backbone_weights")
+    if not trained or not loaded or trained == loaded:
+        return
+    if trained.get("sha256") and trained.get("sha256") == loaded.get("sha256"):
+        return  # the same file under another name
+    warnings.warn(f"{path}: the adapters were trained on the backbone weights {_describe_weights(trained)}, the "
+                  f"model holds {_describe_weights(loaded)}; predictions are only meaningful on the same weights",
+                  stacklevel=3)
+
+
+def _describe_weights(weights: dict[str, str]) -> str:
+    if "file" in weights:
+        return f"from the file {weights['file']} (sha256 {weights.get('sha256', '?')[:12]})"
+    return f"of timm {weights.get('timm')}"
+
+
 def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
     """Load an adapter checkpoint into a model built with the same backbone and adapter settings.
 
-    Every tensor in the file must exist in the model with the same shape, and every adapter tensor
-    of the model must be in the file: a mismatch raises a ValueError listing what differs instead of
-    loading part of the weights. The clip length (``num_frames``) may differ: the temporal convolution
-    works for any T.
+    Every tensor in the file must exist in the model with the same shape, and every adapter and classifier
+    head tensor of the model must be in the file (a file without the head would leave a random head): a
+    mismatch raises a CheckpointError listing what differs instead of loading part of the weights; so does a
+    model whose input size or normalisation (mean, std) differs from the checkpoint's. The clip length
+    (``num_frames``) may differ: the temporal convolution works for any T.
+    Backbone weights known to differ from those the adapters were trained on (another file hash) give a
+    warning. Raises FileNotFoundError for a missing file and CheckpointError for an unreadable one.
     """
+    path = Path(path)
     saved_config = read_adapter_config(path)
     current = json.loads(json.dumps(model_config(model)))  # as it would read back (tuples become lists)
-    differences = _config_differences(saved_config, current)
+    differences = _config_differences(_comparable(saved_config, saved_config), _comparable(current, saved_config))
     if differences:
-        raise ValueError(f"{path} was saved from a different model:\n  " + "\n  ".join(differences))
+        raise CheckpointError(f"{path} was saved from a different model:\n  " + "\n  ".join(differences))
+    _check_backbone_weights(saved_config, current, path)
 
-    with safe_open(str(path), framework="pt") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError) as error:
+        raise unreadable(path, error, "an adapter checkpoint (.safetensors)") from None
     params = dict(model.named_parameters())
     problems = [f"unexpected tensor {name}" for name in tensors if name not in params]
     problems += [
@@ -110,8 +227,11 @@ def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
         for name, _ in module.named_parameters()
     ]
     problems += [f"missing adapter tensor {name}" for name in adapter_names if name not in tensors]
+    head_ids = {id(param) for head in classifier_heads(model) for param in head.parameters()}
+    head_names = [name for name, param in params.items() if id(param) in head_ids]
+    problems += [f"missing head tensor {name}" for name in head_names if name not in tensors]
     if problems:
-        raise ValueError(f"{path} does not match the model:\n  " + "\n  ".join(problems))
+        raise CheckpointError(f"{path} does not match the model:\n  " + "\n  ".join(problems))
 
     model.load_state_dict(tensors, strict=False)
     return model

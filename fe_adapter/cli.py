@@ -9,8 +9,9 @@
 Overrides are ``section.key=value`` (values in YAML syntax). ``torchrun --nproc_per_node=N -m fe_adapter
 train ...`` runs DistributedDataParallel.
 
-Exit status: 0 done; 1 some videos could not be predicted (predict); 2 a bad argument, setting, file or
-folder (one line on stderr names it); 130 interrupted (Ctrl-C; the line says how to resume).
+Exit status: 0 done; 1 some videos could not be predicted (predict; the others were); 2 a bad argument,
+setting, file or folder (one line on stderr names it: e.g. a corrupt checkpoint), or predict outputs that exist
+without --overwrite; 130 interrupted (Ctrl-C; the line says how to resume).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from fe_adapter.checkpoint import CheckpointError
 from fe_adapter.training.config import ConfigError, load_config
 from fe_adapter.training.run import run_cross_validation, run_evaluation, run_training
 
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             run_evaluation(config, args.checkpoint, args.out, args.split, overwrite=args.overwrite)
         elif args.command == "cv":
             run_cross_validation(config, folds, resume=args.resume, overwrite=args.overwrite)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (ConfigError, CheckpointError, FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"fe-adapter {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

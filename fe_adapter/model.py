@@ -10,9 +10,12 @@ import timm
 import torch
 from torch import nn
 
+from fe_adapter.backbone_weights import load_backbone_weights
 from fe_adapter.config import AdapterConfig
 from fe_adapter.vit import adapt, set_num_frames
 from fekernels._checks import check_int
+
+_IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 
 
 class VideoClassifier(nn.Module):
@@ -25,6 +28,8 @@ class VideoClassifier(nn.Module):
         dropout: dropout before the head (ST-Adapter uses 0.5).
         backbone_kwargs: the ``timm.create_model`` arguments the backbone was built with (recorded in
             checkpoints so that the same architecture can be rebuilt).
+        backbone_weights: where the backbone's weights came from (``{"file": name, "sha256": hash}`` for a
+            local file, ``{"timm": name}`` for timm's weights), recorded in checkpoints; None if unknown.
     """
 
     def __init__(
@@ -34,6 +39,7 @@ class VideoClassifier(nn.Module):
         class_names: Sequence[str] | None = None,
         dropout: float = 0.5,
         backbone_kwargs: dict[str, Any] | None = None,
+        backbone_weights: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(getattr(backbone, "fe_adapter_config", None), AdapterConfig):
@@ -46,6 +52,7 @@ class VideoClassifier(nn.Module):
         self.backbone = backbone
         self.class_names = list(class_names)
         self.backbone_kwargs = dict(backbone_kwargs or {})
+        self.backbone_weights = dict(backbone_weights) if backbone_weights else None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(backbone.num_features, num_classes)
 
@@ -96,34 +103,56 @@ def create_model(
     class_names: Sequence[str] | None = None,
     dropout: float = 0.5,
     backbone_kwargs: dict[str, Any] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
     **adapter_kwargs: Any,
 ) -> VideoClassifier:
     """Build a video emotion classifier from a timm image ViT with FE-Adapters.
 
     Args:
-        backbone: a timm ViT name (vit_*, deit_*, vit_*_reg*, vit_*_clip_*).
+        backbone: a timm ViT name (vit_*, deit_*, vit_*_reg*, vit_*_clip_*), optionally with a weights tag.
         num_classes: output classes (7 for DFEW and FERV39K, 11 for MAFW).
         num_frames: T, frames per clip.
         pretrained: load timm's pretrained weights (needs access to the model hub).
-        checkpoint: local backbone weights (.safetensors or .pth) loaded with no network access;
-            excludes ``pretrained``.
+        checkpoint: local backbone weights (.safetensors, or a state dict saved with torch.save) loaded with no
+            network access; excludes ``pretrained``. Loading is strict: every backbone tensor must be in the
+            file (wrapper prefixes such as ``model.`` are stripped, the image model's head is dropped), else
+            a ``CheckpointError``. The file's name and SHA-256 are recorded in adapter checkpoints.
         class_names: names of the classes in label order.
         dropout: dropout before the linear head.
         backbone_kwargs: extra arguments for ``timm.create_model`` (e.g. ``img_size=112``).
+        mean, std: per-channel pixel statistics the image model was trained with (on a 0..1 scale), when they
+            differ from the timm defaults of ``backbone``'s weights tag; recorded in adapter checkpoints.
         **adapter_kwargs: passed to ``adapt`` (bottleneck, kernel_size, dilation, placement,
             activation, freeze, impl).
     """
     architecture = dict(backbone_kwargs or {})
-    backbone_kwargs = dict(architecture)
+    if checkpoint is not None and pretrained:
+        raise ValueError("pass either pretrained=True or checkpoint=PATH, not both")
+    model = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **architecture)
+    weights = None
     if checkpoint is not None:
-        if pretrained:
-            raise ValueError("pass either pretrained=True or checkpoint=PATH, not both")
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint: backbone weights file not found: {path}")
-        pretrained = True
-        overlay = dict(backbone_kwargs.get("pretrained_cfg_overlay") or {})
-        backbone_kwargs["pretrained_cfg_overlay"] = {**overlay, "file": str(path)}
-    model = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **backbone_kwargs)
+        weights = load_backbone_weights(model, checkpoint)
+    elif pretrained:
+        config = model.pretrained_cfg
+        weights = {"timm": ".".join(filter(None, (config.get("architecture"), config.get("tag"))))}
+    if mean is not None or std is not None:
+        set_normalization(model, mean, std)
     adapt(model, num_frames, **adapter_kwargs)
-    return VideoClassifier(model, num_classes, class_names=class_names, dropout=dropout, backbone_kwargs=architecture)
+    return VideoClassifier(model, num_classes, class_names=class_names, dropout=dropout, backbone_kwargs=architecture,
+                           backbone_weights=weights)
+
+
+def set_normalization(backbone: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+    """Make ``mean``/``std`` (3 values each on a 0..1 pixel scale; None keeps the current one) the statistics a
+    timm backbone's inputs are normalised with (its ``pretrained_cfg``, which ``normalization_for`` reads)."""
+    config = dict(getattr(backbone, "pretrained_cfg", None) or {})
+    for name, values, low in (("mean", mean, 0.0), ("std", std, 1e-6)):
+        if values is None:
+            continue
+        values = tuple(float(value) for value in values)
+        if len(values) != 3 or not all(low <= value <= 1 for value in values):
+            raise ValueError(f"{name} must be 3 per-channel values in [{low:g}, 1] (pixels scaled to 0..1, "
+                             f"e.g. ImageNet's {name} {_IMAGENET[name]}), got {values}")
+        config[name] = values
+    backbone.pretrained_cfg = backbone.default_cfg = config

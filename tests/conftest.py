@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import torch
 
@@ -89,3 +90,11 @@ def train_steps(model: torch.nn.Module, clips: torch.Tensor, labels: torch.Tenso
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory) -> tuple[Path, Path]:
+    """(adapter checkpoint, backbone weights file) of a tiny 3-class, 4-frame model with random trained weights."""
+    from tests.tiny_model import write_tiny_model_files
+
+    return write_tiny_model_files(tmp_path_factory.mktemp("tiny_model"))

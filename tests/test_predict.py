@@ -8,29 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import timm
-import torch
 from safetensors.torch import save_file
 
-import fe_adapter
 from fe_adapter import cli
 from fe_adapter.predict.examples import face_video
 from fe_adapter.predict.faces import FaceTracker
 from fe_adapter.predict.predictor import PredictionError, Predictor, window_starts
 from tests.media import write_video
+from tests.tiny_model import TINY_CLASSES
 
-TINY = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 48, "num_heads": 2}
-CLASSES = ["happy", "sad", "neutral"]
+CLASSES = TINY_CLASSES
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    backbone = timm.create_model("vit_tiny_patch16_224", pretrained=False, **TINY)
-    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(folder / "backbone.safetensors"))
-    model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=4, class_names=CLASSES,
-                                    checkpoint=folder / "backbone.safetensors", backbone_kwargs=TINY, bottleneck=8)
-    return fe_adapter.save_adapters(model, folder / "adapters.safetensors"), folder / "backbone.safetensors"
+def checkpoint(tiny_model_files) -> tuple[Path, Path]:
+    return tiny_model_files
 
 
 def test_window_starts():

@@ -112,24 +112,29 @@ class Predictor:
         """Rebuild the model an adapter checkpoint was saved from, with the backbone's weights.
 
         The checkpoint holds adapters, head and config only: the backbone weights come from
-        ``backbone_checkpoint`` (a local .safetensors/.pth file) or from timm (``pretrained=True``).
+        ``backbone_checkpoint`` (a local .safetensors/.pth file) or from timm (``pretrained=True``); the input
+        normalisation is the one recorded in the checkpoint. Raises FileNotFoundError for a missing file,
+        CheckpointError for an unreadable or mismatched one, ValueError when no backbone weights are given.
         """
         config = read_adapter_config(path)
+        trained_on = config.get("backbone_weights") or {}
         if backbone_checkpoint is None and not pretrained:
+            named = f", the file {trained_on['file']}" if "file" in trained_on else ""
             raise ValueError(f"{path} holds adapters and head only: give the backbone weights "
-                             "(backbone_checkpoint=FILE) or pretrained=True for timm's weights")
-        adapter = config["adapter"]
-        try:
-            model = create_model(
-                config["backbone"], num_classes=len(config["class_names"]), num_frames=adapter["num_frames"],
-                pretrained=pretrained and backbone_checkpoint is None, checkpoint=backbone_checkpoint,
-                class_names=config["class_names"], backbone_kwargs=config.get("backbone_kwargs"),
-                bottleneck=adapter["bottleneck"], kernel_size=adapter["kernel_size"], dilation=adapter["dilation"],
-                placement=adapter["placement"], activation=adapter["activation"], impl=impl,
-            )
-        except RuntimeError as error:  # timm's load_state_dict: weights of another architecture
-            raise ValueError(f"backbone weights {backbone_checkpoint} do not fit {config['backbone']} "
-                             f"as the adapter checkpoint {path} describes it: {str(error).splitlines()[0]}") from None
+                             f"(backbone_checkpoint=FILE, --backbone-checkpoint{named}) or pretrained=True for "
+                             "timm's weights")
+        if backbone_checkpoint is None and "file" in trained_on:
+            raise ValueError(f"{path} was trained on the backbone weights in the file {trained_on['file']}, not on "
+                             "timm's: give that file as backbone_checkpoint (--backbone-checkpoint)")
+        adapter, normalization = config["adapter"], config.get("input", {})
+        model = create_model(
+            config["backbone"], num_classes=len(config["class_names"]), num_frames=adapter["num_frames"],
+            pretrained=pretrained and backbone_checkpoint is None, checkpoint=backbone_checkpoint,
+            class_names=config["class_names"], backbone_kwargs=config.get("backbone_kwargs"),
+            mean=normalization.get("mean"), std=normalization.get("std"),
+            bottleneck=adapter["bottleneck"], kernel_size=adapter["kernel_size"], dilation=adapter["dilation"],
+            placement=adapter["placement"], activation=adapter["activation"], impl=impl,
+        )
         load_adapters(model, path)
         return cls(model, device)
 

@@ -86,7 +86,7 @@ def build_model(model_config: ModelConfig, num_classes: int, num_frames: int, cl
     model = create_model(
         model_config.backbone, num_classes=num_classes, num_frames=num_frames,
         pretrained=model_config.pretrained, checkpoint=model_config.checkpoint, class_names=class_names,
-        dropout=model_config.dropout, backbone_kwargs=backbone_kwargs,
+        dropout=model_config.dropout, backbone_kwargs=backbone_kwargs, mean=model_config.mean, std=model_config.std,
         bottleneck=model_config.bottleneck, kernel_size=model_config.kernel_size, dilation=model_config.dilation,
         placement=model_config.placement, activation=model_config.activation, impl=model_config.impl,
     )

@@ -56,6 +56,8 @@ class ModelConfig:
     pretrained: bool = False
     checkpoint: str | None = None
     random_backbone: bool = False
+    mean: list[float] | None = None  # the image model's input statistics, when not its timm tag's defaults
+    std: list[float] | None = None
     bottleneck: int = 384
     kernel_size: int = 3
     dilation: int | list[int] = 1

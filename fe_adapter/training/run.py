@@ -140,6 +140,7 @@ def _evaluate(config: TrainConfig, checkpoint: Path, out: Path | None, split: st
         log.warning(f"evaluating with data.num_frames = {config.data.num_frames}, but {checkpoint} was trained with "
                     f"{adapter['num_frames']}: the scores differ from the training run's")
     model.backbone, model.backbone_kwargs = saved["backbone"], saved.get("backbone_kwargs", {})
+    model.mean, model.std = saved.get("input", {}).get("mean"), saved.get("input", {}).get("std")
     model.bottleneck, model.kernel_size = adapter["bottleneck"], adapter["kernel_size"]
     model.dilation, model.placement, model.activation = adapter["dilation"], adapter["placement"], adapter["activation"]
     class_names = tuple(saved.get("class_names") or dataset_classes(config.data))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from fe_adapter._io import atomic_write
+from fe_adapter.checkpoint import CheckpointError, file_kind
 
 STATE_FORMAT = "fe-adapter-train/1"
 
@@ -43,16 +44,20 @@ def save_training_state(path: str | Path, state: dict[str, Any]) -> Path:
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """The state ``save_training_state`` wrote, with its ``rng`` entry for ``restore_rng``.
 
-    A file that is damaged (truncated, overwritten) or of another kind raises a ValueError naming it.
+    A file that is damaged (truncated, overwritten) or of another kind raises a CheckpointError (a ValueError)
+    naming it.
     """
+    if Path(path).is_file() and file_kind(Path(path)) == "safetensors":
+        raise CheckpointError(f"{path} is a .safetensors file (adapters or weights), not an fe-adapter training "
+                              "state")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
-        raise ValueError(f"{path} cannot be read as an fe-adapter training state ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else 'no details'}); it is damaged: start "
-                         "the run again with --overwrite") from None
+        raise CheckpointError(f"{path} cannot be read as an fe-adapter training state ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else 'no details'}); it is damaged: "
+                              "start the run again with --overwrite") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or "config" not in state:
-        raise ValueError(f"{path} is not an fe-adapter training state")
+        raise CheckpointError(f"{path} is not an fe-adapter training state")
     return state
