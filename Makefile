@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NATIVE := fekernels/_native/libfekernels_native.so
 
-.PHONY: demo test lint bench native gpu-check gpu-bench clean
+.PHONY: demo test lint bench bench-predict native gpu-check gpu-bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(INSTALLED)
 bench: $(INSTALLED) $(NATIVE)
 	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-json=.benchmarks-run.json
 	$(PY) -m benchmarks.report .benchmarks-run.json
+
+# Peak memory and speed of `fe-adapter predict` on generated 1- and 10-minute 720p videos (docs/performance.md).
+bench-predict: $(INSTALLED)
+	$(PY) -m benchmarks.predict_memory
 
 # On a GPU machine with torch/triton/timm preinstalled (no venv, no network): the headline table, then the
 # CUDA kernel tests, logs into OUT (about 5 minutes). gpu-bench: the full benchmark grid and its report.

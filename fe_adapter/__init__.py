@@ -13,7 +13,7 @@ from fe_adapter.checkpoint import CheckpointError, load_adapters, read_adapter_c
 from fe_adapter.config import PLACEMENTS, AdapterConfig
 from fe_adapter.model import VideoClassifier, create_model
 from fe_adapter.params import ParameterReport, parameter_report
-from fe_adapter.predict.predictor import PredictionError, Predictor, VideoPrediction
+from fe_adapter.predict import PredictionError, Predictor, VideoPrediction
 from fe_adapter.vit import AdaptedBlock, adapt, adapters, classifier_heads, set_num_frames
 
 __version__ = "0.1.0"

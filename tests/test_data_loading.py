@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fe_adapter import data
-from tests.media import frame_number, numbered_frames, write_frame_folder, write_video
+from fe_adapter.data.readers import VideoReader
+from tests.media import frame_id, frame_number, identified_frames, numbered_frames, write_frame_folder, write_video
 
 
 @pytest.mark.parametrize("available", [3, 16, 50])
@@ -128,3 +129,49 @@ def test_default_workers_are_one_per_usable_cpu_less_one_at_most_8(tmp_path, mon
     assert data.default_num_workers() == workers
     clips = data.ClipList([data.ClipItem(write_frame_folder(tmp_path / "c", numbered_frames(4)), 0)], ("a",))
     assert data.make_loader(data.ClipDataset(clips, num_frames=2), batch_size=1).num_workers == workers
+
+
+def test_video_reader_seeks_past_frames_it_does_not_need(tmp_path):
+    video = write_video(tmp_path / "long.mp4", identified_frames(600), fps=25, gop=25)
+    wanted = [3, 100, 101, 350, 599]
+    with VideoReader(video) as reader:
+        assert (reader.frame_count, reader.fps) == (600, 25.0)
+        seeking = [(index, frame_id(frame.to_ndarray(format="rgb24"))) for index, frame in reader.frames(wanted)]
+        assert reader.seeks >= 2 and reader.decoded < 200  # a few keyframe intervals, not 600 frames
+    with VideoReader(video, seek=False) as reader:
+        sequential = [(index, frame_id(frame.to_ndarray(format="rgb24"))) for index, frame in reader.frames(wanted)]
+        assert reader.seeks == 0 and reader.decoded == 600
+    assert seeking == sequential == [(index, index) for index in wanted]
+
+
+def test_read_frames_of_a_long_video_decodes_only_around_the_sampled_frames(tmp_path, monkeypatch):
+    """A list entry pointing at a long video: the sampled frames, without decoding (or keeping) the others."""
+    from fe_adapter.data import readers
+
+    readers_made = []
+
+    class Recording(readers.VideoReader):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            readers_made.append(self)
+
+    monkeypatch.setattr(readers, "VideoReader", Recording)
+    video = write_video(tmp_path / "long.mp4", identified_frames(600), fps=25, gop=25)
+    frames = data.read_frames(video, lambda available: data.sample_indices(available, 4))
+    assert [frame_id(frame) for frame in frames] == [75, 225, 375, 525]
+    assert readers_made[0].decoded < 150
+
+
+def test_frame_count_is_counted_when_the_container_does_not_record_it(tmp_path):
+    video = write_video(tmp_path / "clip.mkv", identified_frames(40))
+    with VideoReader(video) as reader:
+        assert reader.frame_count == 40 and reader._stream.frames == 0  # noqa: SLF001  (the case under test)
+        assert [frame_id(f.to_ndarray(format="rgb24")) for _, f in reader.frames([0, 39])] == [0, 39]
+
+
+def test_video_reader_checks_the_indices(tmp_path):
+    video = write_video(tmp_path / "clip.mp4", identified_frames(10))
+    with VideoReader(video) as reader, pytest.raises(ValueError, match="ascending and distinct"):
+        list(reader.frames([3, 3]))
+    with VideoReader(video) as reader, pytest.raises(ValueError, match=r"must lie in \[0, 10\)"):
+        list(reader.frames([2, 10]))

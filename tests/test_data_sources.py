@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -139,9 +140,24 @@ def test_missing_clips_are_left_out_or_fail_below_threshold(tmp_path):
     import shutil
 
     shutil.rmtree(root / "Clip" / "clip_224x224" / "00003")
-    clips = data.dfew(root)
+    with pytest.warns(UserWarning, match=r"set_1.csv \(train split of fold 1\): 1 of 3 listed clips are missing "
+                                         r"and left out \(ClipList.missing\): .*00003 \(.*set_1.csv:4\)") as caught:
+        clips = data.dfew(root)
+    assert len(caught) == 1
     assert len(clips.items) == 2 and clips.missing[0].path.name == "00003"
-    with pytest.warns(UserWarning, match="1 of 3 listed clips are missing"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned when the list was built, not again
         data.ClipDataset(clips, num_frames=2, min_readable=0.5)
     with pytest.raises(data.DatasetError, match="only 2 of 3 listed clips exist"):
         data.ClipDataset(clips, num_frames=2, min_readable=0.9)
+
+
+def test_missing_clips_warning_names_the_first_few(tmp_path):
+    lines = [f"videos/{index}.mp4 {index % 2}" for index in range(6)]
+    (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
+    write_video(tmp_path / "videos" / "0.mp4", numbered_frames(3))
+    with pytest.warns(UserWarning, match=r"list.txt: 5 of 6 listed clips are missing") as caught:
+        clips = data.list_file(tmp_path / "list.txt")
+    message = str(caught[0].message)
+    assert all(f"{index}.mp4" in message for index in (1, 2, 3)) and "4.mp4" not in message
+    assert message.endswith("and 2 more") and [item.path.name for item in clips.missing][-1] == "5.mp4"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import timm
+import torch
 from safetensors.torch import save_file
 
 from fe_adapter import cli
@@ -34,9 +35,11 @@ def test_window_starts():
 
 
 def test_face_is_found_in_every_frame_of_a_real_face_video(tmp_path):
-    from fe_adapter.data.readers import decode_video
+    from fe_adapter.data.readers import VideoReader
 
-    frames, fps = decode_video(face_video(tmp_path / "face.mp4"))
+    with VideoReader(face_video(tmp_path / "face.mp4")) as reader:
+        fps = reader.fps
+        frames = [frame.to_ndarray(format="rgb24") for _, frame in reader.frames(range(reader.frame_count))]
     tracked = FaceTracker().track(frames)
     assert fps == 10 and len(frames) == 40
     assert all(face is not None and face.detected for face in tracked)
@@ -128,3 +131,115 @@ def test_same_file_names_get_their_own_outputs_and_nothing_is_overwritten_silent
     (out / "day1" / "clip.json").write_text("stale")
     assert cli.main([*arguments, "--overwrite"]) == 0
     assert json.loads((out / "day1" / "clip.json").read_text())["path"] == str(first)
+
+
+def _decode_all(video: Path) -> list[np.ndarray]:
+    """Every frame of a (short) video, decoded independently of the library's reader."""
+    import av
+
+    with av.open(str(video)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_window_probabilities_equal_softmax_of_the_model_on_the_same_crops(tmp_path, checkpoint):
+    from fe_adapter.data.transforms import eval_transform, normalization_for
+    from fe_adapter.predict.faces import crop_face
+    from fe_adapter.predict.windows import plan_windows
+
+    adapters, backbone = checkpoint
+    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
+    video = face_video(tmp_path / "face.mp4", frames=30)
+    result = predictor.predict_video(video, window=1.0, stride=0.5, batch_size=3)  # batches split the windows
+
+    frames = _decode_all(video)
+    plans = plan_windows(len(frames), 10.0, 4, 1.0, 0.5)
+    needed = sorted({index for plan in plans for index in plan.indices})
+    tracked = dict(zip(needed, FaceTracker().track([frames[index] for index in needed]), strict=True))
+    transform = eval_transform(normalization_for(predictor.model))
+    assert len(result.windows) == len(plans) == 5
+    rows = []
+    for plan, window in zip(plans, result.windows, strict=True):
+        crops = np.stack([crop_face(frames[index], tracked[index].box, 32) for index in plan.indices])
+        clip = transform(torch.from_numpy(crops).permute(0, 3, 1, 2))[None]
+        with torch.no_grad():
+            expected = predictor.model(clip).softmax(-1)[0]
+        rows.append(expected)
+        assert (window.start, window.end) == (plan.start, plan.end)
+        torch.testing.assert_close(torch.tensor([window.probabilities[name] for name in CLASSES]), expected,
+                                   rtol=0, atol=1e-5)
+    assert max(float((a - b).abs().max()) for a, b in zip(rows, rows[1:], strict=False)) > 1e-3  # windows differ
+    torch.testing.assert_close(torch.tensor([result.overall[name] for name in CLASSES]), torch.stack(rows).mean(0),
+                               rtol=0, atol=1e-5)
+
+
+def test_frames_without_a_face_reuse_the_last_box_and_are_counted(tmp_path, checkpoint):
+    adapters, backbone = checkpoint
+    hidden = set(range(12, 18))
+    video = face_video(tmp_path / "face.mp4", frames=30, hidden=hidden)
+    track = FaceTracker().start()
+    faces = [track.update(frame) for frame in _decode_all(video)]
+    assert [face.detected for face in faces] == [index not in hidden for index in range(30)]
+    assert all(faces[index].box == faces[11].box for index in hidden)  # the last box, unchanged
+
+    from fe_adapter.predict.windows import plan_windows
+
+    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
+    result = predictor.predict_video(video, window=1.0, stride=0.5)
+    plans = plan_windows(30, 10.0, 4, 1.0, 0.5)
+    assert [w.faces_found for w in result.windows] == [sum(i not in hidden for i in p.indices) for p in plans]
+    assert [w.frames for w in result.windows] == [4] * len(plans)
+    assert min(w.faces_found for w in result.windows) < 4
+
+
+class _FaceInTheMiddle(FaceTracker):
+    """A detector that always finds the face in the middle of the frame: no detection cost."""
+
+    def detect(self, frame: np.ndarray) -> list:
+        from fe_adapter.predict.faces import centre_box
+
+        return [centre_box(frame)]
+
+
+def test_memory_is_bounded_by_the_window_not_the_video_length(tmp_path, checkpoint):
+    """Streaming: the face crops held at once do not grow with the video, and no window is lost."""
+    from tests.media import numbered_frames
+
+    adapters, backbone = checkpoint
+    model = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone).model
+    predictor = Predictor(model, "cpu", _FaceInTheMiddle())
+    held = []
+    for frames in (100, 600):  # 10 s and 60 s at 10 frames/s
+        video = write_video(tmp_path / f"{frames}.mp4", np.concatenate([numbered_frames(25)] * (frames // 25)))
+        result = predictor.predict_video(video, window=1.0, stride=0.5, batch_size=2)
+        assert len(result.windows) == (frames / 10 - 1.0) / 0.5 + 1
+        assert len(result.thumbnails) == 10 and all(w.faces_found == 4 for w in result.windows)
+        held.append(result.peak_frames_held)
+    # one window (10 frames) plus the windows a batch waits for (2 x 0.5 s): at most 20 frames, 4 of 10 sampled
+    assert held[0] == held[1] <= 20
+
+
+def test_a_video_shorter_than_its_stream_says_keeps_the_complete_windows(tmp_path, checkpoint, monkeypatch):
+    from fe_adapter.data.readers import VideoReader
+
+    class Overcounting(VideoReader):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.frame_count += 20  # the header promises 2 s more than the file holds
+
+    monkeypatch.setattr("fe_adapter.predict.predictor.VideoReader", Overcounting)
+    adapters, backbone = checkpoint
+    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
+    with pytest.warns(UserWarning, match=r"ends at frame 30, its stream says 50 frames .* 5 of 9 windows"):
+        result = predictor.predict_video(face_video(tmp_path / "face.mp4", frames=30), window=1.0, stride=0.5)
+    assert [w.start for w in result.windows] == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_progress_bar_on_request(tmp_path, checkpoint, capsys):
+    adapters, backbone = checkpoint
+    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
+    video = face_video(tmp_path / "face.mp4", frames=20)
+    predictor.predict_video(video, window=1.0, stride=1.0, progress=False)
+    assert "frame/s" not in capsys.readouterr().err
+    predictor.predict_video(video, window=1.0, stride=1.0, progress=True)
+    bar = capsys.readouterr().err
+    assert "face.mp4" in bar and "/20 " in bar and "frame/s" in bar

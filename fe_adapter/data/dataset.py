@@ -70,9 +70,6 @@ class ClipDataset(Dataset):
             examples = ", ".join(f"{item.path} ({item.origin})" for item in clips.missing[:3])
             raise DatasetError(f"only {len(clips.items)} of {listed} listed clips exist (min_readable = "
                                f"{min_readable:.0%}); missing e.g. {examples}")
-        if clips.missing:
-            warnings.warn(f"{len(clips.missing)} of {listed} listed clips are missing and left out, e.g. "
-                          f"{clips.missing[0].path} ({clips.missing[0].origin})", stacklevel=2)
         self.items: list[ClipItem] = list(clips.items)
         self.class_names: tuple[str, ...] = tuple(clips.class_names)
         self.num_frames = num_frames

@@ -2,12 +2,15 @@
 
 Each returns a ``ClipList``: the clips (path, label, where it was listed) and the class names in the
 order of the labels. Problems in the split files (missing file or fold, unknown class, label out of
-range, malformed line) raise ``DatasetError`` naming the file and line, when the list is built.
+range, malformed line) raise ``DatasetError`` naming the file and line, when the list is built. Listed
+clips that do not exist are left out, kept in ``ClipList.missing``, with one warning giving their count
+and the first few.
 """
 
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +42,12 @@ class ClipItem:
 @dataclass
 class ClipList:
     """The clips of a split and the class names, index = label; ``source`` says where they were listed (the
-    split file and which split), for messages."""
+    split file and which split), for messages.
+
+    ``missing``: the clips the split file lists but that do not exist on disk (left out of ``items``; the
+    source warns once with their count and the first few). ``ClipDataset`` refuses a list where fewer than
+    its ``min_readable`` fraction of the listed clips exist.
+    """
 
     items: list[ClipItem]
     class_names: tuple[str, ...]
@@ -87,9 +95,18 @@ def _name_and_class_lines(split_file: Path, class_names: Sequence[str], form: st
         yield fields[0], _label_from_name(fields[1], class_names, origin), origin
 
 
+_SHOWN_MISSING = 3
+
+
 def _with_existing(items: list[ClipItem], class_names: Sequence[str], source: str) -> ClipList:
+    """The listed clips that exist, the missing ones set aside with one warning."""
     present = [item for item in items if item.path.exists()]
     missing = [item for item in items if not item.path.exists()]
+    if missing:
+        shown = ", ".join(f"{item.path} ({item.origin})" for item in missing[:_SHOWN_MISSING])
+        more = f" and {len(missing) - _SHOWN_MISSING} more" if len(missing) > _SHOWN_MISSING else ""
+        warnings.warn(f"{source}: {len(missing)} of {len(items)} listed clips are missing and left out "
+                      f"(ClipList.missing): {shown}{more}", stacklevel=3)
     return ClipList(present, tuple(class_names), missing, source)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
 
-def face_video(path: str | Path, frames: int = 40, fps: int = 10) -> Path:
-    """Write an mp4 (320x240) of a real face (scikit-image's astronaut photo) drifting right and zooming."""
+def face_video(path: str | Path, frames: int = 40, fps: int = 10, hidden: Collection[int] = ()) -> Path:
+    """Write an mp4 (320x240) of a real face (scikit-image's astronaut photo) drifting right and zooming;
+    the frames numbered in ``hidden`` show the empty background (no face)."""
     import av
     from PIL import Image
     from skimage import data as skimage_data
@@ -27,7 +29,8 @@ def face_video(path: str | Path, frames: int = 40, fps: int = 10) -> Path:
             canvas = np.full((240, 320, 3), 110, dtype=np.uint8)
             left, top = int(10 + 120 * phase), max(0, (240 - patch.shape[0]) // 2)
             height, width = min(patch.shape[0], 240 - top), min(patch.shape[1], 320 - left)
-            canvas[top:top + height, left:left + width] = patch[:height, :width]
+            if index not in hidden:
+                canvas[top:top + height, left:left + width] = patch[:height, :width]
             for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

@@ -2,7 +2,8 @@
 
 The detector is scikit-image's LBP frontal-face cascade, which ships inside the package (no download).
 Detections are made on a downscaled grey frame; overlapping detections vote; the box is smoothed over
-time; a frame where no face is found keeps the last box and is flagged.
+time; a frame where no face is found keeps the last box and is flagged. Tracking is incremental
+(``FaceTrack.update``), so a video is followed frame by frame without holding its frames.
 """
 
 from __future__ import annotations
@@ -82,20 +83,34 @@ class FaceTracker:
         ranked = sorted(zip(votes, boxes, strict=True), key=lambda pair: (pair[0], pair[1].size), reverse=True)
         return [box for _, box in ranked]
 
+    def start(self) -> FaceTrack:
+        """A new track: feed it the frames of one video in order (``FaceTrack.update``)."""
+        return FaceTrack(self)
+
     def track(self, frames: Sequence[np.ndarray]) -> list[TrackedFace | None]:
         """One box per frame (None only before the first face is ever found: see ``fill_leading``)."""
-        tracked: list[TrackedFace | None] = []
-        current: Box | None = None
-        for frame in frames:
-            boxes = self.detect(frame)
-            if current is not None:  # prefer the detection that continues the track
-                boxes.sort(key=lambda box: box.overlap(current), reverse=True)
-            if boxes:
-                current = boxes[0] if current is None else current.blend(boxes[0], self.smoothing)
-                tracked.append(TrackedFace(current, True))
-            else:
-                tracked.append(None if current is None else TrackedFace(current, False))
-        return fill_leading(tracked)
+        track = self.start()
+        return fill_leading([track.update(frame) for frame in frames])
+
+
+class FaceTrack:
+    """The face box of one video, followed frame by frame: each frame is seen once and not kept."""
+
+    def __init__(self, tracker: FaceTracker) -> None:
+        self.tracker = tracker
+        self.box: Box | None = None
+
+    def update(self, frame: np.ndarray) -> TrackedFace | None:
+        """The box for this frame: the detection that continues the track, blended into the running box; the
+        last box (flagged not detected) if no face is found; None before any face was found."""
+        boxes = self.tracker.detect(frame)
+        if self.box is not None:  # prefer the detection that continues the track
+            current = self.box
+            boxes.sort(key=lambda box: box.overlap(current), reverse=True)
+        if not boxes:
+            return None if self.box is None else TrackedFace(self.box, False)
+        self.box = boxes[0] if self.box is None else self.box.blend(boxes[0], self.tracker.smoothing)
+        return TrackedFace(self.box, True)
 
 
 def fill_leading(tracked: list[TrackedFace | None]) -> list[TrackedFace | None]:
@@ -104,6 +119,12 @@ def fill_leading(tracked: list[TrackedFace | None]) -> list[TrackedFace | None]:
     if first is None:
         return tracked
     return [TrackedFace(first.box, False) if face is None else face for face in tracked]
+
+
+def centre_box(frame: np.ndarray, margin: float = 1.25) -> Box:
+    """The box whose ``crop_face`` (with the same ``margin``) is the frame's centre square."""
+    height, width = frame.shape[:2]
+    return Box(width / 2, height / 2, min(height, width) / margin)
 
 
 def crop_face(frame: np.ndarray, box: Box, size: int, margin: float = 1.25) -> np.ndarray:

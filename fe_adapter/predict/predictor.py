@@ -1,92 +1,37 @@
 """``Predictor``: emotions over time in an ordinary video file, from an adapter checkpoint.
 
-The video is decoded (PyAV), cut into sliding windows, T frames are sampled from each window, the face
-is found and cropped in those frames (``fe_adapter.predict.faces``), and the model gives class probabilities
-per window and, averaged, for the whole video.
+The video is decoded once, in order (``VideoReader``), and cut into sliding windows of T sampled frames
+(``fe_adapter.predict.windows``). Each sampled frame is converted, its face followed (``FaceTrack``) and
+cropped, and the frame dropped; a window runs through the model as soon as its last frame is in, and crops
+no later window needs are dropped too. Memory is bounded by the window, stride and batch size, not by the
+length of the video.
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from fe_adapter.checkpoint import load_adapters, read_adapter_config
-from fe_adapter.data.readers import UnreadableClip, decode_video
-from fe_adapter.data.sampling import sample_indices
+from fe_adapter.data.readers import UnreadableClip, VideoReader
 from fe_adapter.data.transforms import eval_transform, normalization_for
 from fe_adapter.model import VideoClassifier, create_model
-from fe_adapter.predict.faces import FaceTracker, crop_face
+from fe_adapter.predict.faces import FaceTrack, FaceTracker, centre_box, crop_face
+from fe_adapter.predict.results import PredictionError, VideoPrediction, WindowPrediction
+from fe_adapter.predict.windows import WindowPlan, plan_windows, window_starts
 
-
-class PredictionError(Exception):
-    """A video that cannot be predicted (unreadable, no face), with a message naming the file."""
-
-
-@dataclass
-class WindowPrediction:
-    """Class probabilities of one window [start, end) seconds; ``faces_found`` of its sampled frames."""
-
-    start: float
-    end: float
-    probabilities: dict[str, float]
-    faces_found: int
-    frames: int
-
-    @property
-    def top(self) -> str:
-        return max(self.probabilities, key=self.probabilities.get)
-
-
-@dataclass
-class VideoPrediction:
-    """Per-window and whole-video probabilities of one video, with what it took to compute them."""
-
-    path: str
-    duration: float
-    fps: float
-    windows: list[WindowPrediction]
-    processing_fps: float
-    thumbnails: list[np.ndarray] = field(default_factory=list, repr=False)
-
-    @property
-    def overall(self) -> dict[str, float]:
-        """Mean of the window probabilities."""
-        names = list(self.windows[0].probabilities)
-        return {name: float(np.mean([w.probabilities[name] for w in self.windows])) for name in names}
-
-    @property
-    def top(self) -> str:
-        overall = self.overall
-        return max(overall, key=overall.get)
-
-    def to_dict(self) -> dict:
-        return {
-            "path": self.path, "duration_s": self.duration, "video_fps": self.fps,
-            "processing_fps": self.processing_fps, "top": self.top, "overall": self.overall,
-            "windows": [{"start_s": w.start, "end_s": w.end, "top": w.top, "faces_found": w.faces_found,
-                         "frames": w.frames, "probabilities": w.probabilities} for w in self.windows],
-        }
+__all__ = ["PredictionError", "Predictor", "VideoPrediction", "WindowPrediction", "window_starts"]
 
 
 def _device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
                         ("cpu" if name == "auto" else name))
-
-
-def window_starts(duration: float, window: float, stride: float) -> list[float]:
-    """Start times of windows of ``window`` seconds every ``stride`` seconds, the last one ending at the end
-    of the video (one window if the video is shorter than a window)."""
-    if window <= 0 or stride <= 0:
-        raise ValueError(f"window and stride must be > 0 seconds, got {window} and {stride}")
-    count = max(1, int(np.floor((duration - window) / stride + 1e-9)) + 1)
-    starts = [index * stride for index in range(count)]
-    if starts[-1] + window < duration - 1e-6:  # one more window, flush with the end, so the end is seen
-        starts.append(duration - window)
-    return starts
 
 
 class Predictor:
@@ -96,12 +41,15 @@ class Predictor:
         model: the trained classifier (its ``num_frames`` is the frames per window).
         device: "auto" (CUDA if available), "cpu" or "cuda".
         tracker: the face finder (default ``FaceTracker()``).
+        thumbnails: how many windows (evenly spread) keep a face crop for the timeline image.
     """
 
-    def __init__(self, model: VideoClassifier, device: str = "auto", tracker: FaceTracker | None = None) -> None:
+    def __init__(self, model: VideoClassifier, device: str = "auto", tracker: FaceTracker | None = None,
+                 thumbnails: int = 10) -> None:
         self.device = _device(device)
         self.model = model.to(self.device).eval()
         self.tracker = tracker or FaceTracker()
+        self.thumbnails = thumbnails
         normalization = normalization_for(model)
         self.size = normalization.size
         self.transform = eval_transform(normalization)
@@ -139,43 +87,109 @@ class Predictor:
         return cls(model, device)
 
     @torch.no_grad()
-    def predict_video(self, path: str | Path, window: float = 2.0, stride: float = 0.5,
-                      batch_size: int = 8) -> VideoPrediction:
-        """Probabilities per window of ``window`` seconds every ``stride`` seconds, and for the whole video."""
+    def predict_video(self, path: str | Path, window: float = 2.0, stride: float = 0.5, batch_size: int = 8,
+                      progress: bool | None = None) -> VideoPrediction:
+        """Probabilities per window of ``window`` seconds every ``stride`` seconds, and for the whole video.
+
+        Frames without a detected face reuse the last box (and are not counted in ``faces_found``); frames
+        before the first face is found use the frame's centre square. ``progress``: a tqdm bar on stderr
+        (default: when stderr is a terminal). Raises PredictionError for an unreadable video or one without
+        a face; a video that ends before its stream says keeps the windows that were complete, with a warning.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         path = Path(path)
         started = time.perf_counter()
         try:
-            frames, fps = decode_video(path)
+            with VideoReader(path) as reader:
+                plans = plan_windows(reader.frame_count, reader.fps, self.model.num_frames, window, stride)
+                stream = _WindowStream(self, plans, batch_size)
+                show = sys.stderr.isatty() if progress is None else progress
+                with tqdm(total=reader.frame_count, unit="frame", desc=path.name, disable=not show, leave=False,
+                          file=sys.stderr, dynamic_ncols=True) as bar:
+                    stream.run(reader, bar)
+                fps, frame_count, decoded = reader.fps, reader.frame_count, reader.decoded
         except UnreadableClip as error:
             raise PredictionError(str(error)) from None
-        duration = len(frames) / fps
-        starts = window_starts(duration, window, stride)
-        per_window = []
-        for start in starts:
-            first = min(len(frames) - 1, int(round(start * fps)))
-            last = max(first + 1, min(len(frames), int(round((start + window) * fps))))
-            per_window.append([first + i for i in sample_indices(last - first, self.model.num_frames)])
-
-        needed = sorted({index for indices in per_window for index in indices})
-        tracked = dict(zip(needed, self.tracker.track([frames[i] for i in needed]), strict=True))
-        if all(face is None or not face.detected for face in tracked.values()):
-            raise PredictionError(f"{path}: no face found in any of the {len(needed)} frames examined")
-
-        crops = {index: crop_face(frames[index], tracked[index].box, self.size) for index in needed}
-        clips = torch.stack([self.transform(torch.from_numpy(np.stack([crops[i] for i in indices]))
-                                            .permute(0, 3, 1, 2)) for indices in per_window])
-        probabilities = []
-        for batch in clips.split(batch_size):
-            probabilities.append(self.model(batch.to(self.device)).float().softmax(-1).cpu())
-        probabilities = torch.cat(probabilities)
-
-        names = self.model.class_names
-        windows = [
-            WindowPrediction(start, min(start + window, duration),
-                             {name: float(p) for name, p in zip(names, row.tolist(), strict=True)},
-                             sum(tracked[i].detected for i in indices), len(indices))
-            for start, indices, row in zip(starts, per_window, probabilities, strict=True)
-        ]
-        thumbnails = [crops[indices[len(indices) // 2]] for indices in per_window]
+        if not stream.any_face:
+            raise PredictionError(f"{path}: no face found in any of the {stream.examined} frames examined")
+        windows = stream.results()
         elapsed = time.perf_counter() - started
-        return VideoPrediction(str(path), duration, fps, windows, len(frames) / elapsed, thumbnails)
+        return VideoPrediction(str(path), frame_count / fps, fps, windows, stream.covered / elapsed, frame_count,
+                               window, stride, self.model.num_frames, stream.thumbnails, stream.peak_held, decoded)
+
+    def _probabilities(self, clips: list[np.ndarray]) -> torch.Tensor:
+        """Softmax of the model on (T, H, W, 3) uint8 face crops, one row per clip."""
+        batch = torch.stack([self.transform(torch.from_numpy(clip).permute(0, 3, 1, 2)) for clip in clips])
+        return self.model(batch.to(self.device)).float().softmax(-1).cpu()
+
+
+class _WindowStream:
+    """The windows of one video, filled frame by frame and run in batches as they complete."""
+
+    def __init__(self, predictor: Predictor, plans: list[WindowPlan], batch_size: int) -> None:
+        self.predictor, self.plans, self.batch_size = predictor, plans, batch_size
+        self.needed = sorted({index for plan in plans for index in plan.indices})
+        # the smallest first index of windows k.. : crops before it are needed by no window still to run
+        self.keep_from = list(np.minimum.accumulate([plan.indices[0] for plan in plans][::-1])[::-1]) + [sys.maxsize]
+        step = max(1, -(-len(plans) // max(1, predictor.thumbnails)))
+        self.thumbnail_windows = set(range(0, len(plans), step)) if predictor.thumbnails > 0 else set()
+        self.crops: dict[int, np.ndarray] = {}  # index -> face crop, in index order
+        self.detected: dict[int, bool] = {}
+        self.probabilities: list[torch.Tensor] = []
+        self.faces_found: list[int] = []
+        self.thumbnails: dict[int, np.ndarray] = {}
+        self.complete = 0  # windows whose frames are all in
+        self.examined = self.covered = self.peak_held = 0
+        self.last_index = -1
+        self.any_face = False
+
+    def run(self, reader: VideoReader, bar: tqdm) -> None:
+        track: FaceTrack = self.predictor.tracker.start()
+        size = self.predictor.size
+        try:
+            for index, frame in reader.frames(self.needed):
+                image = frame.to_ndarray(format="rgb24")
+                face = track.update(image)
+                self.crops[index] = crop_face(image, face.box if face is not None else centre_box(image), size)
+                self.detected[index] = face is not None and face.detected
+                self.any_face |= self.detected[index]
+                self.examined += 1
+                self.last_index = index
+                self.peak_held = max(self.peak_held, len(self.crops))
+                bar.update(index + 1 - bar.n)
+                while self.complete < len(self.plans) and self.plans[self.complete].indices[-1] <= index:
+                    self.complete += 1
+                if self.complete - len(self.probabilities) >= self.batch_size:
+                    self._run_complete()
+            self.covered = reader.frame_count
+        except UnreadableClip as error:
+            if self.complete == 0:
+                raise
+            self.covered = self.last_index + 1
+            warnings.warn(f"{error}; the prediction covers the {self.complete} of {len(self.plans)} windows "
+                          "that were complete", stacklevel=4)
+        bar.update(self.covered - bar.n)
+        self._run_complete()
+
+    def _run_complete(self) -> None:
+        """Run the complete windows not yet run, then drop the crops no later window needs."""
+        first, last = len(self.probabilities), self.complete
+        if first == last:
+            return
+        clips = [np.stack([self.crops[i] for i in plan.indices]) for plan in self.plans[first:last]]
+        self.probabilities.extend(self.predictor._probabilities(clips))
+        for number, plan in enumerate(self.plans[first:last], start=first):
+            self.faces_found.append(sum(self.detected[i] for i in plan.indices))
+            if number in self.thumbnail_windows:
+                self.thumbnails[number] = self.crops[plan.indices[len(plan.indices) // 2]]
+        keep_from = self.keep_from[last]
+        for index in [index for index in self.crops if index < keep_from]:
+            del self.crops[index], self.detected[index]
+
+    def results(self) -> list[WindowPrediction]:
+        names = self.predictor.model.class_names
+        return [WindowPrediction(plan.start, plan.end,
+                                 {name: float(p) for name, p in zip(names, row.tolist(), strict=True)},
+                                 faces_found, len(plan.indices))
+                for plan, row, faces_found in zip(self.plans, self.probabilities, self.faces_found, strict=False)]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fe_adapter._io import atomic_write
-from fe_adapter.predict.predictor import VideoPrediction
+from fe_adapter.predict.results import VideoPrediction
 
 OUTPUT_SUFFIXES = (".json", ".csv", ".png")
 
@@ -97,8 +97,9 @@ def plot_timeline(prediction: VideoPrediction, path: Path, max_thumbnails: int =
     curves.set_ylabel("probability")
     curves.set_title(f"{Path(prediction.path).name}: {prediction.top} overall")
     curves.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    step = max(1, -(-len(prediction.thumbnails) // max_thumbnails))
-    chosen = list(range(0, len(prediction.thumbnails), step))
+    chosen = sorted(prediction.thumbnails)
+    step = max(1, -(-len(chosen) // max_thumbnails))
+    chosen = chosen[::step]
     width = 0.75 / max(1, len(chosen))
     for slot, index in enumerate(chosen):
         axis = figure.add_axes((0.07 + slot * width, 0.04, width * 0.95, 0.24))
