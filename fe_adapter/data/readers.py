@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from torch.utils.data import get_worker_info
 
 if TYPE_CHECKING:
     import av
@@ -83,9 +82,8 @@ class VideoReader:
         if not self._container.streams.video:
             self._container.close()
             raise UnreadableClip(f"{self.path}: no video stream")
-        self._stream = self._container.streams.video[0]
-        if get_worker_info() is None:  # decode with frame threads, but not in each of a DataLoader's workers
-            self._stream.thread_type = "AUTO"
+        self._stream = self._container.streams.video[0]  # PyAV's default threading: no frame threads, whose
+        # buffers would cost memory while decoding is not what limits prediction (face detection is)
         self._started = False
 
     @property

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_LUMA = np.array([0.2125, 0.7154, 0.0721])  # ITU-R BT.709, as skimage.color.rgb2gray
+
 
 @dataclass(frozen=True)
 class Box:
@@ -65,14 +67,16 @@ class FaceTracker:
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """Face boxes in one (H, W, 3) uint8 frame, best first (most overlapping votes, then size)."""
-        from skimage.color import rgb2gray
-        from skimage.transform import resize
+        from PIL import Image
 
         height, width = frame.shape[:2]
         scale = min(1.0, self.detect_width / width)
-        grey = rgb2gray(frame)
+        # downscaled in uint8 by Pillow before anything else: no full-size float copies of the frame (fast, and
+        # no heap fragmentation that would grow a long video's memory); then grey as scikit-image's rgb2gray
         if scale < 1.0:
-            grey = resize(grey, (round(height * scale), round(width * scale)), anti_aliasing=True)
+            frame = np.asarray(Image.fromarray(frame).resize((round(width * scale), round(height * scale)),
+                                                             Image.BOX))
+        grey = frame @ _LUMA / 255.0
         shorter = min(grey.shape)
         smallest = max(16, int(self.min_face * shorter))
         found = self._cascade.detect_multi_scale(img=grey, scale_factor=1.2, step_ratio=1,
