@@ -243,3 +243,15 @@ def test_progress_bar_on_request(tmp_path, checkpoint, capsys):
     predictor.predict_video(video, window=1.0, stride=1.0, progress=True)
     bar = capsys.readouterr().err
     assert "face.mp4" in bar and "/20 " in bar and "frame/s" in bar
+
+
+def test_a_crop_across_the_frame_edge_repeats_the_edge_pixels():
+    from fe_adapter.predict.faces import Box, crop_face
+
+    frame = np.zeros((40, 60, 3), dtype=np.uint8)
+    frame[:, :, 0] = np.arange(60, dtype=np.uint8)[None, :] * 4  # red grows to the right
+    frame[:, :, 1] = np.arange(40, dtype=np.uint8)[:, None] * 6  # green grows downwards
+    crop = crop_face(frame, Box(x=4, y=4, size=16), size=20, margin=1.25)  # 20x20 around (4, 4): 6 px outside
+    assert crop.shape == (20, 20, 3)
+    assert (crop[:6, :, 1] == 0).all() and (crop[:, :6, 0] == 0).all()  # rows/columns above/left: the edge
+    assert crop[10, 10, 0] == frame[0, 10 - 6, 0] and crop[10, 10, 1] == frame[10 - 6, 0, 1]

@@ -132,16 +132,17 @@ def centre_box(frame: np.ndarray, margin: float = 1.25) -> Box:
 
 
 def crop_face(frame: np.ndarray, box: Box, size: int, margin: float = 1.25) -> np.ndarray:
-    """A (size, size, 3) uint8 crop around ``box`` enlarged by ``margin``, padded with edge pixels."""
+    """A (size, size, 3) uint8 crop around ``box`` enlarged by ``margin``, padded with edge pixels.
+
+    Only the crop is copied (rows and columns clamped to the frame, which is what edge padding gives): padding
+    the whole frame would allocate a frame-sized array of a new size for every box near an edge.
+    """
     from PIL import Image
 
     side = box.size * margin
     left, top = round(box.x - side / 2), round(box.y - side / 2)
-    right, bottom = left + round(side), top + round(side)
     height, width = frame.shape[:2]
-    pad = max(0, -left, -top, right - width, bottom - height)
-    if pad:
-        frame = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        left, top, right, bottom = left + pad, top + pad, right + pad, bottom + pad
-    crop = Image.fromarray(frame[top:bottom, left:right])
+    rows = np.clip(np.arange(top, top + round(side)), 0, height - 1)
+    columns = np.clip(np.arange(left, left + round(side)), 0, width - 1)
+    crop = Image.fromarray(np.ascontiguousarray(frame[rows[:, None], columns[None, :]]))
     return np.asarray(crop.resize((size, size), Image.BILINEAR))
