@@ -7,7 +7,8 @@ The videos are generated (h264, 25 frames/s, a real face photo drifting over a p
 ``--media``, never committed). Each case runs in a fresh process: it builds a small model (ViT-tiny at 112 px,
 8 frames per window, adapters R=64) from files, as ``fe-adapter predict`` does, measures the resident memory
 then (``model_rss_mb``), resets the peak (``/proc/self/clear_refs``) and reports the peak while predicting
-(``peak_rss_mb``), the time, and what the reader decoded. Linux only (``/proc``).
+(``peak_rss_mb``) and the largest RSS sampled in each tenth of the run, the time, and what the reader decoded.
+Linux only (``/proc``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -85,14 +87,28 @@ def measure(video: Path, window: float, stride: float, model_dir: Path) -> dict:
     predictor = fe_adapter.Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
     model_rss = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the current RSS
+    samples: list[tuple[float, int]] = []  # (seconds, RSS kB) every half second: how memory evolves
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            samples.append((time.perf_counter() - started, _status_kb("VmRSS")))
+
     started = time.perf_counter()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     prediction = predictor.predict_video(video, window=window, stride=stride, progress=False)
     elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    tenths = [[rss for at, rss in samples if tenth * elapsed / 10 <= at < (tenth + 1) * elapsed / 10]
+              for tenth in range(10)]
     return {"video": video.name, "duration_s": prediction.duration, "frames": prediction.frame_count,
             "window_s": window, "stride_s": stride, "windows": len(prediction.windows),
             "model_rss_mb": model_rss / 1024, "peak_rss_mb": _status_kb("VmHWM") / 1024,
             "above_model_mb": (_status_kb("VmHWM") - model_rss) / 1024, "seconds": elapsed,
             "video_frames_per_s": prediction.frame_count / elapsed,
+            "rss_mb_by_tenth_of_the_run": [round(max(part) / 1024) if part else None for part in tenths],
             "peak_face_crops_held": prediction.peak_frames_held, "frames_decoded": prediction.frames_decoded,
             "torch_threads": torch.get_num_threads()}
 
@@ -143,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     import av
     import torch
 
-    report = {"command": "python -m benchmarks.predict_memory " + " ".join(argv or sys.argv[1:]),
+    report = {"command": " ".join(["python -m benchmarks.predict_memory", *(argv or sys.argv[1:])]),
               "date": date.today().isoformat(), "machine": {"cpu": _cpu_name(), "torch": torch.__version__,
                                                             "av": av.__version__, "python": platform.python_version()},
               "video": f"{WIDTH}x{HEIGHT} h264 {FPS} frames/s", "model": MODEL, "results": results}
