@@ -34,6 +34,9 @@ BACKBONE_KWARGS = {"img_size": 48, "patch_size": 8, "depth": 4, "embed_dim": 96,
                    "pretrained_cfg_overlay": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
 
 
+NUM_FRAMES = 8  # T, frames per clip
+
+
 def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0) -> tuple[Path, float]:
     """Train the ViT on single synthetic faces (4 static expressions); save its weights; return (path, accuracy)."""
     torch.manual_seed(seed)
@@ -72,7 +75,7 @@ def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0
 
 def _video_config(out: Path, backbone: Path, placement: str, quick: bool) -> dict:
     return {
-        "data": {"dataset": "synthetic", "num_frames": 8, "img_size": BACKBONE_KWARGS["img_size"],
+        "data": {"dataset": "synthetic", "num_frames": NUM_FRAMES, "img_size": BACKBONE_KWARGS["img_size"],
                  "batch_size": 8, "num_workers": 0, "synthetic_train_clips": 120 if quick else 360,
                  "synthetic_test_clips": 60 if quick else 180},
         "model": {"backbone": BACKBONE, "backbone_kwargs": BACKBONE_KWARGS, "checkpoint": str(backbone),

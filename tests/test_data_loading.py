@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 import torch
 
 from fe_adapter import data
+from fe_adapter.data import sampling
 from fe_adapter.data.readers import VideoReader
 from tests.media import frame_id, frame_number, identified_frames, numbered_frames, write_frame_folder, write_video
 
@@ -22,12 +25,52 @@ def test_sampled_indices_are_in_range_ordered_and_cover_the_clip(available, mode
         assert len(set(indices)) == 8 and indices[-1] >= available - available // 8 - 1
 
 
+def _mirror(indices: list[int], available: int) -> list[int]:
+    return [available - 1 - index for index in reversed(indices)]
+
+
+@pytest.mark.parametrize("mode", ["segment", "uniform"])
+def test_evaluation_sampling_shows_a_reversed_clip_its_frames_reversed(mode):
+    """A clip and its reversal must be shown the same frames (in opposite order), else the frame set is a cue.
+
+    Every view of the reversed clip is the mirror of the opposite view of the clip. The one case that
+    cannot hold (odd T from an even-length clip: its middle position lies between two frames) is left out.
+    """
+    for available in range(1, 70):
+        for count in (1, 2, 3, 4, 7, 8, 16):
+            if count % 2 and not available % 2:
+                continue
+            for num_views in (1, 2, 3):
+                views = [data.sample_indices(available, count, mode, view=v, num_views=num_views)
+                         for v in range(num_views)]
+                assert [_mirror(v, available) for v in reversed(views)] == views, (available, count, num_views)
+
+
+def test_training_sampling_shows_a_reversed_clip_mirror_frames_with_equal_probability():
+    """Segment offsets o ~ U[0, 1)^T and their reflection (1 - o, reversed) are equally likely and give mirror
+    frames, so training shows a clip and its reversal mirror frame sets with the same probability.
+
+    Checked on random offsets and on offsets that land exactly on frame boundaries (the tie rule)."""
+    generator = torch.Generator().manual_seed(0)
+    for available in range(1, 70):
+        for count in (1, 2, 4, 7, 8, 16):
+            if count % 2 and not available % 2:
+                continue
+            draws = [torch.rand(count, generator=generator, dtype=torch.float64).tolist() for _ in range(5)]
+            draws += [[0.5] * count, [0.25] * count, [index / count for index in range(count)]]
+            for offsets in draws:
+                reflected = [Fraction(1) - Fraction(o) for o in reversed(offsets)]
+                mirrored = _mirror(sampling._segment(available, count, reflected), available)
+                assert mirrored == sampling._segment(available, count, offsets), (available, offsets)
+
+
 def test_sampling_details():
-    assert data.sample_indices(80, 8) == [5, 15, 25, 35, 45, 55, 65, 75]  # segment middles
+    # segment middles; a middle on a frame boundary takes the frame nearer the clip's middle (44, not 45)
+    assert data.sample_indices(80, 8) == [5, 15, 25, 35, 44, 54, 64, 74]
     assert data.sample_indices(3, 6) == [0, 0, 1, 1, 2, 2]  # short clips repeat frames in order
     assert data.sample_indices(100, 4, "consecutive", stride=3) == [45, 48, 51, 54]
     views = [data.sample_indices(80, 4, view=v, num_views=2) for v in range(2)]
-    assert views == [[5, 25, 45, 65], [15, 35, 55, 75]]
+    assert views == [[5, 25, 44, 64], [15, 35, 54, 74]]
     uniform_views = [data.sample_indices(80, 4, "uniform", view=v, num_views=2) for v in range(2)]
     assert uniform_views[0] != uniform_views[1]
     generator = torch.Generator().manual_seed(0)
@@ -158,7 +201,7 @@ def test_read_frames_of_a_long_video_decodes_only_around_the_sampled_frames(tmp_
     monkeypatch.setattr(readers, "VideoReader", Recording)
     video = write_video(tmp_path / "long.mp4", identified_frames(600), fps=25, gop=25)
     frames = data.read_frames(video, lambda available: data.sample_indices(available, 4))
-    assert [frame_id(frame) for frame in frames] == [75, 225, 375, 525]
+    assert [frame_id(frame) for frame in frames] == [75, 225, 374, 524]  # segment middles, mirror-symmetric
     assert readers_made[0].decoded < 150
 
 

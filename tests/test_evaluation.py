@@ -41,7 +41,9 @@ def test_a_sample_holds_temporal_views_times_spatial_crops_in_order():
     start, centre and end of the longer side: sample[view * 3 + crop]."""
     clip = GradientClips([16])[0].clip
     assert clip.shape == (6, 4, 3, SIZE, SIZE)
-    frames = {0: [1, 5, 9, 13], 1: [3, 7, 11, 15]}  # 16 frames in 4 segments of 4
+    # 16 frames in 4 segments of 4; positions on a frame boundary in the clip's second half (9, 13, 11, 15) take
+    # the earlier frame, so that view 1 of a reversed clip is the mirror of view 0 (docs/data.md)
+    frames = {0: [1, 5, 8, 12], 1: [3, 7, 10, 14]}
     for view, numbers in frames.items():
         for crop, left in enumerate(CROP_LEFT):
             pixels = (clip[view * 3 + crop] * 255).round()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from functools import partial
+
 import numpy as np
+import pytest
 import torch
 
-from fe_adapter import data
+from fe_adapter import data, demo
+from fe_adapter.data import sampling
+from fe_adapter.data.synthetic import CLIP_LENGTHS
 
 
 def test_deterministic_per_seed_and_split():
@@ -42,6 +48,53 @@ def test_order_only_classes_have_identical_frame_distributions():
         assert np.array_equal(onset[::-1], offset)
         assert sorted(_frame_statistics(onset)) == sorted(_frame_statistics(offset))
         assert not np.array_equal(onset, offset)  # ...yet the clips differ: the order carries the class
+
+
+def _clip_length(seed: int) -> int:
+    lengths: list[int] = []
+    data.render_clip(seed, "happy_onset", lambda length: lengths.append(length) or [0], size=8)
+    return lengths[0]
+
+
+def _seed_per_clip_length() -> dict[int, int]:
+    """A clip seed for each length the synthetic set draws."""
+    seeds: dict[int, int] = {}
+    seed = 0
+    while len(seeds) < len(CLIP_LENGTHS):
+        seeds.setdefault(_clip_length(seed), seed)
+        seed += 1
+    return seeds
+
+
+@pytest.mark.parametrize("num_views", [1, 2])
+def test_evaluation_shows_an_offset_clip_its_onset_frames_reversed(num_views):
+    """At the frames the models see: evaluation sampling (the demo's T, every clip length, each temporal view)
+    gives an offset clip exactly the frames of its onset clip in reverse order."""
+    for length, seed in _seed_per_clip_length().items():
+        dataset = data.SyntheticClips(1, "test", size=16, num_frames=demo.NUM_FRAMES, temporal_views=num_views)
+        onset = data.render_clip(seed, "happy_onset", dataset._indices_for, size=16)
+        offset = data.render_clip(seed, "happy_offset", dataset._indices_for, size=16)
+        onset_views = np.split(onset, num_views)
+        offset_views = np.split(offset, num_views)
+        for view in range(num_views):  # view v of the offset clip mirrors view V - 1 - v of the onset clip
+            assert np.array_equal(offset_views[view], onset_views[num_views - 1 - view][::-1]), (length, view)
+
+
+def test_training_shows_an_offset_clip_its_onset_frames_reversed_equally_often():
+    """Training sampling draws segment offsets o ~ U[0, 1)^T; o and its reflection (1 - o, reversed) are equally
+    likely, and the reflection shows the offset clip exactly its onset clip's frames reversed (checked for every
+    clip length at the demo's T). The train transform treats every frame of a clip alike, so the two classes
+    reach the model with the same frames, in opposite order, equally often."""
+    generator, count = torch.Generator().manual_seed(0), demo.NUM_FRAMES
+    assert data.SyntheticClips(1, num_frames=count).sampling == "segment"
+    for length, seed in _seed_per_clip_length().items():
+        for _ in range(3):
+            offsets = torch.rand(count, generator=generator, dtype=torch.float64).tolist()
+            reflected = [Fraction(1) - Fraction(o) for o in reversed(offsets)]
+            onset = data.render_clip(seed, "happy_onset", partial(sampling._segment, count=count, offsets=offsets), 16)
+            offset = data.render_clip(seed, "happy_offset", partial(sampling._segment, count=count, offsets=reflected),
+                                      16)
+            assert np.array_equal(offset, onset[::-1]), length
 
 
 def test_held_classes_differ_frame_by_frame():

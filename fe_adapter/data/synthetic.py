@@ -28,6 +28,8 @@ SYNTHETIC_CLASSES = ("neutral", "happy", "sad", "surprise", "happy_onset", "happ
 FRAME_CLASSES = ("neutral", "happy", "sad", "surprise")
 #: Class pairs whose clips hold the same frames in opposite temporal order.
 ORDER_ONLY_PAIRS = (("happy_onset", "happy_offset"),)
+#: The lengths (in frames) a synthetic clip can have.
+CLIP_LENGTHS = range(16, 33)
 _SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
@@ -115,7 +117,7 @@ def _clip_plan(seed: int, class_name: str, size: int) -> tuple[_Face, int, Calla
     """Identity, length, intensity per frame and expression kind of a clip (the same draws for every class)."""
     rng = np.random.default_rng(seed)
     face = _random_face(rng, size)
-    length = int(rng.integers(16, 33))
+    length = int(rng.integers(CLIP_LENGTHS.start, CLIP_LENGTHS.stop))
     level = rng.uniform(0.65, 1.0)
     start, end = rng.uniform(0.1, 0.35) * length, rng.uniform(0.6, 0.9) * length
     if class_name in ("happy_onset", "happy_offset"):
