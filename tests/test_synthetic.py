@@ -104,6 +104,16 @@ def test_held_classes_differ_frame_by_frame():
     assert np.abs(neutral - happy).max() > 50
 
 
+def test_synthetic_faces_show_each_identity_in_all_four_expressions():
+    """Image i is identity i // 4 with expression i % 4: the same background (and face) four times over."""
+    faces = data.SyntheticFaces(8, size=40)
+    background = [faces[index][0][:, :4, :4].mean((1, 2)) for index in range(8)]  # a corner outside the face
+    assert all(torch.allclose(background[0], background[index], atol=0.05) for index in (1, 2, 3))
+    assert not torch.allclose(background[0], background[4], atol=0.05)
+    assert [faces[index][1] for index in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert not torch.equal(faces[0][0], faces[1][0])
+
+
 def test_synthetic_faces_for_the_image_classifier():
     faces = data.SyntheticFaces(8, size=40)
     image, label = faces[6]
