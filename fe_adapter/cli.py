@@ -4,7 +4,7 @@
     fe-adapter eval --config runs/dfew/report/config.yaml --checkpoint runs/dfew/best.safetensors
     fe-adapter cv --config configs/dfew.yaml data.root=/data/DFEW
     fe-adapter predict clip.mp4 --checkpoint runs/dfew/best.safetensors --backbone-checkpoint fer_vit.safetensors
-    fe-adapter demo
+    fe-adapter demo --seed 1
 
 Overrides are ``section.key=value`` (values in YAML syntax). ``torchrun --nproc_per_node=N -m fe_adapter
 train ...`` runs DistributedDataParallel.
@@ -114,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the synthetic demo: adapters vs the frame-averaging baseline")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="report folder")
     demo.add_argument("--quick", action="store_true", help="a smaller, faster run (for tests)")
+    demo.add_argument("--seed", type=int, default=0, help="seeds the synthetic data and both trainings (default 0)")
     return parser
 
 
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from fe_adapter.demo import run_demo
 
-            run_demo(args.out, quick=args.quick)
+            run_demo(args.out, quick=args.quick, seed=args.seed)
             return 0
         if args.command == "predict":
             return run_prediction(args)

@@ -6,14 +6,20 @@
 4. Compare UAR/WAR, per-class recall and trainable parameters. Two classes (a smile's onset and its
    offset) hold the same frames in opposite order: only a model of time can tell them apart.
 
-Run with ``make demo`` or ``fe-adapter demo [--out runs/demo]``.
+Both video models train with ``fe_adapter.training.run.run_training``, the code behind ``fe-adapter train``.
+Run with ``make demo`` or ``fe-adapter demo [--seed N] [--out runs/demo]``; docs/demo.md explains the design.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
+import resource
+import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import timm
@@ -23,22 +29,50 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fe_adapter import data
 from fe_adapter.training.config import config_from_dict
+from fe_adapter.training.report import plot_confusion, plot_run_comparison
 from fe_adapter.training.run import run_training, setup_logging
 
 log = logging.getLogger("fe_adapter.demo")
 
 BACKBONE = "vit_tiny_patch16_224"
-#: A small ViT for 48 px faces: 36 patches of 8 px, 4 blocks of width 96, average-pooled tokens, taking pixels
+#: A small ViT for 40 px faces: 25 patches of 8 px, 4 blocks of width 64, average-pooled tokens, taking pixels
 #: scaled to [-1, 1] (mean and std 0.5, as SyntheticFaces gives them; the video stage reads them from here).
-BACKBONE_KWARGS = {"img_size": 48, "patch_size": 8, "depth": 4, "embed_dim": 96, "num_heads": 3, "global_pool": "avg",
+BACKBONE_KWARGS = {"img_size": 40, "patch_size": 8, "depth": 4, "embed_dim": 64, "num_heads": 2, "global_pool": "avg",
                    "pretrained_cfg_overlay": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
-
-
 NUM_FRAMES = 8  # T, frames per clip
+MODELS = {"FE-Adapter": "fe_adapter", "frame-averaging baseline": "baseline"}  # name: output folder
+_OUTPUTS = {"image_classifier.safetensors", "demo.json", "summary.md", "curves.png", "train.log",
+            *MODELS.values(), *(f"confusion_{folder}.png" for folder in MODELS.values())}
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How much the demo trains: images and epochs of the image model, clips and epochs of the video models."""
+
+    images: int
+    image_epochs: int
+    train_clips: int
+    test_clips: int
+    epochs: int
+
+
+FULL = DemoSize(images=2400, image_epochs=8, train_clips=360, test_clips=180, epochs=10)
+QUICK = DemoSize(images=2400, image_epochs=6, train_clips=360, test_clips=120, epochs=4)  # tests/test_demo.py
+
+
+def _identity_batches(count: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """Shuffled batches of whole identities (SyntheticFaces image i is identity i // 4): within a batch the
+    faces differ only in expression, the signal the classifier has to find."""
+    group = len(data.FRAME_CLASSES)
+    order = (torch.randperm(count // group, generator=generator)[:, None] * group + torch.arange(group)).flatten()
+    return [order[start:start + batch_size].tolist() for start in range(0, len(order), batch_size)]
 
 
 def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0) -> tuple[Path, float]:
-    """Train the ViT on single synthetic faces (4 static expressions); save its weights; return (path, accuracy)."""
+    """Train the ViT on single synthetic faces (4 static expressions); save its weights; return (path, accuracy).
+
+    Batches hold whole identities (each face in all four expressions), so that the ViT learns expressions, not
+    faces: in half the epochs, and on every seed tried (docs/demo.md)."""
     torch.manual_seed(seed)
     size = BACKBONE_KWARGS["img_size"]
     model = timm.create_model(BACKBONE, pretrained=False, num_classes=len(data.FRAME_CLASSES), **BACKBONE_KWARGS)
@@ -48,16 +82,16 @@ def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0
         samples = [faces[index] for index in range(count)]
         return TensorDataset(torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples]))
 
-    train = DataLoader(rendered("train", images), batch_size=64, shuffle=True,
-                       generator=torch.Generator().manual_seed(seed))
-    test = DataLoader(rendered("test", images // 4), batch_size=256)
+    train, test = rendered("train", images), DataLoader(rendered("test", images // 4), batch_size=256)
+    generator, batch_size = torch.Generator().manual_seed(seed), 64
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=epochs * len(train),
-                                                   pct_start=0.15)
+    steps = epochs * len(_identity_batches(images, batch_size, generator))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.15)
     for epoch in range(epochs):
         model.train()
-        for images_batch, labels in train:
-            loss = torch.nn.functional.cross_entropy(model(images_batch), labels)
+        for batch in _identity_batches(images, batch_size, generator):
+            faces, labels = train[batch]
+            loss = torch.nn.functional.cross_entropy(model(faces), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -73,55 +107,124 @@ def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0
     return path, accuracy
 
 
-def _video_config(out: Path, backbone: Path, placement: str, quick: bool) -> dict:
+def _video_config(out_dir: Path, backbone: Path, placement: str, size: DemoSize, seed: int) -> dict:
+    """The training config of one video model: identical for both but for the adapters' placement."""
     return {
         "data": {"dataset": "synthetic", "num_frames": NUM_FRAMES, "img_size": BACKBONE_KWARGS["img_size"],
-                 "batch_size": 8, "num_workers": 0, "synthetic_train_clips": 120 if quick else 360,
-                 "synthetic_test_clips": 60 if quick else 180},
+                 "batch_size": 8, "num_workers": 0, "synthetic_train_clips": size.train_clips,
+                 "synthetic_test_clips": size.test_clips, "synthetic_seed": seed},
         "model": {"backbone": BACKBONE, "backbone_kwargs": BACKBONE_KWARGS, "checkpoint": str(backbone),
                   "bottleneck": 32, "kernel_size": 3, "placement": placement, "dropout": 0.0},
-        "optim": {"epochs": 2 if quick else 10, "lr": 3e-3, "warmup_epochs": 0.5, "label_smoothing": 0.0,
+        "optim": {"epochs": size.epochs, "lr": 1e-2, "warmup_epochs": 0.5, "label_smoothing": 0.0,
                   "weight_decay": 0.01},
-        "run": {"out_dir": str(out / ("fe_adapter" if placement != "none" else "baseline")), "progress": False},
+        "run": {"out_dir": str(out_dir), "progress": False, "seed": seed},
     }
 
 
-def run_demo(out: Path = Path("runs/demo"), quick: bool = False) -> dict:
-    """Run the four steps and write ``out/demo.json``, ``out/summary.md`` and one report folder per model."""
+def _fresh_output_folder(out: Path) -> None:
+    """Create ``out``, or empty it if it holds only a previous demo's output. Refuse anything else: the demo
+    never deletes files it did not write, and never trains into an old run's folder."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir():
+        foreign = sorted(entry.name for entry in out.iterdir() if entry.name not in _OUTPUTS)
+        if foreign:
+            raise ValueError(f"--out {out} holds {foreign[0]!r}, which the demo does not write; choose a new or "
+                             "empty folder (the demo replaces only its own earlier output)")
+        for entry in out.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _order_only(metrics: dict) -> dict:
+    """Recall of each order-only class and the correct count over all clips of the pair (the claim's number)."""
+    names = metrics["class_names"]
+    pair = [names.index(name) for name in data.ORDER_ONLY_PAIRS[0]]
+    correct = sum(metrics["confusion"][index][index] for index in pair)
+    clips = sum(sum(metrics["confusion"][index]) for index in pair)
+    return {"classes": list(data.ORDER_ONLY_PAIRS[0]), "correct": correct, "clips": clips,
+            "accuracy": correct / max(1, clips)}
+
+
+def machine() -> dict:
+    """The CPU, its cores, torch's threads and versions: what the demo's numbers depend on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_demo(out: Path = Path("runs/demo"), quick: bool = False, seed: int = 0) -> dict:
+    """Run the four steps; write ``demo.json``, ``summary.md``, ``curves.png``, ``confusion_*.png`` and one
+    report folder per model into ``out``; return the results (as in demo.json).
+
+    Metrics are the last epoch's (no epoch is picked by its test score)."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    _fresh_output_folder(out)
     setup_logging(out, True)
-    start = time.perf_counter()
-    backbone, accuracy = pretrain_image_classifier(out, images=400 if quick else 2400, epochs=2 if quick else 12)
-    log.info(f"image classifier: {accuracy:.1%} accuracy on held-out single faces")
+    size = QUICK if quick else FULL
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    backbone, accuracy = pretrain_image_classifier(out, size.images, size.image_epochs, seed)
+    log.info(f"image classifier: {accuracy:.1%} accuracy on {size.images // 4} held-out single faces")
 
-    results = {}
-    for name, placement in (("FE-Adapter", "attn"), ("frame-averaging baseline", "none")):
-        config = config_from_dict(_video_config(out, backbone, placement, quick))
-        summary = run_training(config, overwrite=True)  # the demo's own folders: a rerun replaces them
+    models = {}
+    for name, placement in zip(MODELS, ("attn", "none"), strict=True):
+        summary = run_training(config_from_dict(_video_config(out / MODELS[name], backbone, placement, size, seed)))
         setup_logging(out, True)
-        best = summary["best"]["metrics"]
-        results[name] = {"uar": best["uar"], "war": best["war"], "per_class_recall": best["per_class_recall"],
-                         "trainable_parameters": summary["parameters"]["trainable"]}
+        final = summary["last"]["metrics"]
+        models[name] = {**{key: final[key] for key in ("uar", "war", "per_class_recall", "confusion", "class_names")},
+                        "order_only": _order_only(final), "trainable_parameters": summary["parameters"]["trainable"],
+                        "total_parameters": summary["parameters"]["total"],
+                        "history": [{key: record[key] for key in ("epoch", "loss", "uar", "war")}
+                                    for record in summary["history"]]}
 
-    table = _table(results, accuracy, time.perf_counter() - start)
+    results = {"seed": seed, "size": asdict(size), "image_accuracy": accuracy, "models": models,
+               "seconds": time.perf_counter() - start, "cpu_seconds": _cpu_seconds() - cpu_start,
+               "machine": machine()}
+    plot_run_comparison({name: model["history"] for name, model in models.items()}, out / "curves.png",
+                        f"synthetic demo, seed {seed}")
+    for name, model in models.items():
+        plot_confusion(model["confusion"], model["class_names"], out / f"confusion_{MODELS[name]}.png",
+                       f"{name}: UAR {model['uar']:.1%}")
+    table = summary_table(results)
     print(table)
     (out / "summary.md").write_text(table + "\n")
-    (out / "demo.json").write_text(json.dumps({"image_accuracy": accuracy, "results": results}, indent=2))
+    (out / "demo.json").write_text(json.dumps(results, indent=2))
     return results
 
 
-def _table(results: dict, image_accuracy: float, seconds: float) -> str:
-    names = list(results)
-    classes = list(next(iter(results.values()))["per_class_recall"])
-    lines = [f"Image classifier (frozen backbone): {image_accuracy:.1%} on single faces. Total time {seconds:.0f} s.",
+def summary_table(results: dict) -> str:
+    """The demo's result as a markdown table, with the image model's accuracy, the time and the machine."""
+    models = results["models"]
+    names = list(models)
+    lines = [f"Seed {results['seed']}. Frozen image model: {results['image_accuracy']:.1%} on held-out single faces. "
+             f"{results['seconds']:.0f} s ({results['cpu_seconds']:.0f} s of CPU time) on {results['machine']['cpu']}"
+             f" ({results['machine']['torch_threads']} threads).",
              "", "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    lines.append("| UAR | " + " | ".join(f"{results[n]['uar']:.1%}" for n in names) + " |")
-    lines.append("| WAR | " + " | ".join(f"{results[n]['war']:.1%}" for n in names) + " |")
-    lines.append("| trainable parameters | " + " | ".join(f"{results[n]['trainable_parameters']:,}"
-                                                           for n in names) + " |")
-    for label in classes:
-        order_only = " (order only)" if label in data.ORDER_ONLY_PAIRS[0] else ""
-        lines.append(f"| recall {label}{order_only} | "
-                     + " | ".join(f"{results[n]['per_class_recall'][label]:.1%}" for n in names) + " |")
+
+    def row(label: str, cell) -> None:
+        lines.append(f"| {label} | " + " | ".join(cell(models[name]) for name in names) + " |")
+
+    row("UAR", lambda m: f"{m['uar']:.1%}")
+    row("WAR", lambda m: f"{m['war']:.1%}")
+    row("trainable parameters", lambda m: f"{m['trainable_parameters']:,} "
+                                          f"({m['trainable_parameters'] / m['total_parameters']:.1%})")
+    pair = data.ORDER_ONLY_PAIRS[0]
+    row(f"correct on the order-only pair ({' + '.join(pair)})",
+        lambda m: f"{m['order_only']['correct']} / {m['order_only']['clips']}")
+    for label in models[names[0]]["per_class_recall"]:
+        row(f"recall {label}" + (" (order only)" if label in pair else ""),
+            lambda m, label=label: f"{m['per_class_recall'][label]:.1%}")
     return "\n".join(lines)
 
 

@@ -138,16 +138,6 @@ def test_cli_train_writes_a_report_and_eval_reproduces_it(tmp_path):
     assert on_train["split"] == "train" and sum(map(sum, on_train["metrics"]["confusion"])) == 24
 
 
-def test_quick_demo_runs_end_to_end(tmp_path, capsys):
-    """The README's `make demo` path, at a smaller size: both models train and the comparison is written."""
-    assert cli.main(["demo", "--quick", "--out", str(tmp_path)]) == 0
-    results = json.loads((tmp_path / "demo.json").read_text())["results"]
-    assert set(results) == {"FE-Adapter", "frame-averaging baseline"}
-    assert results["FE-Adapter"]["trainable_parameters"] > results["frame-averaging baseline"]["trainable_parameters"]
-    assert "recall happy_onset (order only)" in capsys.readouterr().out
-    assert (tmp_path / "fe_adapter" / "report" / "confusion.png").is_file()
-
-
 def test_bf16_backbone_with_autocast_trains_fp32_adapters(tmp_path):
     config = config_from_dict(tiny_config(tmp_path, optim={"epochs": 1, "amp": "bf16"},
                                           model={"backbone_dtype": "bf16"}))

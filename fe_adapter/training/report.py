@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,27 @@ def curves_figure(history: Sequence[dict[str, Any]]) -> Any:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     return figure
+
+
+def plot_run_comparison(histories: Mapping[str, Sequence[dict[str, Any]]], path: Path, title: str = "") -> None:
+    """Training loss and test UAR per epoch of several runs, one line per run (e.g. a model and its baseline)."""
+    plt = _pyplot()
+    figure, (loss_axes, uar_axes) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for name, history in histories.items():
+        epochs = [record["epoch"] for record in history]
+        loss_axes.plot(epochs, [record["loss"] for record in history], marker="o", label=name)
+        uar_axes.plot(epochs, [record["uar"] for record in history], marker="o", label=name)
+    loss_axes.set_xlabel("epoch")
+    loss_axes.set_ylabel("training loss")
+    uar_axes.set_xlabel("epoch")
+    uar_axes.set_ylabel("test UAR")
+    uar_axes.set_ylim(0, 1)
+    uar_axes.legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def write_predictions(path: Path, evaluation: Evaluation, class_names: Sequence[str]) -> Path:

@@ -1,0 +1,83 @@
+"""The demo's claim, checked on its quick setting: FE-Adapter learns the temporal order that frame averaging
+cannot see, and matches the baseline on the expressions single frames show."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+import torch
+
+from fe_adapter import cli, data, demo
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    """One `fe-adapter demo --quick` run (seed 0), shared by the tests below (~40 s of CPU time)."""
+    out = tmp_path_factory.mktemp("demo")
+    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
+    return out, json.loads((out / "demo.json").read_text())
+
+
+def test_quick_demo_writes_the_comparison(quick_demo):
+    out, results = quick_demo
+    assert results["seed"] == 0 and set(results["models"]) == set(demo.MODELS)
+    for name, folder in demo.MODELS.items():
+        model = results["models"][name]
+        assert (out / folder / "report" / "confusion.png").is_file() and (out / f"confusion_{folder}.png").is_file()
+        assert [record["epoch"] for record in model["history"]] == list(range(1, demo.QUICK.epochs + 1))
+    assert (out / "curves.png").is_file() and (out / "image_classifier.safetensors").is_file()
+    assert "recall happy_onset (order only)" in (out / "summary.md").read_text()
+    fe_adapter = results["models"]["FE-Adapter"]
+    assert fe_adapter["trainable_parameters"] <= 0.10 * fe_adapter["total_parameters"]
+
+
+def test_fe_adapter_learns_the_order_that_frame_averaging_cannot_see(quick_demo):
+    """The demo's claim on its quick setting.
+
+    The order-only pair's n test clips (a smile's onset and offset, n/2 each) show the same frames in opposite
+    order (tests/test_synthetic.py). A model blind to temporal order, like the frame-averaging baseline, thus
+    predicts onset (or offset) with the same probability p_on (p_off) for a clip of either class, so it gets on
+    average n/2 * (p_on + p_off) <= n/2 clips right; the clips are independent, and by Hoeffding's inequality
+    P(correct >= n/2 + t) <= exp(-2 t^2 / n). With t such that this bound is 1/1000 (32 of 40 clips), FE-Adapter
+    must reach n/2 + t, which an order-blind model reaches by luck less than once in a thousand, and the baseline
+    must stay below it (else frame-level cues leak into the pair). Both must also tell the four expressions that
+    single frames show: the difference is time, not a weaker baseline.
+    """
+    _, results = quick_demo
+    fe_adapter, baseline = (results["models"][name] for name in demo.MODELS)
+    clips = fe_adapter["order_only"]["clips"]
+    threshold = clips / 2 + math.sqrt(clips * math.log(1000) / 2)
+    assert clips == 2 * demo.QUICK.test_clips // len(data.SYNTHETIC_CLASSES)
+    assert fe_adapter["order_only"]["correct"] >= threshold, fe_adapter["order_only"]
+    assert baseline["order_only"]["correct"] < threshold, baseline["order_only"]
+    for model in (fe_adapter, baseline):
+        assert statistics.fmean(model["per_class_recall"][name] for name in data.FRAME_CLASSES) >= 0.8
+
+
+def test_image_classifier_batches_hold_whole_identities():
+    batches = demo._identity_batches(24, 8, torch.Generator().manual_seed(0))
+    assert sorted(index for batch in batches for index in batch) == list(range(24))
+    for batch in batches:  # an identity's four images (4k .. 4k+3, one per expression) share a batch
+        assert all(set(range(4 * (index // 4), 4 * (index // 4) + 4)) <= set(batch) for index in batch)
+    assert batches != demo._identity_batches(24, 8, torch.Generator().manual_seed(1))
+
+
+def test_demo_replaces_only_its_own_earlier_output(tmp_path, capsys):
+    earlier = tmp_path / "earlier"
+    (earlier / "fe_adapter").mkdir(parents=True)
+    (earlier / "demo.json").write_text("{}")
+    demo._fresh_output_folder(earlier)
+    assert list(earlier.iterdir()) == []
+
+    mixed = tmp_path / "mixed"
+    (mixed / "fe_adapter").mkdir(parents=True)
+    (mixed / "thesis.tex").write_text("mine")
+    assert cli.main(["demo", "--out", str(mixed)]) == 2
+    assert "holds 'thesis.tex', which the demo does not write" in capsys.readouterr().err
+    assert (mixed / "thesis.tex").read_text() == "mine" and (mixed / "fe_adapter").is_dir()
+
+    assert cli.main(["demo", "--seed", "-1", "--out", str(tmp_path / "new")]) == 2
+    assert "seed must be >= 0" in capsys.readouterr().err
