@@ -20,6 +20,10 @@ $(NATIVE): $(INSTALLED) CMakeLists.txt fekernels/csrc/fe_adapter_cpu.cpp
 
 native: $(NATIVE)
 
+# Idle OpenMP threads spin ~300,000 times before they sleep: with another job on the CPU, two spinning processes
+# slow each other down several-fold (docs/demo.md). 1000 spins cost nothing on an idle machine.
+demo test: export GOMP_SPINCOUNT ?= 1000
+
 demo: $(INSTALLED) $(NATIVE)
 	$(PY) -m fe_adapter demo
 

@@ -146,8 +146,13 @@ def _order_only(metrics: dict) -> dict:
             "accuracy": correct / max(1, clips)}
 
 
+#: Environment variables that change how fast the demo runs on a shared CPU (see the Makefile).
+_OPENMP_SETTINGS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
 def machine() -> dict:
-    """The CPU, its cores, torch's threads and versions: what the demo's numbers depend on."""
+    """The CPU, its cores, torch's threads, the OpenMP settings and versions: what the demo's numbers and time
+    depend on."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
@@ -155,7 +160,8 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
+            "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version(),
+            "openmp": {name: os.environ[name] for name in _OPENMP_SETTINGS if name in os.environ}}
 
 
 def _cpu_seconds() -> float:
