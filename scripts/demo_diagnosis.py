@@ -1,11 +1,13 @@
 """Why the demo failed, measured: the experiments behind docs/demo.md, runnable against any checkout.
 
     python scripts/demo_diagnosis.py --label after                      # this checkout
-    git worktree add /tmp/before 89051bd                                 # the demo before the fix
+    git worktree add --detach /tmp/before 89051bd                        # the demo before issue 14,
+    cp -r fekernels/_native /tmp/before/fekernels/                       # with the same native kernel
     PYTHONPATH=/tmp/before python scripts/demo_diagnosis.py --label before
+    git worktree remove --force /tmp/before
 
 It imports ``fe_adapter`` from PYTHONPATH (the checkout under test, recorded by its git commit) and runs,
-single-threaded (but for part 6), with seed 0:
+single-threaded (but for the last part), with seed 0:
 
 1. image: the demo's image-model pretraining (``demo.pretrain_image_classifier``): held-out accuracy and
    confusion matrix over the four static expressions;
@@ -22,7 +24,9 @@ single-threaded (but for part 6), with seed 0:
    and how many of the demo's order-only test clips have a length where it does not;
 6. batches (checkouts with identity batches): the image model with batches of whole identities against plain
    shuffled batches, seeds 0 to 2;
-7. contention: the image model's pretraining (3 epochs, torch's default threads) alone and as two processes at
+7. backbones: the checkout's image-model pretraining (its faces) with the backbone and epochs of the demo
+   before and after issue 14: is the image model's accuracy the faces' doing or the backbone's?
+8. contention: the image model's pretraining (3 epochs, torch's default threads) alone and as two processes at
    once, with libgomp's default spinning and with GOMP_SPINCOUNT=1000 (as ``make demo`` sets it): wall seconds.
 
 Writes ``benchmarks/results/demo-diagnosis-<label>.json``.
@@ -43,7 +47,12 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("image", "probes", "video", "cnn", "sampling", "batches", "contention")
+PARTS = ("image", "probes", "video", "cnn", "sampling", "batches", "backbones", "contention")
+#: The image models of the demo before (89051bd) and after issue 14: backbone and pretraining epochs.
+BACKBONES = {
+    "before": ({"img_size": 48, "patch_size": 8, "depth": 4, "embed_dim": 96, "num_heads": 3}, 12),
+    "after": ({"img_size": 40, "patch_size": 8, "depth": 4, "embed_dim": 64, "num_heads": 2}, 8),
+}
 
 
 def _cpu_seconds() -> float:
@@ -99,6 +108,23 @@ def cnn_reference(images: int, epochs: int = 6) -> dict:
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
     return {"epochs": epochs, "accuracy": accuracy, "cpu_seconds": _cpu_seconds() - start}
+
+
+def backbones(folder: Path, images: int) -> dict:
+    """The checkout's image-model pretraining (its faces, its batches) with each demo's backbone and epochs: does
+    the image model's accuracy come from the faces or from the backbone?"""
+    from fe_adapter import demo
+
+    original = demo.BACKBONE_KWARGS
+    results = {}
+    try:
+        for name, (kwargs, epochs) in BACKBONES.items():
+            demo.BACKBONE_KWARGS = {**original, **kwargs}
+            results[f"{name}: {kwargs['img_size']} px, width {kwargs['embed_dim']}, {epochs} epochs"] = \
+                demo.pretrain_image_classifier(folder / name, images, epochs, 0)[1]
+    finally:
+        demo.BACKBONE_KWARGS = original
+    return results
 
 
 def image_batches_ablation(folder: Path, images: int, epochs: int, seeds: list[int]) -> dict:
@@ -273,7 +299,7 @@ def contention(images: int, epochs: int = 3) -> dict:
     """Wall seconds of the image model's pretraining (torch's default threads), alone and as two processes at
     once, with libgomp's default spinning and with GOMP_SPINCOUNT=1000: how a second job on the CPU slows it."""
     code = _PRETRAIN.format(images=images, epochs=epochs)
-    results = {}
+    results, load = {}, os.getloadavg()[0]
     for spin in ("default", "1000"):
         env = {key: value for key, value in os.environ.items() if key != "GOMP_SPINCOUNT"}
         if spin != "default":
@@ -283,7 +309,8 @@ def contention(images: int, epochs: int = 3) -> dict:
                                         stderr=subprocess.DEVNULL, text=True) for _ in range(processes)]
             seconds = [float(process.communicate()[0]) for process in started]
             results[f"GOMP_SPINCOUNT {spin}, {processes} process{'es' if processes > 1 else ''}"] = seconds
-    return {"images": images, "epochs": epochs, "wall seconds": results}
+    return {"images": images, "epochs": epochs, "wall seconds": results,
+            "load average": [load, os.getloadavg()[0]]}  # 1-minute load before and after: was the CPU shared?
 
 
 def _checkout(package: Path) -> dict:
@@ -348,6 +375,8 @@ def main(argv: list[str] | None = None) -> Path:
             report("sampling", mirror_sampling())
         if "batches" in args.parts and hasattr(demo, "_identity_batches"):
             report("image batches", image_batches_ablation(Path(folder), args.images, epochs, [0, 1, 2]))
+        if "backbones" in args.parts:
+            report("backbones", backbones(Path(folder), args.images))
         if "contention" in args.parts:
             report("contention", contention(args.images))
     args.out.mkdir(parents=True, exist_ok=True)
