@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fe_adapter.demo import MODELS, machine  # noqa: E402
+from fe_adapter.demo import MODELS  # noqa: E402
 
 STATIC = ("neutral", "happy", "sad", "surprise")
 
@@ -79,7 +79,8 @@ def markdown(summary: dict, runs: list[dict], host: dict, command: str) -> str:
     seeds = ", ".join(str(results["seed"]) for results in runs)
     lines = [f"# The synthetic demo over seeds {seeds}", "",
              f"`{command}` on {host['cpu']} ({host['cores']} cores, torch {host['torch']} with "
-             f"{host['torch_threads']} threads), {date.today().isoformat()}.", "",
+             f"{host['torch_threads']} threads, OpenMP settings {host.get('openmp') or 'default'}), "
+             f"{date.today().isoformat()}.", "",
              "| | mean | std | min | max |", "|---|---|---|---|---|"]
     for key, stats in summary.items():
         if "seconds" in key:
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where the summary goes")
     args = parser.parse_args(argv)
     runs = [run_seed(seed, args.runs / f"seed_{seed}") for seed in args.seeds]
-    host = machine()
+    host = runs[0]["machine"]  # as the demo recorded it: with its threads and OpenMP settings
     summary = summarise(runs)
     slug = re.sub(r"[^a-z0-9]+", "-", host["cpu"].lower()).strip("-")
     stem = args.out / f"demo-{slug}-{date.today().isoformat()}"
