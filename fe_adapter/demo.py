@@ -71,8 +71,8 @@ def _identity_batches(count: int, batch_size: int, generator: torch.Generator) -
 def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0) -> tuple[Path, float]:
     """Train the ViT on single synthetic faces (4 static expressions); save its weights; return (path, accuracy).
 
-    Batches hold whole identities (each face in all four expressions), so that the ViT learns expressions, not
-    faces: in half the epochs, and on every seed tried (docs/demo.md)."""
+    Batches hold whole identities (each face in all four expressions): within a batch faces differ only in
+    expression. (At the demo's 8 epochs, shuffled batches do as well: docs/demo.md.)"""
     torch.manual_seed(seed)
     size = BACKBONE_KWARGS["img_size"]
     model = timm.create_model(BACKBONE, pretrained=False, num_classes=len(data.FRAME_CLASSES), **BACKBONE_KWARGS)

@@ -162,7 +162,7 @@ class SyntheticClips(ClipDataset):
 
     Training clips get random frame sampling but, by default, no crop or colour jitter: every clip is a new
     identity already, and an image model pretrained on ``SyntheticFaces`` has never seen such distortions
-    (they cost the demo's FE-Adapter 8 points of UAR, see docs/demo.md). Pass ``transform`` to augment.
+    (they cost the demo's FE-Adapter 2 to 4 points of UAR, see docs/demo.md). Pass ``transform`` to augment.
     """
 
     def __init__(self, num_clips: int = 600, split: str = "train", seed: int = 0, size: int = 112,
@@ -190,8 +190,8 @@ class SyntheticFaces(Dataset):
     """Single synthetic faces with a static expression (``FRAME_CLASSES``): (3, size, size) float, label.
 
     Image ``i`` shows identity ``i // 4`` with expression ``i % 4``: every identity in all four expressions,
-    as posed-expression datasets photograph each subject. Batches of whole identities (see ``demo``) then
-    differ only in expression, which a small ViT learns in a few epochs instead of first sorting out faces.
+    as posed-expression datasets photograph each subject; batches of whole identities (see ``demo``) then
+    differ only in expression.
     """
 
     def __init__(self, num_images: int = 2000, split: str = "train", seed: int = 0, size: int = 112) -> None:
