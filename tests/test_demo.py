@@ -32,6 +32,7 @@ def test_quick_demo_writes_the_comparison(quick_demo):
     assert "recall happy_onset (order only)" in (out / "summary.md").read_text()
     fe_adapter = results["models"]["FE-Adapter"]
     assert fe_adapter["trainable_parameters"] <= 0.10 * fe_adapter["total_parameters"]
+    assert results["image_accuracy"] >= 0.9  # the frozen image model knows the expressions single frames show
 
 
 def test_fe_adapter_learns_the_order_that_frame_averaging_cannot_see(quick_demo):
