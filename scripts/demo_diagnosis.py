@@ -255,7 +255,7 @@ def video(image_path: Path, folder: Path, lr: float, augment: bool, placement: s
     trainer.evaluate()
     for hook in hooks:
         hook.remove()
-    final = summary["final"]
+    final = summary["final"] if "final" in summary else summary["last"]["metrics"]  # the old summary, the new
     return {"model": "FE-Adapter" if adapters else "frame-averaging baseline", "lr": lr, "augment": augment,
             "history": [{key: record[key] for key in ("epoch", "loss", "uar")} for record in summary["history"]],
             "uar": final["uar"], "per_class_recall": final["per_class_recall"],
