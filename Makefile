@@ -21,7 +21,7 @@ $(NATIVE): $(INSTALLED) CMakeLists.txt fekernels/csrc/fe_adapter_cpu.cpp
 native: $(NATIVE)
 
 # Idle OpenMP threads spin ~300,000 times before they sleep: with another job on the CPU, two spinning processes
-# slow each other down 35- to 60-fold (docs/demo.md). With 1000 spins each gets its fair share.
+# slowed each other down 60-fold here (docs/demo.md). With 1000 spins each gets its fair share.
 demo test: export GOMP_SPINCOUNT ?= 1000
 
 demo: $(INSTALLED) $(NATIVE)
