@@ -45,18 +45,22 @@ def _is_training_state(path: Path) -> bool:
         return False
 
 
+#: The first bytes of torch.save's legacy (non-zip) format: its magic number, pickled with protocol 2.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
+
+
 def file_kind(path: Path) -> str:
     """What a checkpoint file holds, from its first bytes: "empty", "safetensors", "training-state" (our
     ``last.pt``), "torch" (another torch.save file) or "unknown"."""
     with path.open("rb") as handle:
-        head = handle.read(9)
+        head = handle.read(len(_LEGACY_TORCH_MAGIC))
     if not head:
         return "empty"
     if head[8:9] == b"{":  # 8-byte little-endian header length, then the JSON header
         return "safetensors"
     if head.startswith(b"PK\x03\x04"):
         return "training-state" if _is_training_state(path) else "torch"
-    if head.startswith(b"\x80"):  # a pickle: torch.save's legacy format
+    if head == _LEGACY_TORCH_MAGIC:
         return "torch"
     return "unknown"
 

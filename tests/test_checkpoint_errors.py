@@ -3,9 +3,9 @@ exit status 2 from every command that reads checkpoints (predict, eval, train --
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,7 +28,7 @@ def _bad_file(kind: str, folder: Path, good_file: Path) -> Path:
     path = folder / kind / good_file.name
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "random":
-        path.write_bytes(os.urandom(4096))
+        path.write_bytes(_RANDOM_BYTES)
     elif kind == "truncated":
         path.write_bytes(good_file.read_bytes()[: good_file.stat().st_size // 2])
     elif kind == "empty":
@@ -38,6 +38,9 @@ def _bad_file(kind: str, folder: Path, good_file: Path) -> Path:
     return path
 
 
+# Seeded random bytes beginning with 0x80, the first byte of a pickle: a file is not taken for a PyTorch file
+# by that byte alone (os.urandom bytes did so one run in 256).
+_RANDOM_BYTES = b"\x80" + np.random.default_rng(0).bytes(4095)
 KINDS = ["random", "truncated", "empty", "last.pt"]
 WHAT = {"random": "corrupt", "truncated": "corrupt", "empty": "empty", "last.pt": "training state"}
 
@@ -60,6 +63,15 @@ def test_python_api_raises_checkpoint_error_for_a_bad_adapter_checkpoint(tmp_pat
             call()
         _one_line_naming(raised.value, bad, WHAT[kind])
     assert issubclass(fe_adapter.CheckpointError, ValueError)
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_a_pytorch_file_given_as_adapters_is_named_as_one(tmp_path, zipped):
+    path = tmp_path / "adapters.safetensors"
+    torch.save({"w": torch.zeros(2)}, path, _use_new_zipfile_serialization=zipped)
+    with pytest.raises(fe_adapter.CheckpointError) as raised:
+        fe_adapter.read_adapter_config(path)
+    _one_line_naming(raised.value, path, "is a PyTorch file (torch.save)")
 
 
 @pytest.mark.parametrize("kind", [*KINDS, "adapters"])
