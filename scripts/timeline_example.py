@@ -1,6 +1,6 @@
 """Make docs/images/timeline_example.png: the demo's model predicting on a real-face video.
 
-    make demo                                   # trains runs/demo (a few minutes on a CPU)
+    make demo                                   # trains runs/demo (about a minute on a 2-core CPU)
     python scripts/timeline_example.py          # writes docs/images/timeline_example.png
 
 The demo's model was trained on synthetic faces, so its guesses about a photo of a real person show the
