@@ -6,7 +6,11 @@ import logging
 import os
 from pathlib import Path
 
-import torch
+# Idle OpenMP threads sleep after 1000 spins instead of ~300,000: two test runs (or a run next to the demo) on a
+# 2-core machine otherwise slow each other down many times over (docs/demo.md). Read when torch loads libgomp.
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+import torch  # noqa: E402
 
 if not torch.cuda.is_available():
     # Run the Triton kernels through the CPU interpreter; must happen before any kernel is defined.
