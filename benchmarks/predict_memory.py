@@ -113,13 +113,6 @@ def measure(video: Path, window: float, stride: float, model_dir: Path) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10], help="video lengths to measure")
@@ -159,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     import av
     import torch
 
+    from benchmarks.timing import device_name
+
+    cpu = device_name(torch.device("cpu"))
     report = {"command": " ".join(["python -m benchmarks.predict_memory", *(argv or sys.argv[1:])]),
-              "date": date.today().isoformat(), "machine": {"cpu": _cpu_name(), "torch": torch.__version__,
+              "date": date.today().isoformat(), "machine": {"cpu": cpu, "torch": torch.__version__,
                                                             "av": av.__version__, "python": platform.python_version()},
               "video": f"{WIDTH}x{HEIGHT} h264 {FPS} frames/s", "model": MODEL, "results": results}
-    name = args.name or f"{re.sub(r'[^a-z0-9]+', '-', _cpu_name().lower()).strip('-')}-{date.today()}-predict"
+    name = args.name or f"{re.sub(r'[^a-z0-9]+', '-', cpu.lower()).strip('-')}-{date.today()}-predict"
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print("| video | stride | windows | model RSS MB | peak RSS MB | above model MB | video frames/s | frames decoded "
