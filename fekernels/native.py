@@ -9,6 +9,7 @@ their fake (meta) implementations for torch.compile and the autograd formula.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -18,7 +19,10 @@ from fekernels._activations import ACTIVATION_CODES
 from fekernels._fake import backward_outputs, forward_outputs
 
 log = logging.getLogger("fekernels")
-LIBRARY = Path(__file__).parent / "_native" / "libfekernels_native.so"
+#: The built library: fekernels/_native/ (``make native``), or the file FEKERNELS_NATIVE_LIBRARY names (``make
+#: sanitize`` points it at an AddressSanitizer build).
+LIBRARY = Path(os.environ.get("FEKERNELS_NATIVE_LIBRARY")
+               or Path(__file__).parent / "_native" / "libfekernels_native.so")
 DTYPES = (torch.float32, torch.bfloat16)
 
 

@@ -3,11 +3,14 @@ bitwise-repeatable gradients, and the rule by which ``impl="auto"`` picks one.""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 import fekernels
 from fekernels import native, op
+from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference
 from tests.kernel_cases import DEVICE, make_inputs, options_of, run_op
 
 _IMPLS = [impl for impl in fekernels.IMPLS if impl != "auto"]
@@ -56,3 +59,28 @@ def test_auto_takes_triton_on_cuda_only_where_it_was_measured_faster(dtype):
     x = torch.randn(4, 3, 16, device="cuda", dtype=dtype)
     expected = "triton" if dtype in op.TRITON_MEASURED_FASTER else "torch"
     assert fekernels.resolve_impl("auto", x) == expected
+
+
+_INPUTS = ("x", *WEIGHT_NAMES)
+_EVERY_SUBSET = [subset for size in range(1, len(_INPUTS) + 1) for subset in itertools.combinations(_INPUTS, size)]
+#: The Triton launcher sees which gradients are wanted only as three flags (dx; w_down/b_down; the conv and
+#: up-projection weights), so these seven subsets, one per combination of the flags, take each of its paths; every
+#: subset under the interpreter would cost a minute. The other impls run all 127 subsets.
+_FLAG_SUBSETS = [("x",), ("b_down",), ("w_conv",), ("x", "w_down"), ("x", "b_up"), ("b_down", "b_conv"),
+                 ("x", "w_down", "w_up")]
+
+
+@pytest.mark.parametrize("impl", _IMPLS)
+def test_every_subset_of_inputs_needing_grad_over_several_partial_blocks(impl):
+    """260 rows: more than one of the native kernel's 256-row reduction blocks (and many Triton row tiles), so
+    that a buffer sized for one block but written for every block is caught (it corrupted the heap when only x
+    needed a gradient); under ``make sanitize`` AddressSanitizer flags such a write even where it does not crash."""
+    case = {**_CASE, "clips": 1, "frames": 4, "tokens": 65, "dtype": torch.float32}
+    x, weights, grad_out = make_inputs(case)
+    options, device = options_of(case), _device(impl)
+    exact = run_op("torch", x, weights, grad_out, torch.float64, options, device=device)
+    low = run_op("torch", x, weights, grad_out, torch.float32, options, device=device)
+    for subset in _FLAG_SUBSETS if impl == "triton" else _EVERY_SUBSET:
+        result = run_op(impl, x, weights, grad_out, torch.float32, options, subset, device=device)
+        expected = {name: value if name == "out" or name in subset else None for name, value in exact.items()}
+        assert_close_to_reference(result, low, expected, torch.float32)

@@ -14,6 +14,7 @@
 #include <c10/util/BFloat16.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -120,7 +121,8 @@ void bias_and_prefix(at::Tensor& out, const at::Tensor& x, const std::vector<flo
 
 constexpr int64_t kPartialRows = 256;  // rows per conv-gradient partial: fixed, so results ignore thread counts
 
-// dh = da * act'(h) (fp32), a = act(h) when wanted, and per-block partials of dWc (R x K) and dbc (R).
+// dh = da * act'(h) (fp32), a = act(h) when wanted, and, when weight_grads, per-block partials of dWc (R x K)
+// and dbc (R) into `partials` (blocks, (K + 1) R); without weight_grads `partials` is never touched.
 template <typename scalar_t>
 void conv_activation_backward(const at::Tensor& z, const at::Tensor& da, at::Tensor& dh, at::Tensor* a,
                               at::Tensor& partials, const Geometry& g, const std::vector<float>& taps,
@@ -135,8 +137,9 @@ void conv_activation_backward(const at::Tensor& z, const at::Tensor& da, at::Ten
   at::parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
     std::vector<float> h(R);
     for (int64_t block = block_begin; block < block_end; ++block) {
-      float* part = pp + block * R * (K + 1);  // [dWc (K x R) | dbc (R)]
-      for (int64_t i = 0; i < R * (K + 1); ++i) part[i] = 0.0f;
+      // [dWc (K x R) | dbc (R)] of this block; `partials` has a row per block only when weight_grads.
+      float* part = weight_grads ? pp + block * R * (K + 1) : nullptr;
+      if (part) std::fill(part, part + R * (K + 1), 0.0f);
       for (int64_t row = block * kPartialRows; row < std::min(rows, (block + 1) * kPartialRows); ++row) {
         float* d = dhp + row * R;
         if (row % g.tokens < g.prefix) {
@@ -264,7 +267,8 @@ std::vector<at::Tensor> backward(
   auto dh = at::empty(da.sizes(), da.options().dtype(at::kFloat));
   auto a = need_weights ? at::empty_like(z) : at::Tensor();
   const int64_t blocks = (z.size(0) + kPartialRows - 1) / kPartialRows;
-  auto partials = at::empty({need_weights ? blocks : 1, R * (K + 1)}, da.options().dtype(at::kFloat));
+  auto partials = need_weights ? at::empty({blocks, R * (K + 1)}, da.options().dtype(at::kFloat))
+                                : at::empty({0}, da.options().dtype(at::kFloat));
   const auto taps = taps_by_channel(w_conv);
   const auto conv_bias = bias_or_zeros(b_conv, R);
   at::Tensor dz;
