@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
 from collections.abc import Iterator
 
 import torch
 
+import fe_adapter
 import fekernels
-from fekernels.testing import WEIGHT_NAMES, outputs_and_grads
+from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference, outputs_and_grads
 from tests.conftest import random_adapter_tensors
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 _MAX_ROWS = 300
+
+
+#: (frames, dilation) pairs: in all but the first two a tap of dilation d lands inside the clip (d < T), so that a
+#: conv reading the wrong frame (a flipped tap direction, a wrong stride) changes the result; (1, 1) and (2, 3)
+#: keep the edges, a single frame and every off-centre tap outside the clip.
+_FRAMES_AND_DILATIONS = [(1, 1), (2, 3), (2, 1), (3, 1), (3, 2), (5, 2), (8, 1), (8, 2), (8, 3)]
+
+
+def taps_inside(case: dict) -> bool:
+    """Whether an off-centre tap of the case's conv reads a frame of the clip (for some frame)."""
+    return case["kernel_size"] > 1 and case["dilation"] < case["frames"]
 
 
 def covering_cases(count: int, seed: int = 0) -> list[dict]:
@@ -26,8 +39,8 @@ def covering_cases(count: int, seed: int = 0) -> list[dict]:
     with dilation reaches past the clip.
     """
     factors = {
-        "clips": [1, 2, 3], "frames": [1, 2, 3, 8], "tokens": [1, 5, 37, 50], "dim": [48, 200],
-        "bottleneck": [8, 24, 40, 72], "kernel_size": [1, 3, 5, 9], "dilation": [1, 2, 3], "prefix": [0, 1, 5],
+        "clips": [1, 2, 3], "frames_dilation": _FRAMES_AND_DILATIONS, "tokens": [1, 5, 37, 50], "dim": [48, 200],
+        "bottleneck": [8, 24, 40, 72], "kernel_size": [1, 3, 5, 7, 9], "prefix": [0, 1, 5],
         "activation": list(fekernels.ACTIVATIONS), "biases": [True, False],
         "dtype": [torch.float32, torch.float16, torch.bfloat16], "contiguous": [True, False],
     }
@@ -39,6 +52,7 @@ def covering_cases(count: int, seed: int = 0) -> list[dict]:
         columns[name] = column
     cases = [{name: columns[name][index] for name in factors} for index in range(count)]
     for case in cases:
+        case["frames"], case["dilation"] = case.pop("frames_dilation")
         case["prefix"] = min(case["prefix"], case["tokens"])
         while case["clips"] > 1 and case["clips"] * case["frames"] * case["tokens"] > _MAX_ROWS:
             case["clips"] -= 1  # the interpreter's time grows with the rows
@@ -111,3 +125,47 @@ def strict_fp32() -> Iterator[None]:
             yield
         finally:
             matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def adapted_vit(impl: str) -> torch.nn.Module:
+    """A tiny adapted ViT (32 px, 2 blocks, 3 frames, dilations 1 and 2, GELU) with random, non-zero adapters.
+
+    A new adapter is the identity (zero conv and up-projection): it adds exactly nothing and gives the
+    down-projection no gradient, so a model at its start would hide a wrong kernel.
+    """
+    torch.manual_seed(3)
+    model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=3, bottleneck=16,
+                                    backbone_kwargs=dict(img_size=32, depth=2), impl=impl, dropout=0.0,
+                                    activation="gelu", dilation=[1, 2]).to(DEVICE)
+    with torch.no_grad():
+        for adapter in fe_adapter.adapters(model):
+            for name, parameter in adapter.named_parameters():
+                parameter.normal_(0, 0.5 if name.startswith("conv") else 0.1)
+    return model
+
+
+def logits_and_gradients(model: torch.nn.Module, clips: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The logits of ``clips`` and the gradient of the cross-entropy loss for every trainable parameter."""
+    model.zero_grad(set_to_none=True)
+    logits = model(clips)
+    torch.nn.functional.cross_entropy(logits, labels).backward()
+    trainable = {name.removeprefix("_orig_mod."): p.grad.detach().clone()  # torch.compile's wrapper adds the prefix
+                 for name, p in model.named_parameters() if p.requires_grad}
+    assert all(grad.abs().sum() > 0 for grad in trainable.values())  # every parameter really took part
+    return {"logits": logits.detach(), **trainable}
+
+
+def assert_model_matches_float64(model: torch.nn.Module, reference: torch.nn.Module | None = None,
+                                 inputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    """Logits and trainable gradients of ``model`` (fp32, any impl, maybe compiled) within the kernel tests' bound
+    (2x the fp32 reference's own error) of the float64 reference model. ``reference``: the eager fp32 model
+    whose adapters are switched to the reference (default: ``model`` itself, which must then be eager)."""
+    reference = copy.deepcopy(model if reference is None else reference)
+    for adapter in fe_adapter.adapters(reference):
+        adapter.impl = "torch"
+    clips, labels = inputs or (torch.randn(2, 3, 3, 32, 32), torch.tensor([0, 2]))
+    clips, labels = clips.to(DEVICE), labels.to(DEVICE)
+    result = logits_and_gradients(model, clips, labels)
+    low = logits_and_gradients(reference.to(DEVICE), clips, labels)
+    exact = logits_and_gradients(copy.deepcopy(reference).double(), clips.double(), labels)
+    assert_close_to_reference(result, low, exact, torch.float32)

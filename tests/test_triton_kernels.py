@@ -18,8 +18,18 @@ import fekernels
 from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference
 from fekernels.triton_kernels import launch
 from fekernels.triton_kernels.op import fe_adapter_triton_backward_op, fe_adapter_triton_op
-from tests.conftest import random_adapter_tensors, train_steps
-from tests.kernel_cases import CASES, DEVICE, case_id, make_inputs, options_of, run_op, strict_fp32
+from tests.conftest import random_adapter_tensors
+from tests.kernel_cases import (
+    CASES,
+    DEVICE,
+    adapted_vit,
+    assert_model_matches_float64,
+    case_id,
+    make_inputs,
+    options_of,
+    run_op,
+    strict_fp32,
+)
 
 _GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 #: On a GPU, tests run every kernel with one small config that fits any case, so that each case compiles
@@ -94,52 +104,21 @@ def test_opcheck_passes(contiguous):
         torch.library.opcheck(fe_adapter_triton_backward_op, arguments)
 
 
-def test_compiled_adapted_vit_has_no_graph_break():
-    """Compiled and eager logits both within float32 rounding of a float64 run of the same model.
-
-    They are not compared with each other at a fixed tolerance: inductor fuses and reorders the backbone's
-    reductions, so the two differ by rounding, and TF32 (off here, for matmuls and cuDNN convolutions)
-    would add ~1e-3 relative noise. The bound is the one every kernel test uses: 2x eager's own error.
-    """
-    model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=2, bottleneck=16,
-                                    backbone_kwargs=dict(img_size=32, depth=2), impl="triton", dropout=0.0)
-    with torch.no_grad():  # non-zero adapters, so that the kernels change the logits
-        for adapter in fe_adapter.adapters(model):
-            adapter.conv_weight.normal_(0, 0.5)
-            adapter.up_weight.normal_(0, 0.1)
-    model = model.to(DEVICE).eval()
-    clips = torch.randn(2, 2, 3, 32, 32, device=DEVICE)
-    exact = _float64_twin(model)(clips.double()).detach()
-    eager = model(clips).detach()
+def test_compiled_adapted_vit_matches_float64_without_graph_break():
+    """Compiled logits and gradients within 2x the error of the eager model with the reference op (impl="torch"),
+    from a float64 run of that model. Not against the eager Triton model: it runs the same kernels, so a bound
+    from it would move with a kernel bug. TF32 is off (matmuls and cuDNN), since its ~1e-3 noise would hide
+    errors; inductor fuses and reorders the backbone's reductions, which stays within the bound."""
+    model = adapted_vit("triton")
     backend = "inductor" if DEVICE == "cuda" else "aot_eager"  # inductor on CPU would compile C++ for minutes
     compiled = torch.compile(model, fullgraph=True, backend=backend)
-    logits = compiled(clips)
-    logits.sum().backward()
-    assert_close_to_reference({"logits": logits.detach()}, {"logits": eager}, {"logits": exact}, torch.float32)
-    assert all(a.down_weight.grad is not None for a in fe_adapter.adapters(model))
+    assert_model_matches_float64(compiled, reference=model)
 
 
-def _float64_twin(model: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    twin = copy.deepcopy(model).double()
-    for adapter in fe_adapter.adapters(twin):
-        adapter.impl = "torch"
-    return twin
-
-
-def test_training_with_triton_matches_torch_step_by_step():
-    def train(impl: str) -> list[float]:
-        torch.manual_seed(3)
-        model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=2, bottleneck=16,
-                                        backbone_kwargs=dict(img_size=32), impl=impl, dropout=0.0,
-                                        activation="gelu", dilation=[1, 2] * 6).to(DEVICE)
-        clips = torch.randn(2, 2, 3, 32, 32, device=DEVICE)
-        return train_steps(model, clips, torch.tensor([0, 2], device=DEVICE), steps=3)
-
-    torch_losses, triton_losses = train("torch"), train("triton")
-    assert torch_losses[-1] < torch_losses[0]
-    assert triton_losses == pytest.approx(torch_losses, rel=1e-4)
+def test_gradients_of_a_training_step_match_float64():
+    """Gradients, not losses: AdamW's normalised steps (and a first loss that does not depend on them) cannot see
+    a gradient of the wrong scale."""
+    assert_model_matches_float64(adapted_vit("triton"))
 
 
 def test_triton_is_selected_by_name():
