@@ -41,6 +41,8 @@ BACKBONE_KWARGS = {"img_size": 40, "patch_size": 8, "depth": 4, "embed_dim": 64,
                    "pretrained_cfg_overlay": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
 NUM_FRAMES = 8  # T, frames per clip
 MODELS = {"FE-Adapter": "fe_adapter", "frame-averaging baseline": "baseline"}  # name: output folder
+#: Where each model has adapters: the baseline has none, so its clip features are the mean of its frame features.
+PLACEMENTS = {"FE-Adapter": "attn", "frame-averaging baseline": "none"}
 _OUTPUTS = {"image_classifier.safetensors", "demo.json", "summary.md", "curves.png", "train.log",
             *MODELS.values(), *(f"confusion_{folder}.png" for folder in MODELS.values())}
 
@@ -184,8 +186,8 @@ def run_demo(out: Path = Path("runs/demo"), quick: bool = False, seed: int = 0) 
     log.info(f"image classifier: {accuracy:.1%} accuracy on {size.images // 4} held-out single faces")
 
     models = {}
-    for name, placement in zip(MODELS, ("attn", "none"), strict=True):
-        summary = run_training(config_from_dict(_video_config(out / MODELS[name], backbone, placement, size, seed)))
+    for name, folder in MODELS.items():
+        summary = run_training(config_from_dict(_video_config(out / folder, backbone, PLACEMENTS[name], size, seed)))
         setup_logging(out, True)
         final = summary["last"]["metrics"]
         models[name] = {**{key: final[key] for key in ("uar", "war", "per_class_recall", "confusion", "class_names")},

@@ -58,6 +58,40 @@ def test_fe_adapter_learns_the_order_that_frame_averaging_cannot_see(quick_demo)
         assert statistics.fmean(model["per_class_recall"][name] for name in data.FRAME_CLASSES) >= 0.8
 
 
+def _demo_model(name: str, tmp_path) -> torch.nn.Module:
+    """The video model the demo trains as ``name`` (its config, a random frozen backbone), in eval mode."""
+    from fe_adapter.training import config_from_dict
+    from fe_adapter.training.builders import build_model
+
+    settings = demo._video_config(tmp_path, tmp_path / "unused.safetensors", demo.PLACEMENTS[name], demo.QUICK, 0)
+    settings["model"].update(checkpoint=None, random_backbone=True)
+    config = config_from_dict(settings)
+    torch.manual_seed(0)
+    model = build_model(config.model, len(data.SYNTHETIC_CLASSES), config.data.num_frames, data.SYNTHETIC_CLASSES,
+                        config.data.img_size)
+    with torch.no_grad():  # trained weights, not the zero start at which the adapters add exactly nothing
+        for param in model.parameters():
+            if param.requires_grad:
+                param.normal_(0.0, 0.2)
+    return model.eval()
+
+
+def test_the_baseline_is_blind_to_frame_order_and_the_adapters_are_not(tmp_path):
+    """The demo's comparison rests on this: the baseline's logits for a clip and for the same clip reversed are
+    equal (up to float rounding: a mean summed in another order), those of FE-Adapter differ clearly."""
+    generator = torch.Generator().manual_seed(1)
+    size = demo.BACKBONE_KWARGS["img_size"]
+    clips = torch.randn(3, demo.NUM_FRAMES, 3, size, size, generator=generator)
+    with torch.no_grad():
+        gaps = {}
+        for name in demo.MODELS:
+            model = _demo_model(name, tmp_path / name)
+            forward, backward = model(clips).double(), model(clips.flip(1)).double()
+            gaps[name] = float((forward - backward).abs().max() / forward.abs().max())
+    assert gaps["frame-averaging baseline"] < 1e-5, gaps
+    assert gaps["FE-Adapter"] > 1e-2, gaps  # a thousand times the bound above
+
+
 def test_image_classifier_batches_hold_whole_identities():
     batches = demo._identity_batches(24, 8, torch.Generator().manual_seed(0))
     assert sorted(index for batch in batches for index in batch) == list(range(24))
