@@ -34,6 +34,78 @@ def test_window_starts():
         window_starts(4.0, 0.0, 0.5)
 
 
+@pytest.mark.parametrize(
+    "frame_count, fps, num_frames, window, stride, expected",
+    [
+        # 10-frame windows every 5 frames; segments of 2.5 frames, middles at 1.25, 3.75, 6.25, 8.75
+        (30, 10.0, 4, 1.0, 0.5, [(0.0, 1.0, (1, 3, 6, 8)), (0.5, 1.5, (6, 8, 11, 13)), (1.0, 2.0, (11, 13, 16, 18)),
+                                 (1.5, 2.5, (16, 18, 21, 23)), (2.0, 3.0, (21, 23, 26, 28))]),
+        # 15-frame windows; the last one (2.5 s) flush with the end; middles 1.875, 5.625, 9.375, 13.125
+        (40, 10.0, 4, 1.5, 1.0, [(0.0, 1.5, (1, 5, 9, 13)), (1.0, 2.5, (11, 15, 19, 23)),
+                                 (2.0, 3.5, (21, 25, 29, 33)), (2.5, 4.0, (26, 30, 34, 38))]),
+        # middles on frame boundaries (1, 3, 5, 7 of 8 frames): the frame nearer the window's middle
+        (16, 10.0, 4, 0.8, 0.8, [(0.0, 0.8, (1, 3, 4, 6)), (0.8, 1.6, (9, 11, 12, 14))]),
+        # NTSC rate: windows of round(29.97) = 30 frames; 3.003 s long, but a window flush with the end (2.003 s)
+        # would sample the frames of the one at 2 s again, so there is none
+        (90, 29.97, 8, 1.0, 1.0, [(0.0, 1.0, (1, 5, 9, 13, 16, 20, 24, 28)),
+                                  (1.0, 2.0, (31, 35, 39, 43, 46, 50, 54, 58)),
+                                  (2.0, 3.0, (61, 65, 69, 73, 76, 80, 84, 88))]),
+        (6, 10.0, 4, 2.0, 0.5, [(0.0, 0.6, (0, 2, 3, 5))]),  # shorter than a window: one window, the whole video
+        (3, 10.0, 6, 2.0, 0.5, [(0.0, 0.3, (0, 0, 1, 1, 2, 2))]),  # fewer frames than T: repeated in order
+    ],
+    ids=["overlapping", "flush-end", "boundaries", "ntsc", "short", "repeat"],
+)
+def test_windows_sample_these_frames(frame_count, fps, num_frames, window, stride, expected):
+    """Literal frame indices, computed by hand: the middle frame of each of T equal segments of the window."""
+    from fe_adapter.predict.windows import plan_windows
+
+    plans = plan_windows(frame_count, fps, num_frames, window, stride)
+    assert [plan.indices for plan in plans] == [indices for _, _, indices in expected]
+    assert [(plan.start, plan.end) for plan in plans] == [pytest.approx((start, end)) for start, end, _ in expected]
+
+
+def _window_frame_ids(predictor: Predictor, video: Path, **options) -> tuple[list[list[int]], list[float]]:
+    """The numbered frames (``tests.media.identified_frames``) each window's clip showed the model, read back
+    from the model's input, and the windows' start times."""
+    from fe_adapter.data.transforms import normalization_for
+    from tests.media import frame_id
+
+    norm = normalization_for(predictor.model)
+    mean, std = torch.tensor(norm.mean)[:, None, None], torch.tensor(norm.std)[:, None, None]
+    shown: list[list[int]] = []
+
+    def record(module, inputs):
+        for clip in inputs[0]:
+            pixels = ((clip.cpu() * std + mean) * 255).permute(0, 2, 3, 1).numpy()
+            shown.append([frame_id(frame) for frame in pixels])
+
+    hook = predictor.model.register_forward_pre_hook(record)
+    try:
+        result = predictor.predict_video(video, **options)
+    finally:
+        hook.remove()
+    return shown, [w.start for w in result.windows]
+
+
+def test_each_window_shows_the_model_the_frames_it_should(tmp_path, checkpoint):
+    """Read back which numbered frames reached the model, in order: sequential decoding, and seeking between
+    windows 10 s apart (keyframes every 10 frames)."""
+    from tests.media import identified_frames
+
+    adapters, backbone = checkpoint
+    model = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone).model
+    predictor = Predictor(model, "cpu", _FaceInTheMiddle())
+    video = write_video(tmp_path / "numbered.mp4", identified_frames(40))
+    shown, starts = _window_frame_ids(predictor, video, window=1.5, stride=1.0, batch_size=3)
+    assert starts == [0.0, 1.0, 2.0, 2.5]
+    assert shown == [[1, 5, 9, 13], [11, 15, 19, 23], [21, 25, 29, 33], [26, 30, 34, 38]]
+
+    video = write_video(tmp_path / "long.mp4", identified_frames(300), gop=10)
+    shown, starts = _window_frame_ids(predictor, video, window=1.0, stride=10.0)
+    assert starts == [0.0, 10.0, 20.0, 29.0]
+    assert shown == [[1, 3, 6, 8], [101, 103, 106, 108], [201, 203, 206, 208], [291, 293, 296, 298]]
+
+
 def test_face_is_found_in_every_frame_of_a_real_face_video(tmp_path):
     from fe_adapter.data.readers import VideoReader
 

@@ -36,13 +36,18 @@ def plan_windows(frame_count: int, fps: float, num_frames: int, window: float, s
 
     Windows come in start order and both their first and last indices never decrease, so a reader going
     through the video once can run each window as soon as its last frame is in and drop frames behind the
-    first frame of the next window.
+    first frame of the next window. The window flush with the end is left out when it spans the same frames
+    as the one before it (it starts less than half a frame later).
     """
     duration = frame_count / fps
-    plans = []
+    plans: list[WindowPlan] = []
+    spans: list[tuple[int, int]] = []
     for start in window_starts(duration, window, stride):
         first = min(frame_count - 1, int(round(start * fps)))
         last = max(first + 1, min(frame_count, int(round((start + window) * fps))))
+        if spans and spans[-1] == (first, last):
+            continue
+        spans.append((first, last))
         indices = tuple(first + offset for offset in sample_indices(last - first, num_frames))
         plans.append(WindowPlan(start, min(start + window, duration), indices))
     return plans
