@@ -11,7 +11,8 @@ train ...`` runs DistributedDataParallel.
 
 Exit status: 0 done; 1 some videos could not be predicted (predict; the others were); 2 a bad argument,
 setting, file or folder (one line on stderr names it: e.g. a corrupt checkpoint), or predict outputs that exist
-without --overwrite; 130 interrupted (Ctrl-C; the line says how to resume).
+without --overwrite; 3 (predict) every video was predicted, but in some no window had a face in enough frames,
+so they have no overall result; 130 interrupted (Ctrl-C; the line says how to resume).
 """
 
 from __future__ import annotations
@@ -38,12 +39,24 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in 0..1 like 0.5, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in 0..1 like 0.5, got {text!r}")
+    return value
+
+
 def run_prediction(args: argparse.Namespace) -> int:
-    """Predict every video; a failing file gets a message and the others go on. Exit 1 if any failed.
+    """Predict every video; a failing file gets a message and the others go on. Exit 1 if any failed, else 3 if
+    some video had no window with a face (no overall result), else 0.
 
     Output names are checked before any work: an existing output is an error unless ``--overwrite``.
     """
     from fe_adapter.predict.predictor import PredictionError, Predictor
+    from fe_adapter.predict.results import MIN_FACE_FRACTION, prediction_summary
     from fe_adapter.predict.timeline import existing_outputs, output_names, write_prediction
 
     names = output_names(args.videos)
@@ -53,22 +66,20 @@ def run_prediction(args: argparse.Namespace) -> int:
         raise FileExistsError(f"outputs already exist: {shown}; pass --overwrite to replace them or choose "
                               "another --out")
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device, args.backbone_checkpoint, args.pretrained)
-    failed = 0
+    fraction = MIN_FACE_FRACTION if args.min_face_fraction is None else args.min_face_fraction
+    failed = faceless = 0
     for video, name in zip(args.videos, names, strict=True):
         try:
-            prediction = predictor.predict_video(video, args.window, args.stride)
+            prediction = predictor.predict_video(video, args.window, args.stride, min_face_fraction=fraction)
         except PredictionError as error:
             print(f"{video}: error: {error}", file=sys.stderr)
             failed += 1
             continue
         paths = write_prediction(prediction, args.out, name, overwrite=args.overwrite)
-        print(f"{video}: {prediction.top} overall ({prediction.overall[prediction.top]:.0%}), "
-              f"{len(prediction.windows)} windows, {prediction.processing_fps:.1f} frames/s processed")
-        for window in prediction.windows:
-            print(f"  {window.start:6.2f}-{window.end:6.2f}s  {window.top:<16} "
-                  f"{window.probabilities[window.top]:.0%}  faces {window.faces_found}/{window.frames}")
+        faceless += prediction.top is None
+        print(prediction_summary(prediction, video))
         print(f"  wrote {paths['json']}, {paths['csv']}, {paths['png']}")
-    return 1 if failed else 0
+    return 1 if failed else 3 if faceless else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--stride", type=_seconds, default=0.5, help="window step, e.g. 0.5s (default 0.5s)")
     predict.add_argument("--out", type=Path, default=Path("predictions"), help="folder for JSON, CSV and PNG")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
+    predict.add_argument("--min-face-fraction", type=_fraction, metavar="F",
+                         help="a window whose face is detected in fewer than this share of its frames is marked "
+                         "no-face and left out of the overall result (default 0.5)")
     predict.add_argument("--device", default="auto")
     demo = commands.add_parser("demo", help="the synthetic demo: adapters vs the frame-averaging baseline")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="report folder")

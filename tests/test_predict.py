@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -261,6 +262,81 @@ def test_frames_without_a_face_reuse_the_last_box_and_are_counted(tmp_path, chec
     assert [w.faces_found for w in result.windows] == [sum(i not in hidden for i in p.indices) for p in plans]
     assert [w.frames for w in result.windows] == [4] * len(plans)
     assert min(w.faces_found for w in result.windows) < 4
+
+
+def test_windows_without_a_face_are_marked_and_left_out_of_the_overall(tmp_path, checkpoint, capsys):
+    """The face leaves the frame for frames 12-27 of 40: the windows (frames 1, 3, 6, 8; 6, 8, 11, 13; ...) find
+    it in 4, 3, 1, 0, 1, 3 and 4 of their 4 frames; below half, a window is no-face."""
+    adapters, backbone = checkpoint
+    video = face_video(tmp_path / "leaves.mp4", frames=40, hidden=range(12, 28))
+    out = tmp_path / "out"
+    code = cli.main(["predict", str(video), "--checkpoint", str(adapters), "--backbone-checkpoint", str(backbone),
+                     "--window", "1s", "--stride", "0.5s", "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "leaves.json").read_text())
+    windows = result["windows"]
+    assert result["schema_version"] == 2 and result["min_face_fraction"] == 0.5
+    assert [w["faces_found"] for w in windows] == [4, 3, 1, 0, 1, 3, 4]
+    assert [w["no_face"] for w in windows] == [False, False, True, True, True, False, False]
+    assert [w["top"] is None for w in windows] == [w["no_face"] for w in windows]
+    assert result["no_face_windows"] == 3
+    probabilities = np.array([[w["probabilities"][name] for name in CLASSES] for w in windows])
+    overall = np.array([result["overall"][name] for name in CLASSES])
+    np.testing.assert_allclose(overall, probabilities[[0, 1, 5, 6]].mean(0), rtol=0, atol=1e-7)
+    assert np.abs(overall - probabilities.mean(0)).max() > 1e-4  # the no-face windows would have moved it
+    with (out / "leaves.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["no_face"] for row in rows] == ["false", "false", "true", "true", "true", "false", "false"]
+    assert [row["top"] for row in rows][2:5] == ["", "", ""]
+    printed = capsys.readouterr().out
+    assert "from the 4 of 7 windows with a face detected in at least 50% of their frames; 3 without a face left " \
+           "out" in printed
+    assert printed.count("no face") == 3
+
+    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
+    quarter = predictor.predict_video(video, window=1.0, stride=0.5, min_face_fraction=0.25)
+    assert [w.no_face for w in quarter.windows] == [False, False, False, True, False, False, False]  # 1 of 4: enough
+    with pytest.raises(ValueError, match="min_face_fraction must be a number in 0..1"):
+        predictor.predict_video(video, min_face_fraction=1.5)
+    with pytest.raises(SystemExit):
+        cli.main(["predict", str(video), "--checkpoint", str(adapters), "--min-face-fraction", "-0.1"])
+    assert "--min-face-fraction: expected a fraction in 0..1" in capsys.readouterr().err
+
+
+def test_a_video_where_no_window_has_a_face_has_no_overall(tmp_path, checkpoint, capsys):
+    adapters, backbone = checkpoint
+    video = face_video(tmp_path / "gone.mp4", frames=20, hidden=set(range(20)) - {3, 16})  # a face in 2 frames
+    good = face_video(tmp_path / "good.mp4", frames=20)
+    out = tmp_path / "out"
+    code = cli.main(["predict", str(video), str(good), "--checkpoint", str(adapters), "--backbone-checkpoint",
+                     str(backbone), "--window", "1s", "--stride", "0.5s", "--out", str(out)])
+    assert code == 3
+    result = json.loads((out / "gone.json").read_text())
+    assert [w["faces_found"] for w in result["windows"]] == [1, 0, 1]
+    assert result["overall"] is None and result["top"] is None and result["no_face_windows"] == 3
+    assert json.loads((out / "good.json").read_text())["no_face_windows"] == 0
+    printed = capsys.readouterr().out
+    assert f"{video}: no overall result: none of its 3 windows had a face detected in at least 50% of their " \
+           "frames" in printed
+    assert f"{good}: " in printed and (out / "gone.png").is_file()
+
+
+def test_the_timeline_leaves_gaps_at_windows_without_a_face():
+    from fe_adapter.predict.results import VideoPrediction, WindowPrediction
+    from fe_adapter.predict.timeline import timeline_figure
+
+    pattern = [True, False, True, True, False, True]  # windows [0, 2), [1, 3), ... [5, 7) s: centres 1 .. 6
+    windows = [WindowPrediction(float(index), index + 2.0, {"happy": 0.25 + 0.1 * index, "sad": 0.75 - 0.1 * index},
+                                faces_found=1 if no_face else 4, frames=4, no_face=no_face)
+               for index, no_face in enumerate(pattern)]
+    figure = timeline_figure(VideoPrediction("clip.mp4", 7.0, 10.0, windows, 1.0))
+    curves = figure.axes[0]
+    happy = curves.lines[0].get_ydata()
+    assert np.isnan(happy).tolist() == pattern
+    assert happy[[1, 4]].tolist() == pytest.approx([0.35, 0.65])
+    spans = sorted((patch.get_x(), patch.get_x() + patch.get_width()) for patch in curves.patches)
+    assert spans == [(0.0, 1.5), (2.5, 4.5), (5.5, 7.0)]  # half-way between the centres around each gap
+    assert "happy overall (4 of 6 windows without a face left out)" in curves.get_title()
 
 
 class _FaceInTheMiddle(FaceTracker):

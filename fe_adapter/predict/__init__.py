@@ -9,8 +9,14 @@
 """
 
 from fe_adapter.predict.predictor import Predictor
-from fe_adapter.predict.results import SCHEMA_VERSION, PredictionError, VideoPrediction, WindowPrediction
+from fe_adapter.predict.results import (
+    MIN_FACE_FRACTION,
+    SCHEMA_VERSION,
+    PredictionError,
+    VideoPrediction,
+    WindowPrediction,
+)
 from fe_adapter.predict.timeline import write_prediction
 
-__all__ = ["SCHEMA_VERSION", "PredictionError", "Predictor", "VideoPrediction", "WindowPrediction",
-           "write_prediction"]
+__all__ = ["MIN_FACE_FRACTION", "SCHEMA_VERSION", "PredictionError", "Predictor", "VideoPrediction",
+           "WindowPrediction", "write_prediction"]

@@ -23,7 +23,13 @@ from fe_adapter.data.readers import UnreadableClip, VideoReader
 from fe_adapter.data.transforms import eval_transform, normalization_for
 from fe_adapter.model import VideoClassifier, create_model
 from fe_adapter.predict.faces import FaceTrack, FaceTracker, centre_box, crop_face
-from fe_adapter.predict.results import PredictionError, VideoPrediction, WindowPrediction
+from fe_adapter.predict.results import (
+    MIN_FACE_FRACTION,
+    PredictionError,
+    VideoPrediction,
+    WindowPrediction,
+    check_min_face_fraction,
+)
 from fe_adapter.predict.windows import WindowPlan, plan_windows, window_starts
 
 __all__ = ["PredictionError", "Predictor", "VideoPrediction", "WindowPrediction", "window_starts"]
@@ -88,16 +94,19 @@ class Predictor:
 
     @torch.no_grad()
     def predict_video(self, path: str | Path, window: float = 2.0, stride: float = 0.5, batch_size: int = 8,
-                      progress: bool | None = None) -> VideoPrediction:
+                      progress: bool | None = None, min_face_fraction: float = MIN_FACE_FRACTION) -> VideoPrediction:
         """Probabilities per window of ``window`` seconds every ``stride`` seconds, and for the whole video.
 
         Frames without a detected face reuse the last box (and are not counted in ``faces_found``); frames
-        before the first face is found use the frame's centre square. ``progress``: a tqdm bar on stderr
-        (default: when stderr is a terminal). Raises PredictionError for an unreadable video or one without
-        a face; a video that ends before its stream says keeps the windows that were complete, with a warning.
+        before the first face is found use the frame's centre square. A window with a detected face in fewer
+        than ``min_face_fraction`` of its frames is marked ``no_face`` and left out of ``overall`` (None when
+        every window is). ``progress``: a tqdm bar on stderr (default: when stderr is a terminal). Raises
+        PredictionError for an unreadable video or one without a face; a video that ends before its stream
+        says keeps the windows that were complete, with a warning.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        min_face_fraction = check_min_face_fraction(min_face_fraction)
         path = Path(path)
         started = time.perf_counter()
         try:
@@ -113,10 +122,11 @@ class Predictor:
             raise PredictionError(str(error)) from None
         if not stream.any_face:
             raise PredictionError(f"{path}: no face found in any of the {stream.examined} frames examined")
-        windows = stream.results()
+        windows = stream.results(min_face_fraction)
         elapsed = time.perf_counter() - started
         return VideoPrediction(str(path), frame_count / fps, fps, windows, stream.covered / elapsed, frame_count,
-                               window, stride, self.model.num_frames, stream.thumbnails, stream.peak_held, decoded)
+                               window, stride, self.model.num_frames, stream.thumbnails, stream.peak_held, decoded,
+                               min_face_fraction)
 
     def _probabilities(self, clips: list[np.ndarray]) -> torch.Tensor:
         """Softmax of the model on (T, H, W, 3) uint8 face crops, one row per clip."""
@@ -187,9 +197,10 @@ class _WindowStream:
         for index in [index for index in self.crops if index < keep_from]:
             del self.crops[index], self.detected[index]
 
-    def results(self) -> list[WindowPrediction]:
+    def results(self, min_face_fraction: float) -> list[WindowPrediction]:
+        """The windows that ran; a face in fewer than ``min_face_fraction`` of a window's frames: no face."""
         names = self.predictor.model.class_names
         return [WindowPrediction(plan.start, plan.end,
                                  {name: float(p) for name, p in zip(names, row.tolist(), strict=True)},
-                                 faces_found, len(plan.indices))
+                                 faces_found, len(plan.indices), faces_found / len(plan.indices) < min_face_fraction)
                 for plan, row, faces_found in zip(self.plans, self.probabilities, self.faces_found, strict=False)]

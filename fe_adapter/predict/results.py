@@ -10,27 +10,49 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Version of the JSON layout of ``VideoPrediction.to_dict``.
-SCHEMA_VERSION = 1
+#: Version of the JSON layout of ``VideoPrediction.to_dict``. 2: windows without a face (``no_face``, ``top`` null,
+#: left out of ``overall``, which is null when no window has a face), ``min_face_fraction``, ``no_face_windows``.
+SCHEMA_VERSION = 2
+
+#: Default ``min_face_fraction``: a window whose face was detected in fewer than half of its sampled frames is a
+#: no-face window.
+MIN_FACE_FRACTION = 0.5
 
 
 class PredictionError(Exception):
     """A video that cannot be predicted (unreadable, no face), with a message naming the file."""
 
 
+def check_min_face_fraction(value: float) -> float:
+    """``value`` if it is a fraction in [0, 1], else ValueError naming ``min_face_fraction``."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"min_face_fraction must be a number in 0..1 (the share of a window's frames in which a "
+                         f"face must be detected), got {value!r}")
+    return float(value)
+
+
 @dataclass
 class WindowPrediction:
     """Class probabilities of one window [start, end) seconds; ``faces_found`` of its ``frames`` sampled frames
-    had a detected face (the others reuse the last box)."""
+    had a detected face (the others reuse the last box).
+
+    A ``no_face`` window had a face in too few of its frames (below ``min_face_fraction``): the model saw the
+    background or a stale box, so its probabilities say nothing about an expression. Its ``top`` is None and
+    the video's ``overall`` leaves it out; ``probabilities`` keep what the model gave, for inspection.
+    """
 
     start: float
     end: float
     probabilities: dict[str, float]
     faces_found: int
     frames: int
+    no_face: bool = False
 
     @property
-    def top(self) -> str:
+    def top(self) -> str | None:
+        """The most probable class; None for a no-face window."""
+        if self.no_face:
+            return None
         return max(self.probabilities, key=self.probabilities.get)
 
 
@@ -42,6 +64,7 @@ class VideoPrediction:
     face crop of the window's middle frame. ``peak_frames_held`` is the largest number of face crops held at
     once while streaming (it depends on window, stride and batch size, not on the video's length);
     ``frames_decoded`` how many frames the reader decoded (fewer than ``frame_count`` where it could seek).
+    ``min_face_fraction`` is the share of a window's frames that needed a detected face (below it: no-face).
     """
 
     path: str
@@ -56,17 +79,35 @@ class VideoPrediction:
     thumbnails: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     peak_frames_held: int = 0
     frames_decoded: int = 0
+    min_face_fraction: float = MIN_FACE_FRACTION
 
     @property
-    def overall(self) -> dict[str, float]:
-        """Mean of the window probabilities."""
-        names = list(self.windows[0].probabilities)
-        return {name: float(np.mean([w.probabilities[name] for w in self.windows])) for name in names}
+    def classes(self) -> list[str]:
+        return list(self.windows[0].probabilities)
 
     @property
-    def top(self) -> str:
+    def face_windows(self) -> list[WindowPrediction]:
+        """The windows with a face: those ``overall`` averages."""
+        return [w for w in self.windows if not w.no_face]
+
+    @property
+    def no_face_windows(self) -> int:
+        """How many windows had too few detected faces (left out of ``overall``)."""
+        return len(self.windows) - len(self.face_windows)
+
+    @property
+    def overall(self) -> dict[str, float] | None:
+        """Mean of the probabilities of the windows with a face; None when no window has one."""
+        counted = self.face_windows
+        if not counted:
+            return None
+        return {name: float(np.mean([w.probabilities[name] for w in counted])) for name in self.classes}
+
+    @property
+    def top(self) -> str | None:
+        """The class with the highest ``overall`` probability; None when no window has a face."""
         overall = self.overall
-        return max(overall, key=overall.get)
+        return None if overall is None else max(overall, key=overall.get)
 
     def to_dict(self) -> dict:
         """The JSON layout (docs/predict.md)."""
@@ -74,8 +115,34 @@ class VideoPrediction:
             "schema_version": SCHEMA_VERSION,
             "path": self.path, "duration_s": self.duration, "video_fps": self.fps, "frame_count": self.frame_count,
             "window_s": self.window, "stride_s": self.stride, "frames_per_window": self.frames_per_window,
-            "processing_fps": self.processing_fps, "classes": list(self.windows[0].probabilities),
-            "top": self.top, "overall": self.overall,
-            "windows": [{"start_s": w.start, "end_s": w.end, "top": w.top, "faces_found": w.faces_found,
-                         "frames": w.frames, "probabilities": w.probabilities} for w in self.windows],
+            "min_face_fraction": self.min_face_fraction, "processing_fps": self.processing_fps,
+            "classes": self.classes, "top": self.top, "overall": self.overall,
+            "no_face_windows": self.no_face_windows,
+            "windows": [{"start_s": w.start, "end_s": w.end, "top": w.top, "no_face": w.no_face,
+                         "faces_found": w.faces_found, "frames": w.frames, "probabilities": w.probabilities}
+                        for w in self.windows],
         }
+
+
+def prediction_summary(prediction: VideoPrediction, label: str) -> str:
+    """What ``fe-adapter predict`` prints for one video (``label``): the overall result (or why there is none),
+    how many windows were left out for want of a face, then one line per window."""
+    count, left_out = len(prediction.windows), prediction.no_face_windows
+    threshold = f"a face detected in at least {prediction.min_face_fraction:.0%} of their frames"
+    speed = f"{prediction.processing_fps:.1f} frames/s processed"
+    if prediction.top is None:
+        lines = [f"{label}: no overall result: none of its {count} windows had {threshold}; {speed}"]
+    elif left_out:
+        lines = [f"{label}: {prediction.top} overall ({prediction.overall[prediction.top]:.0%}) from the "
+                 f"{count - left_out} of {count} windows with {threshold}; {left_out} without a face left out; {speed}"]
+    else:
+        lines = [f"{label}: {prediction.top} overall ({prediction.overall[prediction.top]:.0%}), {count} windows, "
+                 f"{speed}"]
+    for window in prediction.windows:
+        found = f"faces {window.faces_found}/{window.frames}"
+        if window.top is None:
+            lines.append(f"  {window.start:6.2f}-{window.end:6.2f}s  {'no face':<16}       {found}")
+        else:
+            lines.append(f"  {window.start:6.2f}-{window.end:6.2f}s  {window.top:<16} "
+                         f"{window.probabilities[window.top]:>4.0%}  {found}")
+    return "\n".join(lines)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fe_adapter._io import atomic_write
 from fe_adapter.predict.results import VideoPrediction
@@ -70,32 +72,70 @@ def write_prediction(prediction: VideoPrediction, out_dir: str | Path, name: str
 
 
 def _write_csv(prediction: VideoPrediction, path: Path) -> None:
-    names = list(prediction.windows[0].probabilities)
+    names = prediction.classes
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["start_s", "end_s", "top", "faces_found", "frames", *names])
+        writer.writerow(["start_s", "end_s", "top", "no_face", "faces_found", "frames", *names])
         for w in prediction.windows:
-            writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.top, w.faces_found, w.frames,
-                             *(f"{w.probabilities[n]:.5f}" for n in names)])
+            writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.top or "", str(w.no_face).lower(), w.faces_found,
+                             w.frames, *(f"{w.probabilities[n]:.5f}" for n in names)])
 
 
 def plot_timeline(prediction: VideoPrediction, path: Path, max_thumbnails: int = 10) -> None:
-    """Probability of each class over time (window centres), with face crops along the bottom."""
+    """Save ``timeline_figure`` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = timeline_figure(prediction, max_thumbnails)
+    figure.savefig(path, dpi=110, format="png")
+    plt.close(figure)
+
+
+def _no_face_spans(prediction: VideoPrediction, centres: list[float]) -> list[tuple[float, float]]:
+    """The time spans of runs of no-face windows on the timeline's axis (window centres): from half-way after the
+    last window with a face to half-way before the next one (or the video's start or end)."""
+    spans, windows = [], prediction.windows
+    index = 0
+    while index < len(windows):
+        if not windows[index].no_face:
+            index += 1
+            continue
+        first = index
+        while index < len(windows) and windows[index].no_face:
+            index += 1
+        left = 0.0 if first == 0 else (centres[first - 1] + centres[first]) / 2
+        right = prediction.duration if index == len(windows) else (centres[index - 1] + centres[index]) / 2
+        spans.append((left, right))
+    return spans
+
+
+def timeline_figure(prediction: VideoPrediction, max_thumbnails: int = 10) -> Any:
+    """Probability of each class over time (window centres), with face crops along the bottom. No-face windows
+    are gaps in the curves, shaded grey."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     centres = [(w.start + w.end) / 2 for w in prediction.windows]
-    names = list(prediction.windows[0].probabilities)
     figure = plt.figure(figsize=(10, 5))
     curves = figure.add_axes((0.07, 0.36, 0.75, 0.56))
-    for name in names:
-        curves.plot(centres, [w.probabilities[name] for w in prediction.windows], marker=".", label=name)
+    for name in prediction.classes:
+        curves.plot(centres, [math.nan if w.no_face else w.probabilities[name] for w in prediction.windows],
+                    marker=".", label=name)
+    for number, (left, right) in enumerate(_no_face_spans(prediction, centres)):
+        curves.axvspan(left, right, color="0.85", zorder=0, label=None if number else
+                       f"no face\n(< {prediction.min_face_fraction:.0%} of frames)")
     curves.set_xlim(0, max(prediction.duration, 1e-3))
     curves.set_ylim(0, 1)
     curves.set_ylabel("probability")
-    curves.set_title(f"{Path(prediction.path).name}: {prediction.top} overall")
+    name = Path(prediction.path).name
+    if prediction.top is None:
+        title = f"{name}: no window with a face, no overall"
+    else:
+        left_out = f" ({prediction.no_face_windows} of {len(prediction.windows)} windows without a face left out)" \
+            if prediction.no_face_windows else ""
+        title = f"{name}: {prediction.top} overall{left_out}"
+    curves.set_title(title)
     curves.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     chosen = sorted(prediction.thumbnails)
     step = max(1, -(-len(chosen) // max_thumbnails))
@@ -105,6 +145,6 @@ def plot_timeline(prediction: VideoPrediction, path: Path, max_thumbnails: int =
         axis = figure.add_axes((0.07 + slot * width, 0.04, width * 0.95, 0.24))
         axis.imshow(prediction.thumbnails[index])
         axis.set_axis_off()
-        axis.set_title(f"{centres[index]:.1f}s", fontsize=7)
-    figure.savefig(path, dpi=110, format="png")
-    plt.close(figure)
+        axis.set_title(f"{centres[index]:.1f}s" + (" no face" if prediction.windows[index].no_face else ""),
+                       fontsize=7)
+    return figure
