@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ import torch
 import fekernels
 from benchmarks.cases import OpShape, call_op, check_op, compiled_reference, input_sets, training_step
 from benchmarks.timing import device_name, measure_ceilings, synchronize
+from fe_adapter._json import write_json
 from fekernels.baselines import fe_adapter_st_layout
 
 _VIT_B, _VIT_TINY = (197, 768), (17, 64)
@@ -196,7 +196,7 @@ def run(out: Path, quick: bool, command: str) -> dict:
 
 
 def _write(out: Path, result: dict) -> str:
-    (out / "headline.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "headline.json", result)
     table = markdown(result)
     (out / "headline.md").write_text(table)
     return table

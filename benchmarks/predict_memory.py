@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fe_adapter._json import to_json, write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 MODEL = {"backbone": "vit_tiny_patch16_224", "backbone_kwargs": {"img_size": 112}, "num_frames": 8, "bottleneck": 64}
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(args.measure, args.window, args.stride, args.model_dir)))
+        print(to_json(measure(args.measure, args.window, args.stride, args.model_dir), indent=None))
         return 0
 
     cases = [(minutes, args.stride) for minutes in args.minutes]
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(child.stderr, file=sys.stderr)
                 return child.returncode
             results.append(json.loads(child.stdout.strip().splitlines()[-1]))
-            print(json.dumps(results[-1]), file=sys.stderr)
+            print(to_json(results[-1], indent=None), file=sys.stderr)
 
     import av
     import torch
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
               "video": f"{WIDTH}x{HEIGHT} h264 {FPS} frames/s", "model": MODEL, "results": results}
     name = args.name or f"{re.sub(r'[^a-z0-9]+', '-', cpu.lower()).strip('-')}-{date.today()}-predict"
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(path, report)
     print("| video | stride | windows | model RSS MB | peak RSS MB | above model MB | video frames/s | frames decoded "
           "| crops held |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -18,6 +18,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from fe_adapter._json import write_json
+
 
 def _rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> Path:
     device = re.sub(r"[^A-Za-z0-9]+", "-", str(machine.get("device") or "unknown")).strip("-").lower()
     stem = args.out / f"{device}-{date.today().isoformat()}"
     args.out.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    write_json(stem.with_suffix(".json"), {"machine": machine, "rows": rows})
     stem.with_suffix(".md").write_text(_markdown(machine, rows, args.command))
     _plot(rows, stem.with_suffix(".png"))
     print(stem.with_suffix(".md").read_text())

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from fe_adapter._io import atomic_write
+from fe_adapter._json import to_json
 from fe_adapter.adapter import FEAdapter
 from fe_adapter.config import AdapterConfig
 from fe_adapter.vit import classifier_heads
@@ -126,7 +127,7 @@ def save_adapters(model: nn.Module, path: str | Path) -> Path:
     }
     if not tensors:
         raise ValueError("model has no trainable parameters to save")
-    metadata = {"format": FORMAT, _CONFIG_KEY: json.dumps(model_config(model), sort_keys=True)}
+    metadata = {"format": FORMAT, _CONFIG_KEY: to_json(model_config(model), indent=None, sort_keys=True)}
     return atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
 
 
@@ -206,7 +207,7 @@ def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
     """
     path = Path(path)
     saved_config = read_adapter_config(path)
-    current = json.loads(json.dumps(model_config(model)))  # as it would read back (tuples become lists)
+    current = json.loads(to_json(model_config(model), indent=None))  # as it would read back (tuples become lists)
     differences = _config_differences(_comparable(saved_config, saved_config), _comparable(current, saved_config))
     if differences:
         raise CheckpointError(f"{path} was saved from a different model:\n  " + "\n  ".join(differences))

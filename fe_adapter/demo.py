@@ -12,7 +12,6 @@ Run with ``make demo`` or ``fe-adapter demo [--seed N] [--out runs/demo]``; docs
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -28,6 +27,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from fe_adapter import data
+from fe_adapter._json import write_json
 from fe_adapter.training.config import config_from_dict
 from fe_adapter.training.report import plot_confusion, plot_run_comparison
 from fe_adapter.training.run import run_training, setup_logging
@@ -207,7 +207,7 @@ def run_demo(out: Path = Path("runs/demo"), quick: bool = False, seed: int = 0) 
     table = summary_table(results)
     print(table)
     (out / "summary.md").write_text(table + "\n")
-    (out / "demo.json").write_text(json.dumps(results, indent=2))
+    write_json(out / "demo.json", results)
     return results
 
 
@@ -232,7 +232,8 @@ def summary_table(results: dict) -> str:
         lambda m: f"{m['order_only']['correct']} / {m['order_only']['clips']}")
     for label in models[names[0]]["per_class_recall"]:
         row(f"recall {label}" + (" (order only)" if label in pair else ""),
-            lambda m, label=label: f"{m['per_class_recall'][label]:.1%}")
+            lambda m, label=label: "no clips" if m["per_class_recall"][label] is None else
+            f"{m['per_class_recall'][label]:.1%}")
     return "\n".join(lines)
 
 

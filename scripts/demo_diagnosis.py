@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     def report(part: str, value) -> None:
         results[part] = value
-        print(part, json.dumps(value), file=sys.stderr)
+        print(part, json.dumps(value, allow_nan=False), file=sys.stderr)
 
     with tempfile.TemporaryDirectory() as folder:
         if {"image", "probes", "video"} & set(args.parts):
@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> Path:
         if "contention" in args.parts:
             report("contention", contention(args.images))
     args.out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    # json itself, not fe_adapter's helper: the fe_adapter imported may be an old checkout's (see the docstring)
+    path.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
     return path
 
 

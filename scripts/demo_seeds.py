@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fe_adapter._json import write_json  # noqa: E402
 from fe_adapter.demo import MODELS  # noqa: E402
 
 STATIC = ("neutral", "happy", "sad", "surprise")
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> Path:
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python scripts/demo_seeds.py" + (f" --seeds {' '.join(map(str, args.seeds))}"
                                                 if args.seeds != [0, 1, 2] else "")
-    stem.with_suffix(".json").write_text(json.dumps({"command": command, "machine": host, "summary": summary,
-                                                     "models": list(MODELS), "runs": runs}, indent=2))
+    write_json(stem.with_suffix(".json"), {"command": command, "machine": host, "summary": summary,
+                                           "models": list(MODELS), "runs": runs})
     stem.with_suffix(".md").write_text(markdown(summary, runs, host, command))
     print(stem.with_suffix(".md").read_text())
     return stem.with_suffix(".md")

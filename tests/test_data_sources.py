@@ -121,9 +121,38 @@ def test_generic_list_errors(tmp_path):
     (tmp_path / "list.txt").write_text("a 5\n")
     with pytest.raises(data.DatasetError, match="list.txt:1: label 5 out of range 0..1"):
         data.list_file(tmp_path / "list.txt", class_names=["x", "y"])
-    (tmp_path / "list.txt").write_text("a b c d\n")
-    with pytest.raises(data.DatasetError, match="list.txt:1: expected"):
+    (tmp_path / "list.txt").write_text("a\n")
+    with pytest.raises(data.DatasetError, match="list.txt:1: expected '<path> <label>'"):
         data.list_file(tmp_path / "list.txt")
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("my clip.mp4 neutral", "'my clip.mp4 neutral' is not '<path> <label>' or '<path> <num_frames> <label>' "
+         "('clip.mp4' is not a frame count); a path with spaces? write the line in the CSV form 'path,label': "
+         "my clip.mp4,neutral"),
+        ("my holiday clip.mp4 1", "(4 fields); a path with spaces? write the line in the CSV form 'path,label': "
+         "my holiday clip.mp4,1"),
+        ("clip.mp4,12,neutral,x", "4 comma-separated fields in 'clip.mp4,12,neutral,x', expected 'path,label'"),
+    ],
+    ids=["space-in-path", "spaces-in-path", "csv-extra-field"],
+)
+def test_a_list_line_with_more_fields_than_its_form_allows_names_file_line_and_the_csv_form(tmp_path, line,
+                                                                                              message):
+    write_frame_folder(tmp_path / "a", numbered_frames(2))
+    (tmp_path / "list.txt").write_text(f"a 0\n{line}\n")
+    with pytest.raises(data.DatasetError) as caught:
+        data.list_file(tmp_path / "list.txt", class_names=["neutral", "happy"])
+    assert str(caught.value).startswith(f"{tmp_path / 'list.txt'}:2: ") and message in str(caught.value)
+
+
+def test_the_csv_form_holds_paths_with_spaces_and_quoted_commas(tmp_path):
+    for name in ("my clip", "a, b"):
+        write_frame_folder(tmp_path / name, numbered_frames(2))
+    (tmp_path / "list.csv").write_text('path,label\nmy clip,neutral\n"a, b",happy\n')
+    clips = data.list_file(tmp_path / "list.csv", class_names=["neutral", "happy"])
+    assert [(item.path.name, item.label) for item in clips.items] == [("my clip", 0), ("a, b", 1)]
 
 
 def test_folder_tree(tmp_path):

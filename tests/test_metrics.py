@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
+from fe_adapter._json import to_json, write_json
 from fe_adapter.metrics import Metrics, confusion_matrix
 
 
@@ -30,10 +32,35 @@ def test_imbalance_separates_uar_from_war():
     assert metrics.war == pytest.approx(18 / 19) and metrics.uar == pytest.approx(0.5)
 
 
-def test_classes_absent_from_the_test_set_do_not_count():
-    metrics = Metrics.from_predictions(torch.tensor([0, 1]), torch.tensor([0, 0]), ["a", "b", "c"])
-    assert metrics.uar == pytest.approx(0.5)
-    assert math.isnan(metrics.per_class_recall[1]) and math.isnan(metrics.per_class_recall[2])
+def test_classes_absent_from_the_test_set_are_named_and_left_out_of_uar():
+    # true: a a b b b    predicted: a c b a b    (no clip of c; one of a predicted c)
+    metrics = Metrics.from_predictions(torch.tensor([0, 2, 1, 0, 1]), torch.tensor([0, 0, 1, 1, 1]), ["a", "b", "c"])
+    assert metrics.per_class_recall == pytest.approx((1 / 2, 2 / 3, None))
+    assert metrics.uar == pytest.approx((1 / 2 + 2 / 3) / 2) and metrics.war == pytest.approx(3 / 5)
+    assert metrics.uar_classes == ("a", "b") and metrics.absent_classes == ("c",)
+    written = metrics.to_dict()
+    assert written["per_class_recall"] == {"a": pytest.approx(0.5), "b": pytest.approx(2 / 3), "c": None}
+    assert written["uar_classes"] == ["a", "b"] and written["absent_classes"] == ["c"]
+    assert metrics.summary() == "UAR 58.33% (over 2 of 3 classes; no clips of c)  WAR 60.00%"
+    # strict JSON: a parser that refuses NaN/Infinity reads it, with null for the absent class
+    parsed = json.loads(to_json(written), parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert parsed["per_class_recall"]["c"] is None
+    present = Metrics.from_predictions(torch.tensor([0, 1]), torch.tensor([0, 1]), ["a", "b"])
+    assert present.summary() == "UAR 100.00%  WAR 100.00%" and present.to_dict()["absent_classes"] == []
+
+
+def test_no_clips_at_all_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="no clips to score"):
+        Metrics.from_predictions(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), ["a", "b"])
+
+
+def test_json_refuses_nan_and_infinity_and_names_where_they_are(tmp_path):
+    with pytest.raises(ValueError, match=r"best.metrics.per_class_recall.fear is nan, which JSON cannot hold"):
+        to_json({"best": {"metrics": {"uar": 0.5, "per_class_recall": {"happy": 1.0, "fear": math.nan}}}})
+    with pytest.raises(ValueError, match=r"history\[1\].loss is inf"):
+        write_json(tmp_path / "x.json", {"history": [{"loss": 1.0}, {"loss": math.inf}]})
+    assert write_json(tmp_path / "y.json", {"uar": 0.5, "absent": None}).read_text() == \
+        '{\n  "uar": 0.5,\n  "absent": null\n}\n'
 
 
 def test_bad_inputs():

@@ -150,3 +150,53 @@ def test_clip_warnings_and_skipped_test_clips_reach_train_log(tmp_path):
            "leave them out" in log
     best = json.loads((out / "report" / "metrics.json").read_text())["best"]["metrics"]
     assert sum(map(sum, best["confusion"])) == 2  # the scores count the 2 readable test clips
+
+
+def _three_class_lists(folder: Path, train: str, test: str) -> dict:
+    """Frame-folder clips a..f and list files naming the classes calm, tense, bored; the data section."""
+    for index, name in enumerate("abcdef"):
+        write_frame_folder(folder / "clips" / name, numbered_frames(4, size=32) + 20 * index)
+    (folder / "train.txt").write_text(train)
+    (folder / "test.txt").write_text(test)
+    return {"dataset": "list", "train_list": str(folder / "train.txt"), "test_list": str(folder / "test.txt"),
+            "class_names": ["calm", "tense", "bored"], "batch_size": 2}
+
+
+@pytest.mark.parametrize("optim, balanced", [({}, False), ({"class_weighted": True}, False), ({}, True)],
+                         ids=["plain", "class-weighted", "balanced"])
+def test_a_class_without_training_clips_stops_the_run_naming_it(tmp_path, capsys, caplog, optim, balanced):
+    data_section = _three_class_lists(tmp_path, "clips/a 0\nclips/b 1\nclips/c 0\nclips/d 1\n",
+                                      "clips/e 2\nclips/f 0\n")
+    config = tiny_config(tmp_path / "run", data={**data_section, "balanced": balanced}, optim=optim)
+    assert cli.main(["train", *as_overrides(config)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"fe-adapter train: error: list file {tmp_path / 'train.txt'} (data.train_list): the "
+                            "training split (4 clips) has no clips of the class bored (of 3: calm, tense, bored); "
+                            "the model cannot learn it: add clips of it, leave it out of data.class_names, or set "
+                            "data.empty_classes=warn to train anyway"), error
+    assert not (tmp_path / "run" / "log.jsonl").exists()
+
+    config["data"]["empty_classes"] = "warn"
+    trainer = Trainer(config_from_dict(config))
+    assert trainer.train_set.class_counts() == [2, 2, 0]
+    assert "has no clips of the class bored" in caplog.text and "training anyway (data.empty_classes=warn)" in \
+        caplog.text
+
+
+def test_a_class_without_test_clips_is_null_in_metrics_json_and_uar_names_its_classes(tmp_path):
+    data_section = _three_class_lists(tmp_path, "clips/a 0\nclips/b 1\nclips/c 2\nclips/d 1\n",
+                                      "clips/e 1\nclips/f 0\n")
+    out = tmp_path / "run"
+    assert cli.main(["train", *as_overrides(tiny_config(out, data=data_section, optim={"epochs": 1}))]) == 0
+    text = (out / "report" / "metrics.json").read_text()
+    summary = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
+    for which in ("best", "last"):
+        metrics = summary[which]["metrics"]
+        assert metrics["per_class_recall"]["bored"] is None
+        assert metrics["uar_classes"] == ["calm", "tense"] and metrics["absent_classes"] == ["bored"]
+        recalls = [metrics["per_class_recall"][name] for name in ("calm", "tense")]
+        assert metrics["uar"] == pytest.approx(sum(recalls) / 2)
+    log = (out / "train.log").read_text()
+    assert "(over 2 of 3 classes; no clips of bored)" in log.splitlines()[-1]  # the final summary line
+    assert sum("(over 2 of 3 classes; no clips of bored)" in line for line in log.splitlines()
+               if line.startswith("epoch 1:")) == 1

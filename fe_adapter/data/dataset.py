@@ -72,6 +72,7 @@ class ClipDataset(Dataset):
                                f"{min_readable:.0%}); missing e.g. {examples}")
         self.items: list[ClipItem] = list(clips.items)
         self.class_names: tuple[str, ...] = tuple(clips.class_names)
+        self.source = clips.source
         self.num_frames = num_frames
         self.sampling = sampling
         self.stride = stride

@@ -170,6 +170,24 @@ def mafw(root: str | Path, fold: int = 1, split: str = "train", media: str = "cl
     return _with_existing(items, MAFW_CLASSES, f"MAFW split file {split_file} ({split} split of fold {fold})")
 
 
+def _check_list_fields(fields: list[str], line: str, origin: str, comma: bool) -> None:
+    """A list line has a path and a label, with a frame count (an integer) between them or not. Anything else
+    is an error: read as it stands, ``my clip.mp4 neutral`` would be the path ``my`` with the frame count
+    ``clip.mp4``, a clip that does not exist."""
+    if len(fields) == 2 or (len(fields) == 3 and fields[1].isdigit()):
+        return
+    if len(fields) < 2:
+        raise DatasetError(f"{origin}: expected '<path> <label>', '<path> <num_frames> <label>' or 'path,label', "
+                           f"got {line!r}")
+    if comma:
+        raise DatasetError(f"{origin}: {len(fields)} comma-separated fields in {line!r}, expected 'path,label' (or "
+                           "'path,num_frames,label'); quote a path that holds commas: \"my, clip.mp4\",label")
+    where = f"{fields[1]!r} is not a frame count" if len(fields) == 3 else f"{len(fields)} fields"
+    raise DatasetError(f"{origin}: {line!r} is not '<path> <label>' or '<path> <num_frames> <label>' ({where}); a "
+                       f"path with spaces? write the line in the CSV form 'path,label': "
+                       f"{' '.join(fields[:-1])},{fields[-1]}")
+
+
 def list_file(
     path: str | Path,
     root: str | Path | None = None,
@@ -190,12 +208,11 @@ def list_file(
         origin = f"{path}:{line_number}"
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        fields = [f.strip() for f in line.split(",")] if "," in line else line.split()
+        comma = "," in line
+        fields = [f.strip() for f in next(csv.reader([line]))] if comma else line.split()
         if not rows and fields[-1].lower() == "label":  # a header line before the first row
             continue
-        if len(fields) not in (2, 3):
-            raise DatasetError(f"{origin}: expected '<path> <label>', '<path> <num_frames> <label>' or "
-                               f"'path,label', got {line!r}")
+        _check_list_fields(fields, line, origin, comma)
         rows.append((fields[0], fields[-1], origin))
 
     named = any(not label.lstrip("-").isdigit() for _, label, _ in rows)

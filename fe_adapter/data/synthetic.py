@@ -177,7 +177,8 @@ class SyntheticClips(ClipDataset):
             normalization = Normalization(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
         normalization = Normalization(size, normalization.mean, normalization.std)
         kwargs.setdefault("transform", eval_transform(normalization))
-        super().__init__(ClipList(items, SYNTHETIC_CLASSES), num_frames=num_frames, train=train, **kwargs)
+        super().__init__(ClipList(items, SYNTHETIC_CLASSES, source=f"the synthetic {split} set of {num_clips} clips"),
+                         num_frames=num_frames, train=train, **kwargs)
         self.split, self.seed, self.size = split, seed, size
 
     def read(self, item: ClipItem, indices_for: Callable[[int], Sequence[int]]) -> np.ndarray:

@@ -7,7 +7,6 @@ name in different folders never share outputs, and nothing is written over an ex
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fe_adapter._io import atomic_write
+from fe_adapter._json import to_json
 from fe_adapter.predict.results import VideoPrediction
 
 OUTPUT_SUFFIXES = (".json", ".csv", ".png")
@@ -64,8 +64,7 @@ def write_prediction(prediction: VideoPrediction, out_dir: str | Path, name: str
         if existing:
             raise FileExistsError(f"would overwrite {', '.join(existing)}: pass overwrite=True (--overwrite) "
                                   "to replace")
-    atomic_write(paths["json"], lambda temporary: Path(temporary).write_text(
-        json.dumps(prediction.to_dict(), indent=2)))
+    atomic_write(paths["json"], lambda temporary: Path(temporary).write_text(to_json(prediction.to_dict()) + "\n"))
     atomic_write(paths["csv"], lambda temporary: _write_csv(prediction, Path(temporary)))
     atomic_write(paths["png"], lambda temporary: plot_timeline(prediction, Path(temporary)))
     return paths

@@ -184,6 +184,26 @@ def build_datasets(config: DataConfig, normalization: data.Normalization, seed: 
             build_dataset(config, normalization, "test", False, seed))
 
 
+def check_training_classes(dataset: data.ClipDataset, empty_classes: str = "error") -> None:
+    """Refuse (``DatasetError``) a training split without clips of some class, naming it: the model could never
+    learn to predict it, whatever the class weights or balanced sampling do. ``empty_classes="warn"`` (the
+    setting ``data.empty_classes``) logs a warning instead."""
+    counts = dataset.class_counts()
+    empty = [name for name, count in zip(dataset.class_names, counts, strict=True) if count == 0]
+    if not empty:
+        return
+    source = getattr(dataset, "source", "") or "the training split"
+    plural = len(empty) > 1
+    message = (f"{source}: the training split ({len(dataset)} clips) has no clips of the class{'es' if plural else ''} "
+               f"{', '.join(empty)} (of {len(counts)}: {', '.join(dataset.class_names)}); the model cannot learn "
+               f"{'them' if plural else 'it'}")
+    if empty_classes == "warn":
+        log.warning(f"warning: {message}; training anyway (data.empty_classes=warn)")
+        return
+    raise data.DatasetError(f"{message}: add clips of {'them' if plural else 'it'}, leave {'them' if plural else 'it'} "
+                            "out of data.class_names, or set data.empty_classes=warn to train anyway")
+
+
 def dataset_classes(config: DataConfig) -> tuple[str, ...]:
     """The class names of the configured dataset, known before any file is read where possible."""
     fixed = {"synthetic": data.SYNTHETIC_CLASSES, "dfew": data.DFEW_CLASSES, "ferv39k": data.FERV39K_CLASSES,

@@ -47,6 +47,7 @@ class DataConfig:
     synthetic_seed: int = 0
     min_readable: float = 0.9
     val_fraction: float = 0.0
+    empty_classes: str = "error"  # a class without training clips: "error" (stop before training) or "warn"
 
 
 @dataclass
@@ -114,6 +115,7 @@ def _choices() -> dict[str, tuple]:
         "model.placement": PLACEMENTS, "model.activation": ACTIVATIONS, "model.impl": IMPLS,
         "model.backbone_dtype": ("fp32", "bf16"), "optim.amp": ("auto", "none", "bf16", "fp16"),
         "run.select_metric": ("uar", "war"), "data.fold": (1, 2, 3, 4, 5), "data.frames": DFEW_FRAMES,
+        "data.empty_classes": ("error", "warn"),
     }
 
 

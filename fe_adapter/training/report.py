@@ -4,7 +4,6 @@ per-clip predictions as CSV."""
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 import yaml
 
+from fe_adapter._json import write_json
 from fe_adapter.training.evaluation import Evaluation
 
 
@@ -117,7 +117,7 @@ def write_report(folder: str | Path, summary: dict[str, Any], config: dict[str, 
     or an evaluation's split), ``curves.png`` and one CSV per entry of ``predictions`` (file name: evaluation)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
+    write_json(folder / "metrics.json", summary)
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     best = summary.get("best") or {}
     metrics = best.get("metrics") or summary.get("metrics")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
 import os
 import statistics
@@ -70,8 +69,10 @@ def _logging_for_run(out_dir: Path | None, main_process: bool, filename: str = "
 
 
 def _scores(result: dict[str, Any]) -> str:
+    from fe_adapter.metrics import uar_note
+
     metrics = result["metrics"]
-    return f"UAR {metrics['uar']:.2%}, WAR {metrics['war']:.2%}"
+    return f"UAR {metrics['uar']:.2%}{uar_note(metrics)}, WAR {metrics['war']:.2%}"
 
 
 def run_training(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
@@ -196,6 +197,8 @@ def run_cross_validation(config: TrainConfig, folds: list[int], resume: bool = F
     files and the folder. ``resume`` continues each fold that has a ``last.pt`` and starts the others afresh;
     ``overwrite`` replaces a previous cross-validation's files.
     """
+    from fe_adapter._json import write_json
+    from fe_adapter.metrics import uar_note
     from fe_adapter.training.builders import clip_list
 
     if config.data.dataset not in ("dfew", "mafw"):
@@ -230,19 +233,21 @@ def run_cross_validation(config: TrainConfig, folds: list[int], resume: bool = F
             log.info(f"fold {fold} ({number}/{len(folds)}): {'resuming' if fold_resume else 'training'} in {fold_dir}")
             summary = run_training(fold_configs[fold], resume=fold_resume, overwrite=overwrite or resume and
                                    not fold_resume)
-            results[fold] = {which: {"epoch": summary[which]["epoch"], "uar": summary[which]["metrics"]["uar"],
-                                     "war": summary[which]["metrics"]["war"]} for which in ("best", "last")}
+            results[fold] = {which: {"epoch": summary[which]["epoch"],
+                                     **{key: summary[which]["metrics"][key] for key in
+                                        ("uar", "war", "uar_classes", "absent_classes")}}
+                             for which in ("best", "last")}
             selection = summary["selection"]
         mean = {which: {key: statistics.fmean(result[which][key] for result in results.values())
                         for key in ("uar", "war")} for which in ("best", "last")}
         summary = {"selection": selection, "folds": results, "mean": mean}
         if main:
             root.mkdir(parents=True, exist_ok=True)
-            (root / "cv.json").write_text(json.dumps(summary, indent=2))
+            write_json(root / "cv.json", summary)
             for fold, result in results.items():
                 print(f"fold {fold}: best epoch {result['best']['epoch']:>3}: UAR {result['best']['uar']:.2%}  "
                       f"WAR {result['best']['war']:.2%} | last epoch {result['last']['epoch']:>3}: UAR "
-                      f"{result['last']['uar']:.2%}  WAR {result['last']['war']:.2%}")
+                      f"{result['last']['uar']:.2%}  WAR {result['last']['war']:.2%}{uar_note(result['last'])}")
             print(f"mean  : best: UAR {mean['best']['uar']:.2%}  WAR {mean['best']['war']:.2%} | last: UAR "
                   f"{mean['last']['uar']:.2%}  WAR {mean['last']['war']:.2%}")
             print(f"best epochs chosen by {selection['metric'].upper()} on the {selection['split']} split"

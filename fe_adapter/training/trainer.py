@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import random
@@ -21,10 +20,11 @@ from tqdm import tqdm
 
 import fekernels
 from fe_adapter import data
+from fe_adapter._json import to_json
 from fe_adapter.checkpoint import save_adapters
 from fe_adapter.metrics import Metrics
 from fe_adapter.params import parameter_report
-from fe_adapter.training.builders import build_datasets, build_model, dataset_classes
+from fe_adapter.training.builders import build_datasets, build_model, check_training_classes, dataset_classes
 from fe_adapter.training.config import ConfigError, TrainConfig
 from fe_adapter.training.distributed import Distributed
 from fe_adapter.training.evaluation import (
@@ -89,6 +89,7 @@ class Trainer:
         if self.train_set.class_names != self.test_set.class_names:
             raise ValueError(f"train and test splits name different classes: {self.train_set.class_names} vs "
                              f"{self.test_set.class_names}; set data.class_names")
+        check_training_classes(self.train_set, config.data.empty_classes)
 
         shard = (self.dist.rank, self.dist.world_size) if self.dist.enabled else None
         loader_options = dict(num_workers=config.data.num_workers, seed=config.run.seed, shard=shard)
@@ -408,7 +409,7 @@ class Trainer:
 
     def _log(self, record: dict[str, Any], writer: Any) -> None:
         with (self.out_dir / "log.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(to_json(record, indent=None) + "\n")
         if writer is not None:
             for key, value in record.items():
                 if key not in ("epoch", "step"):
