@@ -18,6 +18,7 @@ so they have no overall result; 130 interrupted (Ctrl-C; the line says how to re
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -43,7 +44,7 @@ def _fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in 0..1 like 0.5, got {text!r}") from None
+        value = math.nan  # refused below
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction in 0..1 like 0.5, got {text!r}")
     return value

@@ -6,6 +6,7 @@ in docs/predict.md; ``SCHEMA_VERSION`` changes whenever a field changes meaning 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,7 @@ class PredictionError(Exception):
 
 def check_min_face_fraction(value: float) -> float:
     """``value`` if it is a fraction in [0, 1], else ValueError naming ``min_face_fraction``."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
         raise ValueError(f"min_face_fraction must be a number in 0..1 (the share of a window's frames in which a "
                          f"face must be detected), got {value!r}")
     return float(value)
