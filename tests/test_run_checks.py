@@ -204,6 +204,18 @@ def test_cv_checks_every_fold_before_the_first_trains(tmp_path, capsys, folds, m
     assert not (tmp_path / "cv").exists()
 
 
+def test_cv_refuses_a_fold_without_training_clips_of_a_class_before_the_first_trains(tmp_path, capsys):
+    dfew_tree(tmp_path / "DFEW")
+    split_file = tmp_path / "DFEW" / "EmoLabel_DataSplit" / "train(single-labeled)" / "set_2.csv"
+    split_file.write_text("video_name,label\n" + "".join(f"{clip},{clip % 6 + 1}\n" for clip in range(5, 12)))
+    config = tiny_config(tmp_path / "cv", data={"dataset": "dfew", "root": str(tmp_path / "DFEW")})
+    assert cli.main(["cv", "--folds", "1,2", *as_overrides(config)]) == 2
+    error = _error_line(capsys.readouterr().err)
+    assert f"DFEW split file {split_file} (train split of fold 2): the training split (7 clips) has no clips of the " \
+           "class fear (of 7: happy, sad, neutral, angry, surprise, disgust, fear)" in error
+    assert not (tmp_path / "cv").exists()
+
+
 def test_an_empty_split_file_names_the_file_and_the_split(tmp_path, capsys):
     dfew_tree(tmp_path / "DFEW")
     split_file = tmp_path / "DFEW" / "EmoLabel_DataSplit" / "train(single-labeled)" / "set_1.csv"

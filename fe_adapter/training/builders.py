@@ -184,24 +184,25 @@ def build_datasets(config: DataConfig, normalization: data.Normalization, seed: 
             build_dataset(config, normalization, "test", False, seed))
 
 
-def check_training_classes(dataset: data.ClipDataset, empty_classes: str = "error") -> None:
-    """Refuse (``DatasetError``) a training split without clips of some class, naming it: the model could never
-    learn to predict it, whatever the class weights or balanced sampling do. ``empty_classes="warn"`` (the
-    setting ``data.empty_classes``) logs a warning instead."""
-    counts = dataset.class_counts()
-    empty = [name for name, count in zip(dataset.class_names, counts, strict=True) if count == 0]
+def check_training_classes(clips: data.ClipList | data.ClipDataset, empty_classes: str = "error") -> None:
+    """Refuse (``DatasetError``) training clips (a split's ``ClipList`` or dataset) without clips of some class,
+    naming it: the model could never learn to predict it, whatever class weights or balanced sampling do.
+    ``empty_classes="warn"`` (the setting ``data.empty_classes``) logs a warning instead."""
+    counts = [0] * len(clips.class_names)
+    for item in clips.items:
+        counts[item.label] += 1
+    empty = [name for name, count in zip(clips.class_names, counts, strict=True) if count == 0]
     if not empty:
         return
-    source = getattr(dataset, "source", "") or "the training split"
-    plural = len(empty) > 1
-    message = (f"{source}: the training split ({len(dataset)} clips) has no clips of the class{'es' if plural else ''} "
-               f"{', '.join(empty)} (of {len(counts)}: {', '.join(dataset.class_names)}); the model cannot learn "
-               f"{'them' if plural else 'it'}")
+    them = "them" if len(empty) > 1 else "it"
+    message = (f"{clips.source or 'the training split'}: the training split ({len(clips.items)} clips) has no clips "
+               f"of the class{'es' if len(empty) > 1 else ''} {', '.join(empty)} (of {len(counts)}: "
+               f"{', '.join(clips.class_names)}); the model cannot learn {them}")
     if empty_classes == "warn":
         log.warning(f"warning: {message}; training anyway (data.empty_classes=warn)")
         return
-    raise data.DatasetError(f"{message}: add clips of {'them' if plural else 'it'}, leave {'them' if plural else 'it'} "
-                            "out of data.class_names, or set data.empty_classes=warn to train anyway")
+    raise data.DatasetError(f"{message}: add clips of {them}, leave {them} out of data.class_names, or set "
+                            "data.empty_classes=warn to train anyway")
 
 
 def dataset_classes(config: DataConfig) -> tuple[str, ...]:

@@ -199,7 +199,7 @@ def run_cross_validation(config: TrainConfig, folds: list[int], resume: bool = F
     """
     from fe_adapter._json import write_json
     from fe_adapter.metrics import uar_note
-    from fe_adapter.training.builders import clip_list
+    from fe_adapter.training.builders import check_training_classes, clip_list
 
     if config.data.dataset not in ("dfew", "mafw"):
         raise ConfigError(f"cv needs data.dataset dfew or mafw (5 folds), got {config.data.dataset!r}")
@@ -210,8 +210,10 @@ def run_cross_validation(config: TrainConfig, folds: list[int], resume: bool = F
         fold_config = copy.deepcopy(config)
         fold_config.data.fold = fold
         fold_config.run.out_dir = str(root / f"fold_{fold}")
-        for split in ("train", "test"):
-            clip_list(fold_config.data, split)  # a missing or malformed split file stops cv before any training
+        for split in ("train", "test"):  # a missing or malformed split file stops cv before any training
+            clips = clip_list(fold_config.data, split)
+            if split == "train" and config.data.empty_classes == "error":
+                check_training_classes(clips)  # so does a fold without training clips of some class
         fold_configs[fold] = fold_config
     if resume:
         if overwrite:
