@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,25 @@ def test_a_class_without_test_clips_is_null_in_metrics_json_and_uar_names_its_cl
     assert "(over 2 of 3 classes; no clips of bored)" in log.splitlines()[-1]  # the final summary line
     assert sum("(over 2 of 3 classes; no clips of bored)" in line for line in log.splitlines()
                if line.startswith("epoch 1:")) == 1
+
+
+def test_a_resumed_state_from_before_absent_classes_were_null_writes_strict_json(tmp_path):
+    """last.pt of an older version stored NaN recall for a class without test clips: resuming rescoring its
+    best epoch from the stored confusion gives null, so the report at the end can be written."""
+    from fe_adapter._json import to_json
+
+    trainer = Trainer(config_from_dict(tiny_config(tmp_path / "run")))
+    names = list(trainer.model.class_names)
+    confusion = [[0] * len(names) for _ in names]
+    confusion[0][0], confusion[1][0] = 3, 1
+    old = {"uar": 0.5, "war": 0.75, "confusion": confusion, "class_names": names,
+           "per_class_recall": {name: 1.0 if index == 0 else 0.0 if index == 1 else math.nan
+                                for index, name in enumerate(names)}}
+    state = trainer.state_dict()
+    state["best"] = {"epoch": 1, "metrics": old}
+    trainer.load_state_dict(state)
+    metrics = trainer.best["metrics"]
+    assert metrics["per_class_recall"] == {name: 1.0 if index == 0 else 0.0 if index == 1 else None
+                                           for index, name in enumerate(names)}
+    assert metrics["uar"] == 0.5 and metrics["uar_classes"] == names[:2] and trainer.best["epoch"] == 1
+    to_json(trainer.best)

@@ -312,7 +312,10 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = state["epoch"], state["step"]
-        self.best, self.history = state["best"], state["history"]
+        # rescored from the stored confusion: a state saved by an older version held NaN for absent classes
+        self.best = {key: Metrics.from_confusion(torch.tensor(value["confusion"]), value["class_names"]).to_dict()
+                     if key in ("metrics", "val_metrics") else value for key, value in state["best"].items()}
+        self.history = state["history"]
         predictions = state.get("best_predictions")
         if predictions:
             metrics = Metrics.from_predictions(predictions["logits"].argmax(1), predictions["labels"],
