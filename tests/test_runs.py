@@ -96,7 +96,8 @@ def test_cv_trains_each_fold_on_its_own_split_into_its_own_folder_and_reports_th
         assert sum(map(sum, best["confusion"])) == len(test)  # evaluated on this fold's test split
         assert (folder / "best.safetensors").is_file()
         per_fold[fold] = best
-        assert summary["folds"][str(fold)]["best"] == {"epoch": 1, "uar": best["uar"], "war": best["war"]}
+        assert summary["folds"][str(fold)]["best"] == {
+            "epoch": 1, **{key: best[key] for key in ("uar", "war", "uar_classes", "absent_classes")}}
     other = (tmp_path / "cv" / "fold_2" / "train.log").read_text()
     assert "8 train / 3 test" not in other  # fold 1's log lines stayed in fold 1's folder
     for key in ("uar", "war"):
