@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 import torch
 
+from fekernels import native
 from fekernels._checks import check_choice, check_fe_adapter_inputs
 from fekernels.reference import fe_adapter_reference
 
+
+def _triton_installed() -> bool:
+    """Whether Triton is installed, found without importing it: its import (about a second, and its GPU driver
+    set-up) waits until a kernel is called."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def _fe_adapter_triton(*args, **kwargs) -> torch.Tensor:
+    """The Triton kernels; their module (Triton, the kernels, the custom ops) is imported on the first call."""
+    try:
+        from fekernels.triton_kernels import fe_adapter_triton
+    except ImportError as error:  # installed, yet broken (e.g. built for another torch)
+        raise ImportError(f"impl='triton': Triton is installed but does not import ({error}); use impl='torch'") \
+            from error
+    return fe_adapter_triton(*args, **kwargs)
+
+
 #: Implementations by name; "auto" picks among them.
 _IMPLEMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {"torch": fe_adapter_reference}
-try:
-    from fekernels.triton_kernels import fe_adapter_triton
-except ImportError:  # no Triton on this platform: the reference still works everywhere
-    fe_adapter_triton = None
-else:
-    _IMPLEMENTATIONS["triton"] = fe_adapter_triton
-from fekernels import native  # noqa: E402  (after triton: the order of IMPLS)
-
+if _triton_installed():  # no Triton on this platform: the reference still works everywhere
+    _IMPLEMENTATIONS["triton"] = _fe_adapter_triton
 if native.AVAILABLE:
     _IMPLEMENTATIONS["native"] = native.fe_adapter_native
 
