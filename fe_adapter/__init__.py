@@ -3,39 +3,17 @@
 Quickstart::
 
     import fe_adapter
-    model = fe_adapter.create_model("vit_base_patch16_224", num_classes=7, num_frames=16)
+    model = fe_adapter.create_model("vit_base_patch16_224", num_classes=7, num_frames=16,
+                                    checkpoint="my_fer_vit.safetensors")
     logits = model(clips)  # clips: (B, T, 3, H, W)
     print(fe_adapter.parameter_report(model))
+
+The public names (listed in ``__init__.pyi``) are imported on first use (PEP 562, scientific-python's
+lazy_loader): ``import fe_adapter`` alone loads neither torch nor timm, so the command line answers at once.
 """
 
-from fe_adapter.adapter import FEAdapter
-from fe_adapter.checkpoint import CheckpointError, load_adapters, read_adapter_config, save_adapters
-from fe_adapter.config import PLACEMENTS, AdapterConfig
-from fe_adapter.model import VideoClassifier, create_model
-from fe_adapter.params import ParameterReport, parameter_report
-from fe_adapter.predict import PredictionError, Predictor, VideoPrediction
-from fe_adapter.vit import AdaptedBlock, adapt, adapters, classifier_heads, set_num_frames
+import lazy_loader
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PLACEMENTS",
-    "AdaptedBlock",
-    "AdapterConfig",
-    "CheckpointError",
-    "FEAdapter",
-    "ParameterReport",
-    "PredictionError",
-    "Predictor",
-    "VideoClassifier",
-    "VideoPrediction",
-    "adapt",
-    "adapters",
-    "classifier_heads",
-    "create_model",
-    "load_adapters",
-    "parameter_report",
-    "read_adapter_config",
-    "save_adapters",
-    "set_num_frames",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -13,19 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fe_adapter.data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES, UnreadableClip, is_video, require_video_file
+
 if TYPE_CHECKING:
     import av
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class UnreadableClip(Exception):
-    """A clip that cannot be decoded: missing, empty, truncated or corrupt. Loading skips it."""
-
-
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def frame_files(folder: Path) -> list[Path]:
@@ -54,8 +45,7 @@ class VideoReader:
         self.seek_after = seek_after
         self.decoded = 0  # frames decoded so far (what reading cost; for tests and benchmarks)
         self.seeks = 0
-        if not self.path.is_file():
-            raise UnreadableClip(f"{self.path}: video file not found")
+        require_video_file(self.path)
         self._open()
         try:
             self.fps = float(self._stream.average_rate or self._stream.guessed_rate or 25)

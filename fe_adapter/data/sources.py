@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fe_adapter.data.readers import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fe_adapter.data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 #: Official label orders (DFEW's split files number them 1..7 in this order; MAFW's paper order).
 DFEW_CLASSES = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")

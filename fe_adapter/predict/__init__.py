@@ -6,17 +6,11 @@
 - ``faces``: face detection, smooth tracking and cropping.
 - ``timeline``: writing a prediction as JSON, CSV and a PNG timeline.
 - ``examples``: example media made from a public photo (docs and tests).
+
+The names (listed in ``__init__.pyi``) are imported on first use, like ``fe_adapter``'s: the command line
+checks inputs and outputs without loading torch.
 """
 
-from fe_adapter.predict.predictor import Predictor
-from fe_adapter.predict.results import (
-    MIN_FACE_FRACTION,
-    SCHEMA_VERSION,
-    PredictionError,
-    VideoPrediction,
-    WindowPrediction,
-)
-from fe_adapter.predict.timeline import write_prediction
+import lazy_loader
 
-__all__ = ["MIN_FACE_FRACTION", "SCHEMA_VERSION", "PredictionError", "Predictor", "VideoPrediction",
-           "WindowPrediction", "write_prediction"]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,6 +1,9 @@
-"""Training and evaluation of FE-Adapter models: config, trainer, checkpoints, reports, distributed runs."""
+"""Training and evaluation of FE-Adapter models: config, trainer, checkpoints, reports, distributed runs.
 
-from fe_adapter.training.config import ConfigError, TrainConfig, config_from_dict, load_config
-from fe_adapter.training.trainer import Evaluation, Trainer
+The names (listed in ``__init__.pyi``) are imported on first use, like ``fe_adapter``'s: the command line
+reads a config and checks the run folder without loading torch.
+"""
 
-__all__ = ["ConfigError", "Evaluation", "TrainConfig", "Trainer", "config_from_dict", "load_config"]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

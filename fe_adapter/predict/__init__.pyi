@@ -1,0 +1,14 @@
+# The public names of fe_adapter.predict, for type checkers and for the lazy loader of __init__.py.
+from .predictor import (
+    Predictor as Predictor,
+)
+from .results import (
+    MIN_FACE_FRACTION as MIN_FACE_FRACTION,
+    SCHEMA_VERSION as SCHEMA_VERSION,
+    PredictionError as PredictionError,
+    VideoPrediction as VideoPrediction,
+    WindowPrediction as WindowPrediction,
+)
+from .timeline import (
+    write_prediction as write_prediction,
+)
