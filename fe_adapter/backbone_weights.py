@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+from fe_adapter._io import require_file
 from fe_adapter.checkpoint import FORMAT, CheckpointError, file_kind, unreadable
 
 log = logging.getLogger("fe_adapter")
@@ -45,9 +46,7 @@ def file_sha256(path: str | Path) -> str:
 def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file: safetensors, or a torch.save'd state dict (also nested under "state_dict"
     or "model", as trainers save it). Raises FileNotFoundError or CheckpointError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"backbone weights file not found: {path}")
+    path = require_file(path, "backbone weights file")
     kind = file_kind(path)
     if kind == "safetensors":
         try:

@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fe_adapter._io import atomic_write
+from fe_adapter._io import atomic_write, require_file
 from fe_adapter._json import to_json
 from fe_adapter.adapter import FEAdapter
 from fe_adapter.config import AdapterConfig
@@ -137,9 +137,7 @@ def read_adapter_config(path: str | Path) -> dict[str, Any]:
     Raises FileNotFoundError for a missing file and CheckpointError for one that is not a readable adapter
     checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"adapter checkpoint not found: {path}")
+    path = require_file(path, "adapter checkpoint")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}

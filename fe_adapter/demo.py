@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fe_adapter import data
 from fe_adapter._json import write_json
 from fe_adapter.training.config import config_from_dict
+from fe_adapter.training.folder import DEMO_MODELS, check_demo_folder
 from fe_adapter.training.report import plot_confusion, plot_run_comparison
 from fe_adapter.training.run import run_training, setup_logging
 
@@ -40,11 +41,9 @@ BACKBONE = "vit_tiny_patch16_224"
 BACKBONE_KWARGS = {"img_size": 40, "patch_size": 8, "depth": 4, "embed_dim": 64, "num_heads": 2, "global_pool": "avg",
                    "pretrained_cfg_overlay": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
 NUM_FRAMES = 8  # T, frames per clip
-MODELS = {"FE-Adapter": "fe_adapter", "frame-averaging baseline": "baseline"}  # name: output folder
+MODELS = DEMO_MODELS  # name: output folder
 #: Where each model has adapters: the baseline has none, so its clip features are the mean of its frame features.
 PLACEMENTS = {"FE-Adapter": "attn", "frame-averaging baseline": "none"}
-_OUTPUTS = {"image_classifier.safetensors", "demo.json", "summary.md", "curves.png", "train.log",
-            *MODELS.values(), *(f"confusion_{folder}.png" for folder in MODELS.values())}
 
 
 @dataclass(frozen=True)
@@ -124,15 +123,9 @@ def _video_config(out_dir: Path, backbone: Path, placement: str, size: DemoSize,
 
 
 def _fresh_output_folder(out: Path) -> None:
-    """Create ``out``, or empty it if it holds only a previous demo's output. Refuse anything else: the demo
-    never deletes files it did not write, and never trains into an old run's folder."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+    """Create ``out``, or empty it: it may hold only a previous demo's output (``check_demo_folder``)."""
+    check_demo_folder(out)
     if out.is_dir():
-        foreign = sorted(entry.name for entry in out.iterdir() if entry.name not in _OUTPUTS)
-        if foreign:
-            raise ValueError(f"--out {out} holds {foreign[0]!r}, which the demo does not write; choose a new or "
-                             "empty folder (the demo replaces only its own earlier output)")
         for entry in out.iterdir():
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     out.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from fe_adapter.checkpoint import load_adapters, read_adapter_config
 from fe_adapter.data.readers import UnreadableClip, VideoReader
 from fe_adapter.data.transforms import eval_transform, normalization_for
+from fe_adapter.device import resolve_device
 from fe_adapter.model import VideoClassifier, create_model
 from fe_adapter.predict.faces import FaceTrack, FaceTracker, centre_box, crop_face
 from fe_adapter.predict.results import (
@@ -35,11 +36,6 @@ from fe_adapter.predict.windows import WindowPlan, plan_windows, window_starts
 __all__ = ["PredictionError", "Predictor", "VideoPrediction", "WindowPrediction", "window_starts"]
 
 
-def _device(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                        ("cpu" if name == "auto" else name))
-
-
 class Predictor:
     """Predict emotions in video files with a ``VideoClassifier``.
 
@@ -52,7 +48,7 @@ class Predictor:
 
     def __init__(self, model: VideoClassifier, device: str = "auto", tracker: FaceTracker | None = None,
                  thumbnails: int = 10) -> None:
-        self.device = _device(device)
+        self.device = resolve_device(device, "device")
         self.model = model.to(self.device).eval()
         self.tracker = tracker or FaceTracker()
         self.thumbnails = thumbnails

@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from fe_adapter import data
 from fe_adapter.metrics import Metrics
-from fe_adapter.training.config import ConfigError
 from fe_adapter.training.distributed import Distributed
 
 log = logging.getLogger("fe_adapter.train")
@@ -50,27 +49,6 @@ class Evaluation:
     logits: torch.Tensor
     labels: torch.Tensor
     ids: list[str]
-
-
-def resolve_device(name: str, dist: Distributed | None = None) -> torch.device:
-    """The device ``run.device`` names ("auto": CUDA when available, else the CPU); under DDP "cuda" is this
-    process's GPU. A device this machine lacks is a ConfigError, not a driver traceback."""
-    dist = dist or Distributed()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA"
-            raise ConfigError(f"run.device = {name!r}, but CUDA is not available on this machine (torch "
-                              f"{torch.__version__} built with {build}); use run.device=cpu or auto")
-        if name == "cuda":
-            return torch.device("cuda", dist.local_rank)
-        if int(name.split(":")[1]) >= torch.cuda.device_count():
-            raise ConfigError(f"run.device = {name!r}, but this machine has {torch.cuda.device_count()} CUDA "
-                              f"device(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("run.device = 'mps', but MPS is not available on this machine; use run.device=cpu")
-    return torch.device(name)
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:

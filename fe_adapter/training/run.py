@@ -1,7 +1,7 @@
 """The runs behind the CLI, callable from Python: train (also one DDP process), evaluate, cross-validate.
 
-``fe_adapter.cli`` parses arguments and calls these; the demo calls them too, so every path trains with
-the same code.
+The commands (``fe_adapter.commands``) parse arguments and call these; the demo calls them too, so every path
+trains with the same code.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fe_adapter.training.config import ConfigError, TrainConfig
-from fe_adapter.training.folder import check_report_folder, check_run_folder, clear_outputs
+from fe_adapter.training.folder import check_cv_folder, check_report_folder, check_run_folder, clear_outputs
 
 log = logging.getLogger("fe_adapter")
 
@@ -124,8 +124,9 @@ def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, spli
 def _evaluate(config: TrainConfig, checkpoint: Path, out: Path | None, split: str, overwrite: bool) -> dict:
     from fe_adapter import data
     from fe_adapter.checkpoint import load_adapters, read_adapter_config
+    from fe_adapter.device import resolve_device
     from fe_adapter.training.builders import build_dataset, build_model, dataset_classes
-    from fe_adapter.training.evaluation import autocast_dtype, deterministic_algorithms, evaluate, resolve_device
+    from fe_adapter.training.evaluation import autocast_dtype, deterministic_algorithms, evaluate
     from fe_adapter.training.folder import REPORT_OUTPUTS
     from fe_adapter.training.report import write_report
 
@@ -145,7 +146,7 @@ def _evaluate(config: TrainConfig, checkpoint: Path, out: Path | None, split: st
     model.bottleneck, model.kernel_size = adapter["bottleneck"], adapter["kernel_size"]
     model.dilation, model.placement, model.activation = adapter["dilation"], adapter["placement"], adapter["activation"]
     class_names = tuple(saved.get("class_names") or dataset_classes(config.data))
-    device = resolve_device(config.run.device)
+    device = resolve_device(config.run.device, "run.device")
     network = build_model(model, len(class_names), config.data.num_frames, class_names, config.data.img_size)
     load_adapters(network, checkpoint)
     network.to(device)
@@ -215,15 +216,7 @@ def run_cross_validation(config: TrainConfig, folds: list[int], resume: bool = F
             if split == "train" and config.data.empty_classes == "error":
                 check_training_classes(clips)  # so does a fold without training clips of some class
         fold_configs[fold] = fold_config
-    if resume:
-        if overwrite:
-            raise ConfigError("--resume continues the runs in run.out_dir and --overwrite replaces them: pass one")
-        if not any((root / f"fold_{fold}" / "last.pt").is_file() for fold in folds):
-            raise FileNotFoundError(f"--resume: nothing to resume in run.out_dir {root}: no fold folder of "
-                                    f"{', '.join(map(str, folds))} holds a last.pt; check run.out_dir, or start "
-                                    "without --resume")
-    else:
-        check_run_folder(root, False, overwrite)
+    check_cv_folder(root, folds, resume, overwrite)
     main = int(os.environ.get("RANK", "0")) == 0
     if overwrite and main:
         clear_outputs(root, CV_OUTPUTS)

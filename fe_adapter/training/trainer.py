@@ -22,6 +22,7 @@ import fekernels
 from fe_adapter import data
 from fe_adapter._json import to_json
 from fe_adapter.checkpoint import save_adapters
+from fe_adapter.device import resolve_device
 from fe_adapter.metrics import Metrics
 from fe_adapter.params import parameter_report
 from fe_adapter.training.builders import build_datasets, build_model, check_training_classes, dataset_classes
@@ -32,7 +33,6 @@ from fe_adapter.training.evaluation import (
     autocast_dtype,
     deterministic_algorithms,
     evaluate,
-    resolve_device,
 )
 from fe_adapter.training.recipe import class_weights, cosine_with_warmup
 from fe_adapter.training.resume import check_resume
@@ -74,7 +74,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, dist: Distributed | None = None) -> None:
         self.config = config
         self.dist = dist or Distributed()
-        self.device = resolve_device(config.run.device, self.dist)
+        self.device = resolve_device(config.run.device, "run.device", self.dist.local_rank)
         self.out_dir = Path(config.run.out_dir)
         seed_everything(config.run.seed)
 
