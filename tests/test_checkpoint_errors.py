@@ -94,6 +94,7 @@ def test_predict_gives_one_line_and_status_2(tmp_path, good, capsys, option, kin
     adapters, backbone = good
     files = {"--checkpoint": adapters, "--backbone-checkpoint": backbone}
     files[option] = _bad_file(kind, tmp_path, files[option])
+    (tmp_path / "clip.mp4").write_bytes(b"")  # a video that exists: with none, predict stops before the checkpoint
     code = cli.main(["predict", str(tmp_path / "clip.mp4"), "--checkpoint", str(files["--checkpoint"]),
                      "--backbone-checkpoint", str(files["--backbone-checkpoint"]), "--out", str(tmp_path / "out")])
     assert code == 2

@@ -14,6 +14,7 @@ import torch
 
 from fe_adapter import cli
 from fe_adapter.training import load_config
+from fe_adapter.training import run as runs
 from fe_adapter.training.builders import clip_list
 from tests.training_cases import TINY_BACKBONE, as_overrides, dfew_tree, run_module, tiny_config
 
@@ -171,12 +172,12 @@ def test_ctrl_c_says_whether_there_is_something_to_resume(tmp_path, capsys, monk
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_training", interrupted)
+    monkeypatch.setattr(runs, "run_training", interrupted)
     assert cli.main(["train", *as_overrides(tiny_config(tmp_path / "run"))]) == 130
     assert capsys.readouterr().err.strip() == (f"fe-adapter train: interrupted before an epoch was completed in "
                                                f"{tmp_path / 'run'}: nothing to resume; start again with --overwrite")
 
-    monkeypatch.setattr(cli, "run_cross_validation", interrupted)  # cv: a fold had completed an epoch
+    monkeypatch.setattr(runs, "run_cross_validation", interrupted)  # cv: a fold had completed an epoch
     (tmp_path / "cv" / "fold_1").mkdir(parents=True)
     (tmp_path / "cv" / "fold_1" / "last.pt").write_bytes(b"")
     arguments = ["--folds", "1,2", "--overwrite", "run.out_dir=" + str(tmp_path / "cv"), "data.dataset=dfew",

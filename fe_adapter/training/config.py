@@ -7,13 +7,17 @@ keys allowed there; a bad value names the key, what was given and what is allowe
 from __future__ import annotations
 
 import dataclasses
-import re
+import importlib
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from fe_adapter.config import PLACEMENTS
+from fe_adapter.device import DEVICE_NAME, DEVICE_NAMES
 
 DATASETS = ("synthetic", "dfew", "ferv39k", "mafw", "list", "folder")
 #: DFEW's frame folders: every frame of a clip, or the official 16 per clip.
@@ -105,18 +109,21 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _choices() -> dict[str, tuple]:
-    from fe_adapter.config import PLACEMENTS
-    from fe_adapter.data.sampling import SAMPLINGS
-    from fekernels import ACTIVATIONS, IMPLS
+def _imported(module: str, name: str) -> Callable[[], tuple]:
+    """The choices ``module.name``, imported when a key that needs them is checked (these modules load torch)."""
+    return lambda: getattr(importlib.import_module(module), name)
 
-    return {
-        "data.dataset": DATASETS, "data.sampling": SAMPLINGS, "data.spatial_crops": (1, 3),
-        "model.placement": PLACEMENTS, "model.activation": ACTIVATIONS, "model.impl": IMPLS,
-        "model.backbone_dtype": ("fp32", "bf16"), "optim.amp": ("auto", "none", "bf16", "fp16"),
-        "run.select_metric": ("uar", "war"), "data.fold": (1, 2, 3, 4, 5), "data.frames": DFEW_FRAMES,
-        "data.empty_classes": ("error", "warn"),
-    }
+
+#: The values a key may take. Lists kept in modules that load torch are imported only when their key is checked,
+#: so that a config's keys and its run section are checked without torch (``check_keys``, ``config_section``).
+_CHOICES: dict[str, tuple | Callable[[], tuple]] = {
+    "data.dataset": DATASETS, "data.sampling": _imported("fe_adapter.data.sampling", "SAMPLINGS"),
+    "data.spatial_crops": (1, 3), "model.placement": PLACEMENTS,
+    "model.activation": _imported("fekernels", "ACTIVATIONS"), "model.impl": _imported("fekernels", "IMPLS"),
+    "model.backbone_dtype": ("fp32", "bf16"), "optim.amp": ("auto", "none", "bf16", "fp16"),
+    "run.select_metric": ("uar", "war"), "data.fold": (1, 2, 3, 4, 5), "data.frames": DFEW_FRAMES,
+    "data.empty_classes": ("error", "warn"),
+}
 
 
 #: Keys whose values lie in an interval: (low, high, low included, high included); None is unbounded.
@@ -139,10 +146,6 @@ def _check_range(key: str, value: float) -> None:
     else:
         allowed = f"in {'[' if low_closed else '('}{low}, {high}{']' if high_closed else ')'}"
     raise ConfigError(f"{key} must be {allowed}, got {value!r}")
-
-
-#: ``run.device``: auto (CUDA when available), cpu, cuda, cuda:N or mps.
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
 def _check_backbone_kwargs(kwargs: dict[str, Any]) -> None:
@@ -193,28 +196,24 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
 
 
 def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"section {name!r} must be a mapping of keys to values, got {values!r}")
+    _check_section_keys(name, cls, values)
     hints = typing.get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ConfigError(f"unknown key {name}.{unknown[0]}; allowed keys in {name}: {', '.join(allowed)}")
-    choices = _choices()
     checked = {}
     for key, value in values.items():
         full = f"{name}.{key}"
         value = _coerce(full, value, hints[key])
-        if full in choices and value not in choices[full]:
-            raise ConfigError(f"{full} must be one of {choices[full]}, got {value!r}")
+        choices = _CHOICES.get(full)
+        choices = choices() if callable(choices) else choices
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{full} must be one of {choices}, got {value!r}")
         if full in _POSITIVE and value < 1:
             raise ConfigError(f"{full} must be >= 1, got {value!r}")
         if full == "optim.lr" and value <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {value!r}")
         if full in _RANGES and value is not None:
             _check_range(full, value)
-        if full == "run.device" and not _DEVICE.fullmatch(value):
-            raise ConfigError(f"run.device must be auto, cpu, cuda, cuda:N (a GPU index) or mps, got {value!r}")
+        if full == "run.device" and not DEVICE_NAME.fullmatch(value):
+            raise ConfigError(f"run.device must be {DEVICE_NAMES}, got {value!r}")
         if full == "model.backbone_kwargs":
             _check_backbone_kwargs(value)
         if full == "data.class_names" and value is not None and not all(isinstance(n, str) for n in value):
@@ -226,14 +225,36 @@ def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
     return cls(**checked)
 
 
-def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """A validated TrainConfig from nested dicts (missing keys take their defaults)."""
-    sections = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+def _check_section_keys(name: str, cls: type, values: Any) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"section {name!r} must be a mapping of keys to values, got {values!r}")
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown key {name}.{unknown[0]}; allowed keys in {name}: {', '.join(allowed)}")
+
+
+def check_keys(values: dict[str, Any]) -> None:
+    """Raise ConfigError for an unknown section or key (naming it and what is allowed), before any value is
+    checked: a typo is refused without loading torch."""
+    sections = typing.get_type_hints(TrainConfig)
     unknown = sorted(set(values) - set(sections))
     if unknown:
         raise ConfigError(f"unknown section {unknown[0]!r}; allowed sections: {', '.join(sections)}")
-    hints = typing.get_type_hints(TrainConfig)
-    config = TrainConfig(**{name: _build_section(name, hints[name], values.get(name) or {}) for name in sections})
+    for name, cls in sections.items():
+        _check_section_keys(name, cls, values.get(name) or {})
+
+
+def config_section(values: dict[str, Any], name: str) -> Any:
+    """One section of the config ``values`` describe (e.g. "run"), its values checked; it loads torch only for
+    keys whose choices need it (data.sampling, model.activation, model.impl)."""
+    return _build_section(name, typing.get_type_hints(TrainConfig)[name], values.get(name) or {})
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A validated TrainConfig from nested dicts (missing keys take their defaults)."""
+    check_keys(values)
+    config = TrainConfig(**{name: config_section(values, name) for name in typing.get_type_hints(TrainConfig)})
     if config.model.backbone_dtype == "bf16" and config.optim.amp not in ("bf16", "auto"):
         raise ConfigError("model.backbone_dtype bf16 needs optim.amp bf16 (or auto on a GPU)")
     if config.data.dataset in ("dfew", "ferv39k", "mafw", "folder") and not config.data.root:
@@ -268,8 +289,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
                           "optim.lr=0.001, model.dilation=[1, 2], 'model.backbone_kwargs={depth: 2}'") from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """Read a YAML config (or start from the defaults) and apply ``section.key=value`` overrides."""
+def read_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The sections of a YAML config file (or none: the defaults) with ``section.key=value`` overrides applied,
+    not yet checked; ConfigError for a missing file, invalid YAML or a malformed override."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -291,4 +313,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
         if not isinstance(values[section], dict):
             raise ConfigError(f"section {section!r} must be a mapping")
         values[section][key] = value
-    return config_from_dict(values)
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML config (or start from the defaults) and apply ``section.key=value`` overrides."""
+    return config_from_dict(read_config(path, overrides))
