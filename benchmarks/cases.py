@@ -142,7 +142,7 @@ def training_step(backbone: str, backbone_kwargs: dict, clips: int, frames: int,
                torch.randint(0, 7, (clips,), generator=generator).to(device)) for _ in range(2)]
     torch.manual_seed(0)
     model = fe_adapter.create_model(backbone, num_classes=7, num_frames=frames, impl=impl,
-                                    backbone_kwargs=backbone_kwargs).to(device)
+                                    backbone_kwargs=backbone_kwargs, random_backbone=True).to(device)
     network = torch.compile(model, backend=backend) if compiled else model
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,7 @@ def create_model(
     backbone_kwargs: dict[str, Any] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    random_backbone: bool = False,
     **adapter_kwargs: Any,
 ) -> VideoClassifier:
     """Build a video emotion classifier from a timm image ViT with FE-Adapters.
@@ -123,12 +125,23 @@ def create_model(
         backbone_kwargs: extra arguments for ``timm.create_model`` (e.g. ``img_size=112``).
         mean, std: per-channel pixel statistics the image model was trained with (on a 0..1 scale), when they
             differ from the timm defaults of ``backbone``'s weights tag; recorded in adapter checkpoints.
+        random_backbone: build the backbone with random weights on purpose (tests; or weights you load
+            yourself), without the warning that a model with neither ``checkpoint`` nor ``pretrained`` gets:
+            adapters on a frozen random backbone learn next to nothing.
         **adapter_kwargs: passed to ``adapt`` (bottleneck, kernel_size, dilation, placement,
             activation, freeze, impl).
     """
     architecture = dict(backbone_kwargs or {})
     if checkpoint is not None and pretrained:
         raise ValueError("pass either pretrained=True or checkpoint=PATH, not both")
+    if random_backbone and (checkpoint is not None or pretrained):
+        raise ValueError("random_backbone=True asks for random backbone weights: pass it without checkpoint= and "
+                         "pretrained=True")
+    if not (random_backbone or checkpoint is not None or pretrained):
+        warnings.warn(f"create_model: the backbone {backbone} is randomly initialised (neither checkpoint= nor "
+                      "pretrained=True given): adapters on a frozen random backbone learn next to nothing; pass your "
+                      "image model's weights, or random_backbone=True if a random backbone is what you want",
+                      UserWarning, stacklevel=2)
     model = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **architecture)
     weights = None
     if checkpoint is not None:

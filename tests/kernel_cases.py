@@ -136,7 +136,7 @@ def adapted_vit(impl: str) -> torch.nn.Module:
     torch.manual_seed(3)
     model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=3, bottleneck=16,
                                     backbone_kwargs=dict(img_size=32, depth=2), impl=impl, dropout=0.0,
-                                    activation="gelu", dilation=[1, 2]).to(DEVICE)
+                                    activation="gelu", dilation=[1, 2], random_backbone=True).to(DEVICE)
     with torch.no_grad():
         for adapter in fe_adapter.adapters(model):
             for name, parameter in adapter.named_parameters():

@@ -18,7 +18,8 @@ def _model(**kwargs) -> fe_adapter.VideoClassifier:
     settings = dict(num_classes=4, num_frames=FRAMES, bottleneck=8, backbone_kwargs=dict(img_size=32),
                     class_names=["happy", "sad", "neutral", "angry"], activation="gelu")
     settings.update(kwargs)
-    return fe_adapter.create_model("vit_tiny_patch16_224", **settings).eval()
+    return fe_adapter.create_model("vit_tiny_patch16_224", random_backbone="checkpoint" not in settings,
+                                   **settings).eval()
 
 
 def _randomise_trainable(model: torch.nn.Module) -> None:

@@ -41,7 +41,7 @@ def test_interrupted_checkpoint_write_leaves_the_previous_file(tmp_path, monkeyp
     assert path.read_bytes() == b"good" and sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]
 
     model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=3, num_frames=2, bottleneck=8,
-                                    backbone_kwargs=TINY_BACKBONE)
+                                    backbone_kwargs=TINY_BACKBONE, random_backbone=True)
     saved = fe_adapter.save_adapters(model, tmp_path / "adapters.safetensors")
 
     def crash(tensors, filename, metadata=None):
@@ -91,7 +91,7 @@ def test_config_errors_name_the_key_and_the_allowed_values(overrides, message):
 
 def test_eval_without_backbone_weights_is_refused(tmp_path, capsys):
     model = fe_adapter.create_model("vit_tiny_patch16_224", num_classes=6, num_frames=4, bottleneck=8,
-                                    backbone_kwargs=TINY_BACKBONE)
+                                    backbone_kwargs=TINY_BACKBONE, random_backbone=True)
     checkpoint = fe_adapter.save_adapters(model, tmp_path / "adapters.safetensors")
     assert cli.main(["eval", "--checkpoint", str(checkpoint)]) == 2
     assert "holds adapters and head only: set model.checkpoint" in capsys.readouterr().err

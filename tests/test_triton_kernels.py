@@ -126,7 +126,7 @@ def test_triton_is_selected_by_name():
     assert fekernels.resolve_impl("triton", x) == "triton"
     assert all(a.impl == "triton" for a in fe_adapter.adapters(
         fe_adapter.create_model("vit_tiny_patch16_224", num_frames=2, bottleneck=8, impl="triton",
-                                backbone_kwargs=dict(img_size=32, depth=2))))
+                                backbone_kwargs=dict(img_size=32, depth=2), random_backbone=True)))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error without the interpreter")

@@ -157,7 +157,8 @@ def test_adapt_errors():
 
 def _video_model(**kwargs) -> fe_adapter.VideoClassifier:
     return fe_adapter.create_model("vit_tiny_patch16_224", num_classes=4, num_frames=FRAMES, bottleneck=8,
-                                   backbone_kwargs=dict(img_size=32), **kwargs)
+                                   backbone_kwargs=dict(img_size=32), random_backbone="checkpoint" not in kwargs,
+                                   **kwargs)
 
 
 def test_create_model_classifies_clips_and_learns():
@@ -195,3 +196,18 @@ def test_create_model_loads_local_backbone_weights(tmp_path):
         torch.testing.assert_close(model.backbone.blocks[3].mlp.fc1.bias, source.blocks[3].mlp.fc1.bias)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         _video_model(checkpoint=tmp_path / "missing.pth")
+
+
+def test_create_model_without_weights_warns_unless_a_random_backbone_is_asked_for(tmp_path, recwarn):
+    """The CLI refuses a backbone without weights; the Python API builds one, but says so."""
+    with pytest.warns(UserWarning, match="the backbone vit_tiny_patch16_224 is randomly initialised \\(neither "
+                                         "checkpoint= nor pretrained=True given\\)"):
+        fe_adapter.create_model("vit_tiny_patch16_224", num_classes=2, num_frames=FRAMES,
+                                backbone_kwargs=dict(img_size=32, depth=1))
+    recwarn.clear()
+    fe_adapter.create_model("vit_tiny_patch16_224", num_classes=2, num_frames=FRAMES, random_backbone=True,
+                            backbone_kwargs=dict(img_size=32, depth=1))
+    assert not [warning for warning in recwarn if "randomly initialised" in str(warning.message)]
+    with pytest.raises(ValueError, match="random_backbone=True asks for random backbone weights"):
+        fe_adapter.create_model("vit_tiny_patch16_224", checkpoint=tmp_path / "w.pth", random_backbone=True,
+                                backbone_kwargs=dict(img_size=32, depth=1))

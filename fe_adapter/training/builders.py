@@ -89,6 +89,7 @@ def build_model(model_config: ModelConfig, num_classes: int, num_frames: int, cl
         dropout=model_config.dropout, backbone_kwargs=backbone_kwargs, mean=model_config.mean, std=model_config.std,
         bottleneck=model_config.bottleneck, kernel_size=model_config.kernel_size, dilation=model_config.dilation,
         placement=model_config.placement, activation=model_config.activation, impl=model_config.impl,
+        random_backbone=model_config.random_backbone,
     )
     if model_config.backbone_dtype == "bf16":
         for param in model.parameters():
