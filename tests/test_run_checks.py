@@ -135,6 +135,9 @@ INTERRUPT_HOOK = '''
 import os
 import signal
 
+# A shell without job control starts background jobs (`make test &`) with SIGINT ignored, which Python keeps.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 from fe_adapter.training.trainer import Trainer
 
 _step = Trainer._optimizer_step
