@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from fe_adapter import data
+from fe_adapter._io import atomic_write
 from fe_adapter._json import write_json
 from fe_adapter.training.config import config_from_dict
 from fe_adapter.training.folder import DEMO_MODELS, check_demo_folder
@@ -103,8 +104,8 @@ def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0
         correct = sum((model(x).argmax(1) == y).sum().item() for x, y in test)
     accuracy = correct / len(test.dataset)
     path = out / "image_classifier.safetensors"
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda temporary: save_file(tensors, temporary))  # the user's umask, as every output
     return path, accuracy
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 import statistics
 
 import pytest
@@ -30,6 +31,10 @@ def test_quick_demo_writes_the_comparison(quick_demo):
         assert [record["epoch"] for record in model["history"]] == list(range(1, demo.QUICK.epochs + 1))
     assert (out / "curves.png").is_file() and (out / "image_classifier.safetensors").is_file()
     assert "recall happy_onset (order only)" in (out / "summary.md").read_text()
+    (out.parent / "reference").write_text("")  # a file made as any other, under this process's umask
+    expected = stat.S_IMODE((out.parent / "reference").stat().st_mode)
+    modes = {str(path.relative_to(out)): stat.S_IMODE(path.stat().st_mode) for path in out.rglob("*") if path.is_file()}
+    assert modes == dict.fromkeys(modes, expected)  # the image model's weights were 0600
     fe_adapter = results["models"]["FE-Adapter"]
     assert fe_adapter["trainable_parameters"] <= 0.10 * fe_adapter["total_parameters"]
     assert results["image_accuracy"] >= 0.9  # the frozen image model knows the expressions single frames show
