@@ -69,12 +69,12 @@ def run(args: argparse.Namespace) -> int:
     """Predict every video; exit status 0 when all were predicted and written, 2 when none was, 1 when some were
     not, 3 when all were but some had no window with a face (no overall result)."""
     videos, failed_inputs = expand_inputs(args.videos)
+    for line in failed_inputs:  # at once, whatever stops the command next
+        _error(line)
     names = _output_names(videos, args.out, args.overwrite)
     require_file(args.checkpoint, "adapter checkpoint")
     if args.backbone_checkpoint is not None:
         require_file(args.backbone_checkpoint, "backbone weights file")
-    for line in failed_inputs:
-        _error(line)
     if not videos:
         return 2
 
