@@ -238,3 +238,28 @@ def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
 
     model.load_state_dict(tensors, strict=False)
     return model
+
+
+def load_model(path: str | Path, backbone_checkpoint: str | Path | None = None, pretrained: bool = False,
+               impl: str = "auto") -> nn.Module:
+    """The trained ``VideoClassifier`` of an adapter checkpoint: rebuilt from its config, with the backbone's weights
+    from ``backbone_checkpoint`` (a local .safetensors/.pth file) or timm (``pretrained=True``), then its adapters
+    and head. The input normalisation is the recorded one.
+
+    Raises FileNotFoundError for a missing file, CheckpointError for an unreadable or mismatched one, ValueError
+    when no backbone weights are given or timm's are given for adapters trained on a file's.
+    """
+    from fe_adapter.model import model_from_config
+
+    config = read_adapter_config(path)
+    trained_on = config.get("backbone_weights") or {}
+    if backbone_checkpoint is None and not pretrained:
+        named = f", the file {trained_on['file']}" if "file" in trained_on else ""
+        raise ValueError(f"{path} holds adapters and head only: give the backbone weights "
+                         f"(backbone_checkpoint=FILE, --backbone-checkpoint{named}) or pretrained=True for "
+                         "timm's weights")
+    if backbone_checkpoint is None and "file" in trained_on:
+        raise ValueError(f"{path} was trained on the backbone weights in the file {trained_on['file']}, not on "
+                         "timm's: give that file as backbone_checkpoint (--backbone-checkpoint)")
+    model = model_from_config(config, backbone_checkpoint, pretrained, impl)
+    return load_adapters(model, path)

@@ -156,6 +156,21 @@ def create_model(
                            backbone_weights=weights)
 
 
+def model_from_config(config: dict[str, Any], checkpoint: str | Path | None = None, pretrained: bool = False,
+                      impl: str = "auto") -> VideoClassifier:
+    """The model an adapter checkpoint's config (``fe_adapter.checkpoint.model_config``) describes, with the backbone
+    weights from ``checkpoint`` (a local file) or timm (``pretrained``) and new adapters and head (load them with
+    ``load_adapters``). The input statistics are the recorded ones."""
+    adapter, normalization = config["adapter"], config.get("input", {})
+    return create_model(
+        config["backbone"], num_classes=len(config["class_names"]), num_frames=adapter["num_frames"],
+        pretrained=pretrained and checkpoint is None, checkpoint=checkpoint, class_names=config["class_names"],
+        backbone_kwargs=config.get("backbone_kwargs"), mean=normalization.get("mean"), std=normalization.get("std"),
+        bottleneck=adapter["bottleneck"], kernel_size=adapter["kernel_size"], dilation=adapter["dilation"],
+        placement=adapter["placement"], activation=adapter["activation"], impl=impl,
+    )
+
+
 def set_normalization(backbone: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
     """Make ``mean``/``std`` (3 values each on a 0..1 pixel scale; None keeps the current one) the statistics a
     timm backbone's inputs are normalised with (its ``pretrained_cfg``, which ``normalization_for`` reads)."""

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fe_adapter.checkpoint import load_adapters, read_adapter_config
+from fe_adapter.checkpoint import load_model
 from fe_adapter.data.readers import UnreadableClip, VideoReader
 from fe_adapter.data.transforms import eval_transform, normalization_for
 from fe_adapter.device import resolve_device
-from fe_adapter.model import VideoClassifier, create_model
+from fe_adapter.model import VideoClassifier
 from fe_adapter.predict.faces import FaceTrack, FaceTracker, centre_box, crop_face
 from fe_adapter.predict.results import (
     MIN_FACE_FRACTION,
@@ -66,27 +66,7 @@ class Predictor:
         normalisation is the one recorded in the checkpoint. Raises FileNotFoundError for a missing file,
         CheckpointError for an unreadable or mismatched one, ValueError when no backbone weights are given.
         """
-        config = read_adapter_config(path)
-        trained_on = config.get("backbone_weights") or {}
-        if backbone_checkpoint is None and not pretrained:
-            named = f", the file {trained_on['file']}" if "file" in trained_on else ""
-            raise ValueError(f"{path} holds adapters and head only: give the backbone weights "
-                             f"(backbone_checkpoint=FILE, --backbone-checkpoint{named}) or pretrained=True for "
-                             "timm's weights")
-        if backbone_checkpoint is None and "file" in trained_on:
-            raise ValueError(f"{path} was trained on the backbone weights in the file {trained_on['file']}, not on "
-                             "timm's: give that file as backbone_checkpoint (--backbone-checkpoint)")
-        adapter, normalization = config["adapter"], config.get("input", {})
-        model = create_model(
-            config["backbone"], num_classes=len(config["class_names"]), num_frames=adapter["num_frames"],
-            pretrained=pretrained and backbone_checkpoint is None, checkpoint=backbone_checkpoint,
-            class_names=config["class_names"], backbone_kwargs=config.get("backbone_kwargs"),
-            mean=normalization.get("mean"), std=normalization.get("std"),
-            bottleneck=adapter["bottleneck"], kernel_size=adapter["kernel_size"], dilation=adapter["dilation"],
-            placement=adapter["placement"], activation=adapter["activation"], impl=impl,
-        )
-        load_adapters(model, path)
-        return cls(model, device)
+        return cls(load_model(path, backbone_checkpoint, pretrained, impl), device)
 
     @torch.no_grad()
     def predict_video(self, path: str | Path, window: float = 2.0, stride: float = 0.5, batch_size: int = 8,

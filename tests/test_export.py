@@ -1,0 +1,165 @@
+"""Export to ONNX and .pt2: the files run without fe-adapter and agree with the PyTorch model, at any batch size."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fe_adapter
+import fekernels
+from fe_adapter import export
+from fe_adapter.checkpoint import load_model
+from fe_adapter.demo import BACKBONE, BACKBONE_KWARGS
+
+pytest.importorskip("onnxruntime", reason="the export extra (pip install 'fe-adapter[export]') is not installed")
+
+#: Runs an exported file in a fresh interpreter that has neither fe-adapter nor its kernels, and prints the
+#: probabilities of the clips in each .npy file given. ONNX runs on onnxruntime alone, without torch.
+_DEPLOYED = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    path, batches = sys.argv[1], [np.load(name) for name in sys.argv[2:]]
+    if path.endswith(".onnx"):
+        import onnxruntime
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        outputs = [session.run(["probabilities"], {"clips": clips})[0] for clips in batches]
+    else:
+        import torch
+        module = torch.export.load(path).module()
+        with torch.no_grad():
+            outputs = [module(torch.from_numpy(clips))[1].numpy() for clips in batches]
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("fe_adapter", "fekernels", "timm"))
+    print(json.dumps({"probabilities": [output.tolist() for output in outputs], "loaded": loaded}))
+""")
+
+
+def _deployed_probabilities(path: Path, batches: list[torch.Tensor], tmp_path: Path) -> list[np.ndarray]:
+    names = []
+    for number, clips in enumerate(batches):
+        names.append(str(tmp_path / f"clips{number}.npy"))
+        np.save(names[-1], clips.numpy())
+    result = subprocess.run([sys.executable, "-c", _DEPLOYED, str(path), *names],
+                            capture_output=True, text=True, check=True, cwd=tmp_path)
+    output = json.loads(result.stdout)
+    assert output["loaded"] == [], f"the exported file needed {output['loaded']}"
+    return [np.array(probabilities, dtype=np.float32) for probabilities in output["probabilities"]]
+
+
+def _pytorch_probabilities(model: torch.nn.Module, clips: torch.Tensor) -> np.ndarray:
+    """The model as PyTorch runs it, on 0..1 pixels normalised with its recorded statistics (written out here,
+    not taken from the export code)."""
+    from fe_adapter.data.transforms import normalization_for
+
+    normalization = normalization_for(model)
+    mean = torch.tensor(normalization.mean).view(1, 1, 3, 1, 1)
+    std = torch.tensor(normalization.std).view(1, 1, 3, 1, 1)
+    with torch.no_grad():
+        return model.eval()((clips - mean) / std).softmax(-1).numpy()
+
+
+def _demo_size_model() -> torch.nn.Module:
+    """The demo's video model shape (40 px, average-pooled tokens, statistics 0.5) with random adapters."""
+    torch.manual_seed(1)
+    model = fe_adapter.create_model(BACKBONE, num_classes=6, num_frames=8, bottleneck=16, dilation=[1, 2, 1, 2],
+                                    activation="gelu", backbone_kwargs=BACKBONE_KWARGS, dropout=0.0)
+    with torch.no_grad():
+        for adapter in fe_adapter.adapters(model):
+            for parameter in adapter.parameters():
+                parameter.normal_(0, 0.2)
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained_model(tiny_model_files):
+    adapters, backbone = tiny_model_files
+    return load_model(adapters, backbone)
+
+
+@pytest.mark.parametrize("format", export.FORMATS)
+@pytest.mark.parametrize("which", ["tiny-vit-cls-token", "demo-size-avg-pool"])
+def test_exported_file_runs_without_fe_adapter_and_matches_pytorch(which, format, trained_model, tmp_path):
+    model = trained_model if which.startswith("tiny") else _demo_size_model()
+    result = export.export_model(model, tmp_path / f"model.{format}")
+    assert set(result.max_difference) == {1, 3} and max(result.max_difference.values()) <= export.TOLERANCE
+    frames, size = model.num_frames, model.backbone.patch_embed.img_size[0]
+    batches = [torch.rand(batch, frames, 3, size, size) for batch in (1, 2, 5)]  # sizes it was not verified at too
+    for clips, deployed in zip(batches, _deployed_probabilities(result.path, batches, tmp_path), strict=True):
+        assert deployed.shape == (len(clips), model.num_classes)
+        assert np.abs(deployed - _pytorch_probabilities(model, clips)).max() <= export.TOLERANCE
+
+
+@pytest.mark.parametrize("format", export.FORMATS)
+def test_metadata_names_classes_input_and_settings(format, trained_model, tmp_path):
+    path = export.export_model(trained_model, tmp_path / f"model.{format}").path
+    metadata = export.read_metadata(path)
+    assert metadata["class_names"] == ["happy", "sad", "neutral"]
+    assert metadata["num_frames"] == 4
+    assert metadata["input"]["shape"] == ["batch", 4, 3, 32, 32]
+    assert metadata["input"]["pixel_range"] == [0.0, 1.0] and metadata["input"]["normalised_inside"]
+    assert metadata["input"]["mean"] == pytest.approx([0.5, 0.5, 0.5])  # vit_tiny_patch16_224's default tag
+    assert metadata["model"]["adapter"]["bottleneck"] == 8
+    assert metadata["model"]["backbone_weights"]["file"] == "backbone.safetensors"
+
+
+def test_export_leaves_the_model_as_it_was(trained_model, tmp_path):
+    trained_model.train()
+    impls = [adapter.impl for adapter in fe_adapter.adapters(trained_model)]
+    before = {name: tensor.clone() for name, tensor in trained_model.state_dict().items()}
+    export.export_model(trained_model, tmp_path / "model.pt2")
+    assert trained_model.training
+    assert [adapter.impl for adapter in fe_adapter.adapters(trained_model)] == impls
+    assert all(torch.equal(before[name], tensor) for name, tensor in trained_model.state_dict().items())
+
+
+def test_the_adapters_are_lowered_to_standard_operators(trained_model, tmp_path, monkeypatch):
+    """Without the lowering, the native kernel's custom op reaches the ONNX exporter, which cannot translate it:
+    a one-line ExportError, and no file."""
+    if fekernels.resolve_impl("auto", torch.empty(1, 1, 1)) != "native":
+        pytest.skip("the native kernel is not built: impl='auto' already runs the reference")
+    monkeypatch.setattr(export, "_reference_adapters", lambda model: contextlib.nullcontext())
+    with pytest.raises(export.ExportError, match="torch.onnx.export failed") as error:
+        export.export_model(trained_model, tmp_path / "model.onnx")
+    assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_does_not_match_pytorch_is_not_written(trained_model, tmp_path, monkeypatch):
+    real = export.load_exported
+
+    def off_by_a_little(path):
+        run = real(path)
+        return lambda clips: (lambda out: (out[0], out[1] + 2e-4))(run(clips))
+
+    monkeypatch.setattr(export, "load_exported", off_by_a_little)
+    with pytest.raises(export.ExportError, match=r"differs from PyTorch by 0\.0002.*not written"):
+        export.export_model(trained_model, tmp_path / "model.pt2")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_requests_are_refused_before_any_work(trained_model, tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"earlier")
+    with pytest.raises(FileExistsError, match="model.onnx already exists; pass --overwrite"):
+        export.export_model(trained_model, tmp_path / "model.onnx")
+    assert (tmp_path / "model.onnx").read_bytes() == b"earlier"
+    with pytest.raises(ValueError, match="cannot tell the format from the file name model.bin"):
+        export.export_model(trained_model, tmp_path / "model.bin")
+    with pytest.raises(ValueError, match="format must be one of"):
+        export.export_model(trained_model, tmp_path / "model.onnx", format="tflite", overwrite=True)
+
+
+def test_written_files_follow_the_umask(trained_model, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = export.export_model(trained_model, tmp_path / "model.pt2").path
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
