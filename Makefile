@@ -10,7 +10,7 @@ NATIVE := fekernels/_native/libfekernels_native.so
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,export]'
 	touch $@
 
 # The native CPU kernel (CMake; needs cmake and a C++20 compiler with OpenMP).

@@ -20,8 +20,6 @@ from fe_adapter import export
 from fe_adapter.checkpoint import load_model
 from fe_adapter.demo import BACKBONE, BACKBONE_KWARGS
 
-pytest.importorskip("onnxruntime", reason="the export extra (pip install 'fe-adapter[export]') is not installed")
-
 #: Runs an exported file in a fresh interpreter that has neither fe-adapter nor its kernels, and prints the
 #: probabilities of the clips in each .npy file given. ONNX runs on onnxruntime alone, without torch.
 _DEPLOYED = textwrap.dedent("""
