@@ -226,21 +226,32 @@ def _first_line(error: BaseException) -> str:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata an exported file carries (``export_metadata``); a ValueError if it has none."""
+    """The metadata an exported file carries (``export_metadata``). Raises FileNotFoundError for a missing file
+    and CheckpointError (one line) for a file that is no readable fe-adapter export."""
+    from fe_adapter.checkpoint import CheckpointError
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"exported model not found: {path}")
-    if path.suffix == ".onnx":
-        import onnx
+    if path.suffix not in SUFFIXES.values():
+        raise CheckpointError(f"{path} is not an exported model (.onnx or .pt2, written by fe-adapter export)")
+    try:
+        if path.suffix == ".onnx":
+            import onnx
 
-        model = onnx.load(str(path), load_external_data=False)
-        text = next((prop.value for prop in model.metadata_props if prop.key == METADATA_KEY), None)
-    else:
-        files = {_PT2_METADATA_FILE: ""}
-        torch.export.load(path, extra_files=files)
-        text = files[_PT2_METADATA_FILE] or None
+            model = onnx.load(str(path), load_external_data=False)
+            text = next((prop.value for prop in model.metadata_props if prop.key == METADATA_KEY), None)
+        else:
+            files = {_PT2_METADATA_FILE: ""}
+            torch.export.load(path, extra_files=files)
+            text = files[_PT2_METADATA_FILE] or None
+    except ImportError as error:
+        raise ExportError(f"reading an ONNX model needs the package onnx ({_EXPORT_EXTRA}): {error}") from None
+    except Exception as error:  # protobuf's DecodeError, zipfile's BadZipFile, torch's RuntimeError, ...
+        raise CheckpointError(f"{path}: cannot read an exported model ({_first_line(error)}): the file is corrupt, "
+                              "truncated or of another kind") from None
     if text is None:
-        raise ValueError(f"{path} carries no fe-adapter metadata: it was not written by fe-adapter export")
+        raise CheckpointError(f"{path} carries no fe-adapter metadata: it was not written by fe-adapter export")
     return json.loads(text)
 
 

@@ -161,3 +161,36 @@ def test_written_files_follow_the_umask(trained_model, tmp_path):
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("format", export.FORMATS)
+def test_prediction_with_the_exported_model_equals_prediction_with_pytorch(format, trained_model, tmp_path):
+    """One predictor, two engines: the same windows, faces and no-face marks, probabilities within the bound."""
+    from fe_adapter.predict import Predictor
+    from fe_adapter.predict.examples import face_video
+
+    video = face_video(tmp_path / "face.mp4", frames=30, hidden=range(12, 22))
+    path = export.export_model(trained_model, tmp_path / f"model.{format}").path
+    with_pytorch = Predictor(trained_model, "cpu").predict_video(video, window=1.0, stride=0.5)
+    exported = Predictor.from_exported(path).predict_video(video, window=1.0, stride=0.5)
+    assert [(w.start, w.faces_found, w.no_face) for w in exported.windows] == \
+        [(w.start, w.faces_found, w.no_face) for w in with_pytorch.windows]
+    assert any(w.no_face for w in exported.windows) and not all(w.no_face for w in exported.windows)
+    difference = max(abs(a.probabilities[name] - b.probabilities[name])
+                     for a, b in zip(exported.windows, with_pytorch.windows, strict=True) for name in a.probabilities)
+    assert difference <= export.TOLERANCE
+    assert exported.top == with_pytorch.top
+
+
+def test_a_file_that_is_not_an_export_is_refused_in_one_line(tmp_path, tiny_model_files):
+    from fe_adapter.checkpoint import CheckpointError
+    from fe_adapter.predict import Predictor
+
+    adapters, _ = tiny_model_files
+    for name, content in (("random.onnx", os.urandom(256)), ("empty.pt2", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match=f"{name}: cannot read an exported model") as error:
+            Predictor.from_exported(tmp_path / name)
+        assert "\n" not in str(error.value)
+    with pytest.raises(CheckpointError, match="not an exported model"):
+        Predictor.from_exported(adapters)  # an adapter checkpoint

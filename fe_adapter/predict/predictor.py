@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from fe_adapter.checkpoint import load_model
 from fe_adapter.data.readers import UnreadableClip, VideoReader
-from fe_adapter.data.transforms import eval_transform, normalization_for
+from fe_adapter.data.transforms import Normalization, eval_transform
 from fe_adapter.device import resolve_device
 from fe_adapter.model import VideoClassifier
+from fe_adapter.predict.engines import Engine, ExportedEngine, TorchEngine
 from fe_adapter.predict.faces import FaceTrack, FaceTracker, centre_box, crop_face
 from fe_adapter.predict.results import (
     MIN_FACE_FRACTION,
@@ -37,24 +38,30 @@ __all__ = ["PredictionError", "Predictor", "VideoPrediction", "WindowPrediction"
 
 
 class Predictor:
-    """Predict emotions in video files with a ``VideoClassifier``.
+    """Predict emotions in video files with a ``VideoClassifier`` or an exported model.
 
     Args:
-        model: the trained classifier (its ``num_frames`` is the frames per window).
-        device: "auto" (CUDA if available), "cpu" or "cuda".
+        model: the trained classifier (its ``num_frames`` is the frames per window), or an ``Engine`` that runs
+            one (``ExportedEngine`` for a file written by ``fe-adapter export``; see ``from_exported``).
+        device: "auto" (CUDA if available), "cpu" or "cuda", for a ``VideoClassifier``.
         tracker: the face finder (default ``FaceTracker()``).
         thumbnails: how many windows (evenly spread) keep a face crop for the timeline image.
     """
 
-    def __init__(self, model: VideoClassifier, device: str = "auto", tracker: FaceTracker | None = None,
+    def __init__(self, model: VideoClassifier | Engine, device: str = "auto", tracker: FaceTracker | None = None,
                  thumbnails: int = 10) -> None:
-        self.device = resolve_device(device, "device")
-        self.model = model.to(self.device).eval()
+        if isinstance(model, VideoClassifier):
+            model = TorchEngine(model, resolve_device(device, "device"))
+        self.engine: Engine = model
         self.tracker = tracker or FaceTracker()
         self.thumbnails = thumbnails
-        normalization = normalization_for(model)
-        self.size = normalization.size
-        self.transform = eval_transform(normalization)
+        self.size = self.engine.size
+        self.transform = eval_transform(Normalization(self.size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
+
+    @property
+    def model(self) -> VideoClassifier:
+        """The PyTorch model (AttributeError for an exported one)."""
+        return self.engine.model
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", backbone_checkpoint: str | Path | None = None,
@@ -67,6 +74,12 @@ class Predictor:
         CheckpointError for an unreadable or mismatched one, ValueError when no backbone weights are given.
         """
         return cls(load_model(path, backbone_checkpoint, pretrained, impl), device)
+
+    @classmethod
+    def from_exported(cls, path: str | Path) -> Predictor:
+        """Predict with a model exported by ``fe-adapter export`` (.onnx on onnxruntime, or .pt2), on the CPU:
+        the same windows, faces and outputs as with the PyTorch model it was exported from."""
+        return cls(ExportedEngine(path))
 
     @torch.no_grad()
     def predict_video(self, path: str | Path, window: float = 2.0, stride: float = 0.5, batch_size: int = 8,
@@ -87,7 +100,7 @@ class Predictor:
         started = time.perf_counter()
         try:
             with VideoReader(path) as reader:
-                plans = plan_windows(reader.frame_count, reader.fps, self.model.num_frames, window, stride)
+                plans = plan_windows(reader.frame_count, reader.fps, self.engine.num_frames, window, stride)
                 stream = _WindowStream(self, plans, batch_size)
                 show = sys.stderr.isatty() if progress is None else progress
                 with tqdm(total=reader.frame_count, unit="frame", desc=path.name, disable=not show, leave=False,
@@ -101,13 +114,12 @@ class Predictor:
         windows = stream.results(min_face_fraction)
         elapsed = time.perf_counter() - started
         return VideoPrediction(str(path), frame_count / fps, fps, windows, stream.covered / elapsed, frame_count,
-                               window, stride, self.model.num_frames, stream.thumbnails, stream.peak_held, decoded,
+                               window, stride, self.engine.num_frames, stream.thumbnails, stream.peak_held, decoded,
                                min_face_fraction)
 
     def _probabilities(self, clips: list[np.ndarray]) -> torch.Tensor:
-        """Softmax of the model on (T, H, W, 3) uint8 face crops, one row per clip."""
-        batch = torch.stack([self.transform(torch.from_numpy(clip).permute(0, 3, 1, 2)) for clip in clips])
-        return self.model(batch.to(self.device)).float().softmax(-1).cpu()
+        """Class probabilities of (T, H, W, 3) uint8 face crops, one row per clip."""
+        return self.engine(torch.stack([self.transform(torch.from_numpy(clip).permute(0, 3, 1, 2)) for clip in clips]))
 
 
 class _WindowStream:
@@ -175,7 +187,7 @@ class _WindowStream:
 
     def results(self, min_face_fraction: float) -> list[WindowPrediction]:
         """The windows that ran; a face in fewer than ``min_face_fraction`` of a window's frames: no face."""
-        names = self.predictor.model.class_names
+        names = self.predictor.engine.class_names
         return [WindowPrediction(plan.start, plan.end,
                                  {name: float(p) for name, p in zip(names, row.tolist(), strict=True)},
                                  faces_found, len(plan.indices), faces_found / len(plan.indices) < min_face_fraction)
