@@ -41,7 +41,7 @@ def _model(name: str) -> torch.nn.Module:
     backbone, kwargs, frames, bottleneck, _ = MODELS[name]
     torch.manual_seed(0)
     model = fe_adapter.create_model(backbone, num_classes=7, num_frames=frames, bottleneck=bottleneck,
-                                    backbone_kwargs=kwargs)
+                                    backbone_kwargs=kwargs, random_backbone=True)
     with torch.no_grad():
         for adapter in fe_adapter.adapters(model):
             for parameter in adapter.parameters():

@@ -12,12 +12,17 @@ from .adapter import (
 from .checkpoint import (
     CheckpointError as CheckpointError,
     load_adapters as load_adapters,
+    load_model as load_model,
     read_adapter_config as read_adapter_config,
     save_adapters as save_adapters,
 )
 from .config import (
     PLACEMENTS as PLACEMENTS,
     AdapterConfig as AdapterConfig,
+)
+from .export import (
+    ExportError as ExportError,
+    export_model as export_model,
 )
 from .model import (
     VideoClassifier as VideoClassifier,

@@ -9,15 +9,13 @@ statistics, and the model's settings are written into the file (``read_metadata`
 
 Every export is checked before the file is put in place: the exported model and the PyTorch model run on the
 same random clips at batch sizes 1 and 3, and the largest difference of their probabilities must stay within
-``TOLERANCE``; a failing export leaves no file behind.
+``TOLERANCE``; a failing export leaves no file behind (and an earlier file at the path as it was).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fe_adapter._io import atomic_write
 from fe_adapter.vit import adapters
 
 FORMATS: tuple[str, ...] = ("onnx", "pt2")
@@ -43,8 +42,12 @@ _EXPORT_EXTRA = "pip install 'fe-adapter[export]'"
 
 
 class ExportError(RuntimeError):
-    """An export that failed: an op the exporter cannot translate, a missing exporter, or a verification that
-    found the exported model differing from PyTorch. The message is one line naming what failed."""
+    """An export that failed: an op the exporter cannot translate, or a missing exporter package. The message is
+    one line naming what failed."""
+
+
+class VerificationError(ExportError):
+    """The exported model ran but its probabilities differ from PyTorch's by more than ``TOLERANCE``."""
 
 
 @dataclass
@@ -101,8 +104,9 @@ def export_model(model: nn.Module, path: str | Path, format: str | None = None, 
     ``format`` is "onnx" or "pt2" (default: from the suffix of ``path``). The model is exported in float32 on
     the CPU with its adapters lowered to the reference decomposition; the model itself is left as it was.
     The file is written only after the exported model matched PyTorch (``TOLERANCE`` on the probabilities at
-    batch sizes 1 and 3, on clips drawn with ``seed``). Raises FileExistsError for an existing ``path`` unless
-    ``overwrite``, ValueError for an unknown format, ExportError when the export or its verification fails.
+    batch sizes 1 and 3, on clips drawn with ``seed``), and gets the mode any file the user creates gets. Raises
+    FileExistsError for an existing ``path`` unless ``overwrite``, ValueError for an unknown format, ExportError
+    when the export fails and VerificationError (an ExportError) when the exported model does not match.
     """
     path = Path(path)
     format = format or _format_from_suffix(path)
@@ -117,24 +121,20 @@ def export_model(model: nn.Module, path: str | Path, format: str | None = None, 
     with _float32_eval_on_cpu(model):
         deployable = _Deployable(model, metadata["input"]["mean"], metadata["input"]["std"]).eval()
         expected = [_probabilities(deployable, clips) for clips in checks]  # as the model runs in PyTorch
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=SUFFIXES[format], dir=path.parent)
-        os.close(handle)
-        try:
+        differences: dict[int, float] = {}
+
+        def write_and_verify(temporary: str) -> None:
             with _reference_adapters(model):
                 _WRITERS[format](deployable, example, Path(temporary), metadata)
-            run = load_exported(temporary)
-            differences = {}
+            run = load_exported(temporary, format)
             for clips, reference in zip(checks, expected, strict=True):
                 differences[len(clips)] = float(np.abs(run(clips.numpy())[1] - reference).max())
             worst = max(differences.values())
             if not worst <= TOLERANCE:  # NaN fails too
-                raise ExportError(f"the exported model differs from PyTorch by {worst:.3g} in a probability (at most "
-                                  f"{TOLERANCE:g} allowed): not written")
-            os.chmod(temporary, 0o666 & ~_umask())
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+                raise VerificationError(f"the exported model differs from PyTorch by {worst:.3g} in a probability (at "
+                                        f"most {TOLERANCE:g} allowed): {path} not written")
+
+        atomic_write(path, write_and_verify)
     return ExportResult(path, format, metadata, differences)
 
 
@@ -144,12 +144,6 @@ def _format_from_suffix(path: Path) -> str:
             return format
     raise ValueError(f"cannot tell the format from the file name {path.name}: use a .onnx or .pt2 suffix or give "
                      f"the format ({', '.join(FORMATS)})")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager
@@ -255,11 +249,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(text)
 
 
-def load_exported(path: str | Path) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def load_exported(path: str | Path, format: str | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """A function from a (B, T, 3, H, W) float32 array of 0..1 pixels to (logits, probabilities), running an
-    exported file: ONNX through onnxruntime (on the CPU), .pt2 through ``torch.export.load``."""
+    exported file: ONNX through onnxruntime (on the CPU), .pt2 through ``torch.export.load``. ``format``: "onnx"
+    or "pt2" (default: from the suffix)."""
     path = Path(path)
-    if path.suffix == ".onnx":
+    if (format or _format_from_suffix(path)) == "onnx":
         try:
             import onnxruntime
         except ImportError as error:

@@ -121,6 +121,8 @@ def _own_refusals(name: str, folder: Path) -> list[tuple[list[str], str]]:
     report.mkdir(exist_ok=True)
     (report / "metrics.json").write_text("{}")
     video = folder / "clip.mp4"
+    earlier = folder / "earlier.onnx"
+    earlier.write_bytes(b"an earlier export")
     return {
         "predict": [
             (["predict", str(folder / "missing.mp4"), "--checkpoint", str(adapters)],
@@ -132,6 +134,17 @@ def _own_refusals(name: str, folder: Path) -> list[tuple[list[str], str]]:
              "adapter checkpoint not found"),
             (["predict", str(video), "--checkpoint", str(adapters), "--backbone-checkpoint", str(folder / "none.pth")],
              "backbone weights file not found"),
+            (["predict", str(video), "--model", str(folder / "none.onnx")], "exported model not found"),
+            (["predict", str(video), "--model", str(adapters), "--pretrained"], "go with --checkpoint"),
+            (["predict", str(video), "--model", str(adapters), "--device", "cuda"], "runs on the CPU"),
+        ],
+        "export": [
+            (["export", str(folder / "none.safetensors")], "adapter checkpoint not found"),
+            (["export", str(adapters), "--backbone-checkpoint", str(folder / "none.pth")],
+             "backbone weights file not found"),
+            (["export", str(adapters), "--out", str(earlier)], f"{earlier} already exists; pass --overwrite"),
+            (["export", str(adapters), "--out", str(folder / "model.tflite")], "cannot tell the format"),
+            (["export", str(adapters), "--out", str(folder / "model.onnx"), "--format", "pt2"], "they must agree"),
         ],
         "eval": [(["eval", "--checkpoint", str(folder / "none.safetensors")], "adapter checkpoint not found"),
                  (["eval", "--checkpoint", str(adapters), "--out", str(report)], f"--out {report} already holds")],
@@ -175,10 +188,10 @@ def test_import_fe_adapter_puts_off_the_heavy_modules(tmp_path):
 
 def test_every_public_name_is_importable():
     assert fe_adapter.__all__ == [
-        "AdaptedBlock", "AdapterConfig", "CheckpointError", "FEAdapter", "PLACEMENTS", "ParameterReport",
-        "PredictionError", "Predictor", "VideoClassifier", "VideoPrediction", "adapt", "adapters", "classifier_heads",
-        "create_model", "data", "load_adapters", "parameter_report", "predict", "read_adapter_config",
-        "save_adapters", "set_num_frames", "training"]
+        "AdaptedBlock", "AdapterConfig", "CheckpointError", "ExportError", "FEAdapter", "PLACEMENTS",
+        "ParameterReport", "PredictionError", "Predictor", "VideoClassifier", "VideoPrediction", "adapt", "adapters",
+        "classifier_heads", "create_model", "data", "export_model", "load_adapters", "load_model", "parameter_report",
+        "predict", "read_adapter_config", "save_adapters", "set_num_frames", "training"]
     from fe_adapter import create_model
     from fe_adapter.model import create_model as defined
 

@@ -68,7 +68,8 @@ def _demo_size_model() -> torch.nn.Module:
     """The demo's video model shape (40 px, average-pooled tokens, statistics 0.5) with random adapters."""
     torch.manual_seed(1)
     model = fe_adapter.create_model(BACKBONE, num_classes=6, num_frames=8, bottleneck=16, dilation=[1, 2, 1, 2],
-                                    activation="gelu", backbone_kwargs=BACKBONE_KWARGS, dropout=0.0)
+                                    activation="gelu", backbone_kwargs=BACKBONE_KWARGS, dropout=0.0,
+                                    random_backbone=True)
     with torch.no_grad():
         for adapter in fe_adapter.adapters(model):
             for parameter in adapter.parameters():
@@ -133,14 +134,16 @@ def test_the_adapters_are_lowered_to_standard_operators(trained_model, tmp_path,
 def test_a_file_that_does_not_match_pytorch_is_not_written(trained_model, tmp_path, monkeypatch):
     real = export.load_exported
 
-    def off_by_a_little(path):
-        run = real(path)
+    def off_by_a_little(path, format=None):
+        run = real(path, format)
         return lambda clips: (lambda out: (out[0], out[1] + 2e-4))(run(clips))
 
     monkeypatch.setattr(export, "load_exported", off_by_a_little)
-    with pytest.raises(export.ExportError, match=r"differs from PyTorch by 0\.0002.*not written"):
-        export.export_model(trained_model, tmp_path / "model.pt2")
-    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "model.pt2").write_bytes(b"an earlier export")
+    with pytest.raises(export.VerificationError, match=r"differs from PyTorch by 0\.0002.*model.pt2 not written"):
+        export.export_model(trained_model, tmp_path / "model.pt2", overwrite=True)
+    assert [path.name for path in tmp_path.iterdir()] == ["model.pt2"]  # no temporary file left
+    assert (tmp_path / "model.pt2").read_bytes() == b"an earlier export"
 
 
 def test_bad_requests_are_refused_before_any_work(trained_model, tmp_path):
@@ -194,3 +197,47 @@ def test_a_file_that_is_not_an_export_is_refused_in_one_line(tmp_path, tiny_mode
         assert "\n" not in str(error.value)
     with pytest.raises(CheckpointError, match="not an exported model"):
         Predictor.from_exported(adapters)  # an adapter checkpoint
+
+
+def test_the_export_command_writes_a_file_that_predict_runs_like_the_checkpoint(tiny_model_files, tmp_path, capsys):
+    from fe_adapter import cli
+    from fe_adapter.predict.examples import face_video
+
+    adapters, backbone = tiny_model_files
+    model = tmp_path / "deploy" / "model.onnx"
+    assert cli.main(["export", str(adapters), "--backbone-checkpoint", str(backbone), "--out", str(model)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {model} (onnx" in printed and "clips (batch, 4, 3, 32, 32) float32" in printed
+    assert "happy, sad, neutral" in printed and "largest probability difference" in printed
+
+    video = face_video(tmp_path / "clip.mp4", frames=20)
+    window = ["--window", "1s", "--stride", "0.5s"]
+    assert cli.main(["predict", str(video), "--model", str(model), *window, "--out", str(tmp_path / "onnx")]) == 0
+    assert cli.main(["predict", str(video), "--checkpoint", str(adapters), "--backbone-checkpoint", str(backbone),
+                     *window, "--out", str(tmp_path / "torch")]) == 0
+    exported, pytorch = (json.loads((tmp_path / engine / "clip.json").read_text()) for engine in ("onnx", "torch"))
+    assert len(exported["windows"]) == len(pytorch["windows"]) >= 2
+    for a, b in zip(exported["windows"], pytorch["windows"], strict=True):
+        assert a["faces_found"] == b["faces_found"] and a["probabilities"].keys() == b["probabilities"].keys()
+        assert max(abs(a["probabilities"][name] - b["probabilities"][name]) for name in a["probabilities"]) <= 1e-4
+
+
+def test_the_export_command_refuses_in_one_line(tiny_model_files, tmp_path, capsys, monkeypatch):
+    from fe_adapter import cli
+
+    adapters, backbone = tiny_model_files
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(os.urandom(300))
+    assert cli.main(["export", str(corrupt), "--backbone-checkpoint", str(backbone), "--out",
+                     str(tmp_path / "model.onnx")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    assert cli.main(["export", str(adapters), "--out", str(tmp_path / "model.pt2")]) == 2  # no backbone weights
+    assert "holds adapters and head only" in capsys.readouterr().err
+
+    def mismatch(model, path, format=None, overwrite=False, seed=0):
+        raise export.VerificationError("the exported model differs from PyTorch by 0.5 in a probability")
+
+    monkeypatch.setattr(export, "export_model", mismatch)
+    assert cli.main(["export", str(adapters), "--backbone-checkpoint", str(backbone), "--out",
+                     str(tmp_path / "model.pt2")]) == 1
+    assert "differs from PyTorch" in capsys.readouterr().err

@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS
     parser.add_argument("videos", nargs="+", type=Path, help="video files, or folders: their video files "
                         f"({', '.join(VIDEO_SUFFIXES)}), also in sub-folders")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="adapter checkpoint (.safetensors)")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", type=Path, help="adapter checkpoint (.safetensors), with the backbone's "
+                       "weights from --backbone-checkpoint or --pretrained")
+    model.add_argument("--model", type=Path, help="a model written by fe-adapter export (.onnx, run on "
+                       "onnxruntime, or .pt2), on the CPU")
     parser.add_argument("--backbone-checkpoint", type=Path, help="the backbone's weights (.safetensors or .pth)")
     parser.add_argument("--pretrained", action="store_true", help="use timm's pretrained backbone weights")
     parser.add_argument("--window", type=seconds, default=2.0, help="window length, e.g. 2s (default 2s)")
@@ -42,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a window whose face is detected in fewer than this share of its frames is marked "
                         "no-face and left out of the overall result (default 0.5)")
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda, "
-                        "cuda:N or mps (default auto)")
+                        "cuda:N or mps (default auto); a --model file runs on the CPU")
 
 
 def _error(line: str) -> None:
@@ -72,9 +76,18 @@ def run(args: argparse.Namespace) -> int:
     for line in failed_inputs:  # at once, whatever stops the command next
         _error(line)
     names = _output_names(videos, args.out, args.overwrite)
-    require_file(args.checkpoint, "adapter checkpoint")
-    if args.backbone_checkpoint is not None:
-        require_file(args.backbone_checkpoint, "backbone weights file")
+    if args.model is not None:
+        require_file(args.model, "exported model")
+        if args.backbone_checkpoint is not None or args.pretrained:
+            raise ValueError("--backbone-checkpoint and --pretrained go with --checkpoint: a --model file holds "
+                             "its backbone")
+        if args.device not in ("auto", "cpu"):
+            raise ValueError(f"--device {args.device}: a --model file runs on the CPU (onnxruntime or torch.export); "
+                             "use --checkpoint to predict on another device")
+    else:
+        require_file(args.checkpoint, "adapter checkpoint")
+        if args.backbone_checkpoint is not None:
+            require_file(args.backbone_checkpoint, "backbone weights file")
     if not videos:
         return 2
 
@@ -83,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from fe_adapter.predict.results import MIN_FACE_FRACTION, prediction_summary
     from fe_adapter.predict.timeline import write_prediction
 
-    target = resolve_device(args.device, "--device")
-    predictor = Predictor.from_checkpoint(args.checkpoint, str(target), args.backbone_checkpoint, args.pretrained)
+    if args.model is not None:
+        predictor = Predictor.from_exported(args.model)
+    else:
+        target = resolve_device(args.device, "--device")
+        predictor = Predictor.from_checkpoint(args.checkpoint, str(target), args.backbone_checkpoint, args.pretrained)
     min_face_fraction = MIN_FACE_FRACTION if args.min_face_fraction is None else args.min_face_fraction
     written = faceless = 0
     for video, name in zip(videos, names, strict=True):

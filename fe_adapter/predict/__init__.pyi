@@ -1,4 +1,9 @@
 # The public names of fe_adapter.predict, for type checkers and for the lazy loader of __init__.py.
+from .engines import (
+    Engine as Engine,
+    ExportedEngine as ExportedEngine,
+    TorchEngine as TorchEngine,
+)
 from .predictor import (
     Predictor as Predictor,
 )
