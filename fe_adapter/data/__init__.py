@@ -1,4 +1,4 @@
-"""Video data for dynamic facial expression recognition: sources, sampling, transforms, loaders.
+"""Video and image data for facial expression recognition: sources, sampling, transforms, loaders.
 
 Typical use::
 
@@ -9,7 +9,9 @@ Typical use::
     for clips, labels, ids in data.make_loader(dataset, batch_size=8):
         ...
 
-The names (listed in ``__init__.pyi``) are imported on first use, like ``fe_adapter``'s.
+Every dataset format, video and image, is registered in ``fe_adapter.data.registry``
+(``data.open_dataset("image_folder", root=..., split="test")``). The names (listed in ``__init__.pyi``) are
+imported on first use, like ``fe_adapter``'s.
 """
 
 import lazy_loader

@@ -3,6 +3,14 @@ from .dataset import (
     ClipDataset as ClipDataset,
     ClipSample as ClipSample,
 )
+from .images import (
+    ImageItem as ImageItem,
+    ImageList as ImageList,
+    UnreadableImage as UnreadableImage,
+    image_folder as image_folder,
+    image_list as image_list,
+    load_image as load_image,
+)
 from .loader import (
     ClipBatch as ClipBatch,
     SkipReport as SkipReport,
@@ -13,6 +21,11 @@ from .loader import (
 from .readers import (
     UnreadableClip as UnreadableClip,
     read_frames as read_frames,
+)
+from .registry import (
+    FORMATS as FORMATS,
+    DatasetFormat as DatasetFormat,
+    open_dataset as open_dataset,
 )
 from .sampling import (
     SAMPLINGS as SAMPLINGS,

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fe_adapter.data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -22,6 +23,8 @@ DFEW_CLASSES = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear
 FERV39K_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 MAFW_CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt",
                 "anxiety", "helplessness", "disappointment")
+#: The synthetic clips' classes (``fe_adapter.data.synthetic``), here so that they are known without torch.
+SYNTHETIC_CLASSES = ("neutral", "happy", "sad", "surprise", "happy_onset", "happy_offset")
 SPLITS = ("train", "test")
 FOLDS = (1, 2, 3, 4, 5)
 
@@ -98,16 +101,18 @@ def _name_and_class_lines(split_file: Path, class_names: Sequence[str], form: st
 _SHOWN_MISSING = 3
 
 
-def _with_existing(items: list[ClipItem], class_names: Sequence[str], source: str) -> ClipList:
-    """The listed clips that exist, the missing ones set aside with one warning."""
+def _with_existing(items: list, class_names: Sequence[str], source: str, make: type = ClipList,
+                   noun: str = "clips") -> Any:
+    """The listed items (clips, or images for ``make=ImageList``) that exist, the missing ones set aside with one
+    warning."""
     present = [item for item in items if item.path.exists()]
     missing = [item for item in items if not item.path.exists()]
     if missing:
         shown = ", ".join(f"{item.path} ({item.origin})" for item in missing[:_SHOWN_MISSING])
         more = f" and {len(missing) - _SHOWN_MISSING} more" if len(missing) > _SHOWN_MISSING else ""
-        warnings.warn(f"{source}: {len(missing)} of {len(items)} listed clips are missing and left out "
-                      f"(ClipList.missing): {shown}{more}", stacklevel=3)
-    return ClipList(present, tuple(class_names), missing, source)
+        warnings.warn(f"{source}: {len(missing)} of {len(items)} listed {noun} are missing and left out "
+                      f"({make.__name__}.missing): {shown}{more}", stacklevel=3)
+    return make(present, tuple(class_names), missing, source)
 
 
 def dfew(root: str | Path, fold: int = 1, split: str = "train", frames: str = "clip_224x224") -> ClipList:
@@ -188,6 +193,40 @@ def _check_list_fields(fields: list[str], line: str, origin: str, comma: bool) -
                        f"{' '.join(fields[:-1])},{fields[-1]}")
 
 
+def _list_rows(path: Path, frame_counts: bool = True) -> list[tuple[str, str, str]]:
+    """(entry, label text, ``file:line``) for each line of a list file (blank lines, ``#`` comments and a
+    ``path,label`` header skipped). ``frame_counts``: a ``<path> <num_frames> <label>`` line is allowed (videos)."""
+    rows = []
+    for line_number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        origin = f"{path}:{line_number}"
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        comma = "," in line
+        fields = [f.strip() for f in next(csv.reader([line]))] if comma else line.split()
+        if not rows and fields[-1].lower() == "label":  # a header line before the first row
+            continue
+        if not frame_counts and len(fields) == 3 and fields[1].isdigit():
+            raise DatasetError(f"{origin}: expected '<path> <label>' or 'path,label', got {line!r}")
+        _check_list_fields(fields, line, origin, comma)
+        rows.append((fields[0], fields[-1], origin))
+    return rows
+
+
+def _list_labels(rows: list[tuple[str, str, str]], class_names: Sequence[str] | None, label_base: int,
+                path: Path) -> tuple[tuple[str, ...], list[int]]:
+    """The class names and the label of each row of ``_list_rows``: class names looked up in ``class_names``,
+    integers counted from ``label_base`` (classes ``class_0``... up to the largest when no names are given)."""
+    named = any(not label.lstrip("-").isdigit() for _, label, _ in rows)
+    if named and class_names is None:
+        raise DatasetError(f"{path}: labels are class names, so class_names must be given")
+    if class_names is None:
+        largest = max((int(label) for _, label, _ in rows), default=label_base)
+        class_names = [f"class_{index}" for index in range(largest - label_base + 1)]
+    labels = [_label_from_int(label, len(class_names), label_base, origin) if label.lstrip("-").isdigit()
+              else _label_from_name(label, class_names, origin) for _, label, origin in rows]
+    return tuple(class_names), labels
+
+
 def list_file(
     path: str | Path,
     root: str | Path | None = None,
@@ -203,31 +242,9 @@ def list_file(
     """
     path = _require(Path(path), "list file")
     root = Path(root) if root is not None else path.parent
-    rows = []
-    for line_number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        origin = f"{path}:{line_number}"
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        comma = "," in line
-        fields = [f.strip() for f in next(csv.reader([line]))] if comma else line.split()
-        if not rows and fields[-1].lower() == "label":  # a header line before the first row
-            continue
-        _check_list_fields(fields, line, origin, comma)
-        rows.append((fields[0], fields[-1], origin))
-
-    named = any(not label.lstrip("-").isdigit() for _, label, _ in rows)
-    if named and class_names is None:
-        raise DatasetError(f"{path}: labels are class names, so class_names must be given")
-    if class_names is None:
-        largest = max((int(label) for _, label, _ in rows), default=label_base)
-        class_names = [f"class_{index}" for index in range(largest - label_base + 1)]
-    items = []
-    for clip, label, origin in rows:
-        if label.lstrip("-").isdigit():
-            index = _label_from_int(label, len(class_names), label_base, origin)
-        else:
-            index = _label_from_name(label, class_names, origin)
-        items.append(ClipItem(root / clip, index, origin))
+    rows = _list_rows(path)
+    class_names, labels = _list_labels(rows, class_names, label_base, path)
+    items = [ClipItem(root / clip, label, origin) for (clip, _, origin), label in zip(rows, labels, strict=True)]
     return _with_existing(items, class_names, f"list file {path}")
 
 

@@ -21,10 +21,9 @@ import torch
 from torch.utils.data import Dataset
 
 from fe_adapter.data.dataset import ClipDataset
-from fe_adapter.data.sources import ClipItem, ClipList
+from fe_adapter.data.sources import SYNTHETIC_CLASSES, ClipItem, ClipList
 from fe_adapter.data.transforms import Normalization, eval_transform
 
-SYNTHETIC_CLASSES = ("neutral", "happy", "sad", "surprise", "happy_onset", "happy_offset")
 FRAME_CLASSES = ("neutral", "happy", "sad", "surprise")
 #: Class pairs whose clips hold the same frames in opposite temporal order.
 ORDER_ONLY_PAIRS = (("happy_onset", "happy_offset"),)
@@ -149,6 +148,16 @@ def render_clip(seed: int, class_name: str, indices_for: Callable[[int], Sequenc
     return np.stack(frames)
 
 
+def synthetic_clip_list(num_clips: int = 600, split: str = "train") -> ClipList:
+    """The ``num_clips`` clips of a synthetic split, classes balanced (clip i has label i mod 6); no file behind
+    them (``SyntheticClips`` renders them)."""
+    if split not in _SPLIT_CODES:
+        raise ValueError(f"split must be one of {tuple(_SPLIT_CODES)}, got {split!r}")
+    items = [ClipItem(Path(f"synthetic/{split}/{index:06d}"), index % len(SYNTHETIC_CLASSES), "synthetic")
+             for index in range(num_clips)]
+    return ClipList(items, SYNTHETIC_CLASSES, source=f"the synthetic {split} set of {num_clips} clips")
+
+
 def _clip_seed(seed: int, split: str, index: int) -> int:
     return int(np.random.SeedSequence([seed, _SPLIT_CODES[split], index]).generate_state(1)[0])
 
@@ -168,17 +177,13 @@ class SyntheticClips(ClipDataset):
     def __init__(self, num_clips: int = 600, split: str = "train", seed: int = 0, size: int = 112,
                  num_frames: int = 16, train: bool | None = None, normalization: Normalization | None = None,
                  **kwargs) -> None:
-        if split not in _SPLIT_CODES:
-            raise ValueError(f"split must be one of {tuple(_SPLIT_CODES)}, got {split!r}")
+        clips = synthetic_clip_list(num_clips, split)
         train = split == "train" if train is None else train
-        items = [ClipItem(Path(f"synthetic/{split}/{index:06d}"), index % len(SYNTHETIC_CLASSES), "synthetic")
-                 for index in range(num_clips)]
         if normalization is None:  # pixels to [-1, 1], as SyntheticFaces gives them
             normalization = Normalization(size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
         normalization = Normalization(size, normalization.mean, normalization.std)
         kwargs.setdefault("transform", eval_transform(normalization))
-        super().__init__(ClipList(items, SYNTHETIC_CLASSES, source=f"the synthetic {split} set of {num_clips} clips"),
-                         num_frames=num_frames, train=train, **kwargs)
+        super().__init__(clips, num_frames=num_frames, train=train, **kwargs)
         self.split, self.seed, self.size = split, seed, size
 
     def read(self, item: ClipItem, indices_for: Callable[[int], Sequence[int]]) -> np.ndarray:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +12,7 @@ import timm
 import torch
 
 from fe_adapter import data
+from fe_adapter.data import registry
 from fe_adapter.model import VideoClassifier, create_model
 from fe_adapter.training.config import ConfigError, DataConfig, ModelConfig
 from fe_adapter.vit import adapt
@@ -99,24 +98,20 @@ def build_model(model_config: ModelConfig, num_classes: int, num_frames: int, cl
 
 
 def clip_list(config: DataConfig, split: str, class_names: tuple[str, ...] | None = None) -> data.ClipList:
-    """The clips one split file ("train" or "test") lists; no clip is read. A list or folder test split takes
-    ``class_names`` (default: ``data.class_names``, else the training split's classes)."""
-    if config.dataset == "dfew":
-        return data.dfew(config.root, config.fold, split, frames=config.frames)
-    if config.dataset == "ferv39k":
-        return data.ferv39k(config.root, split)
-    if config.dataset == "mafw":
-        return data.mafw(config.root, config.fold, split)
-    if config.dataset not in ("list", "folder"):
-        raise ValueError(f"no clip lists for data.dataset = {config.dataset!r}")
-    class_names = class_names or config.class_names
-    if split != "train" and class_names is None:
-        class_names = dataset_classes(config)
-    if config.dataset == "list":
-        clip_list = data.list_file(config.train_list if split == "train" else config.test_list, config.root,
-                                   class_names)
-        return dataclasses.replace(clip_list, source=f"{clip_list.source} (data.{split}_list)")
-    return data.folder_tree(Path(config.root) / split, class_names)
+    """The clips one split ("train" or "test") of the configured format lists (``fe_adapter.data.registry``); no
+    clip is read. The format gets the ``data.*`` keys named as its options (root, fold, frames, train_list...).
+    A format without a fixed class order (list, folder) takes ``class_names`` (default: ``data.class_names``,
+    else, for a test split, the training split's classes)."""
+    dataset_format = registry.FORMATS[config.dataset]
+    accepted = dataset_format.options()
+    options = {name: getattr(config, name) for name in accepted
+               if name not in ("split", "class_names") and getattr(config, name, None) is not None}
+    if "class_names" in accepted:
+        class_names = class_names or config.class_names
+        if split != "train" and class_names is None:
+            class_names = dataset_classes(config)
+        options["class_names"] = class_names
+    return registry.open_dataset(config.dataset, split=split, **options)
 
 
 def validation_indices(labels: list[int], fraction: float, seed: int) -> list[int]:
@@ -155,7 +150,7 @@ def build_dataset(config: DataConfig, normalization: data.Normalization, split: 
     if not train:
         options["temporal_views"] = config.temporal_views
     source = "test" if split == "test" else "train"
-    if config.dataset == "synthetic":
+    if config.dataset == "synthetic":  # rendered on the fly, not read from files
         count = config.synthetic_train_clips if source == "train" else config.synthetic_test_clips
         dataset = data.SyntheticClips(count, source, config.synthetic_seed, config.img_size or normalization.size,
                                       train=train, normalization=normalization, **options)
@@ -208,10 +203,9 @@ def check_training_classes(clips: data.ClipList | data.ClipDataset, empty_classe
 
 def dataset_classes(config: DataConfig) -> tuple[str, ...]:
     """The class names of the configured dataset, known before any file is read where possible."""
-    fixed = {"synthetic": data.SYNTHETIC_CLASSES, "dfew": data.DFEW_CLASSES, "ferv39k": data.FERV39K_CLASSES,
-             "mafw": data.MAFW_CLASSES}
-    if config.dataset in fixed:
-        return tuple(fixed[config.dataset])
+    fixed = registry.FORMATS[config.dataset].class_names
+    if fixed is not None:
+        return tuple(fixed)
     if config.class_names:
         return tuple(config.class_names)
     return clip_list(config, "train").class_names

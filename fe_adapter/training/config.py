@@ -17,9 +17,11 @@ from typing import Any
 import yaml
 
 from fe_adapter.config import PLACEMENTS
+from fe_adapter.data.registry import FORMATS, formats
 from fe_adapter.device import DEVICE_NAME, DEVICE_NAMES
 
-DATASETS = ("synthetic", "dfew", "ferv39k", "mafw", "list", "folder")
+#: The video dataset formats ``data.dataset`` takes (``fe_adapter.data.registry``).
+DATASETS = tuple(formats("video"))
 #: DFEW's frame folders: every frame of a clip, or the official 16 per clip.
 DFEW_FRAMES = ("clip_224x224", "clip_224x224_16f")
 
@@ -257,11 +259,12 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     config = TrainConfig(**{name: config_section(values, name) for name in typing.get_type_hints(TrainConfig)})
     if config.model.backbone_dtype == "bf16" and config.optim.amp not in ("bf16", "auto"):
         raise ConfigError("model.backbone_dtype bf16 needs optim.amp bf16 (or auto on a GPU)")
-    if config.data.dataset in ("dfew", "ferv39k", "mafw", "folder") and not config.data.root:
-        raise ConfigError(f"data.root is required for data.dataset = {config.data.dataset!r}")
-    if config.data.dataset == "list" and not (config.data.train_list and config.data.test_list):
-        raise ConfigError("data.train_list and data.test_list are required for data.dataset = 'list'")
-    if config.data.frames != DataConfig.frames and config.data.dataset != "dfew":
+    dataset_format = FORMATS[config.data.dataset]
+    missing = [f"data.{name}" for name in dataset_format.required() if not getattr(config.data, name, None)]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} required for "
+                          f"data.dataset = {config.data.dataset!r}")
+    if config.data.frames != DataConfig.frames and "frames" not in dataset_format.options():
         raise ConfigError(f"data.frames picks DFEW's frame folder; it has no meaning for data.dataset = "
                           f"{config.data.dataset!r}")
     if config.optim.min_lr > config.optim.lr:

@@ -199,11 +199,13 @@ def run_cross_validation(config: TrainConfig, folds: list[int], resume: bool = F
     ``overwrite`` replaces a previous cross-validation's files.
     """
     from fe_adapter._json import write_json
+    from fe_adapter.data.registry import FORMATS, formats
     from fe_adapter.metrics import uar_note
     from fe_adapter.training.builders import check_training_classes, clip_list
 
-    if config.data.dataset not in ("dfew", "mafw"):
-        raise ConfigError(f"cv needs data.dataset dfew or mafw (5 folds), got {config.data.dataset!r}")
+    with_folds = [name for name in formats("video") if "fold" in FORMATS[name].options()]
+    if config.data.dataset not in with_folds:
+        raise ConfigError(f"cv needs data.dataset {' or '.join(with_folds)} (5 folds), got {config.data.dataset!r}")
     folds = check_folds(folds)
     root = Path(config.run.out_dir)
     fold_configs = {}
