@@ -3,6 +3,7 @@
 # "X as X" marks it public for type checkers (PEP 484).
 from . import (
     data as data,
+    faces as faces,
     predict as predict,
     training as training,
 )

@@ -190,13 +190,13 @@ def test_every_public_name_is_importable():
     assert fe_adapter.__all__ == [
         "AdaptedBlock", "AdapterConfig", "CheckpointError", "ExportError", "FEAdapter", "PLACEMENTS",
         "ParameterReport", "PredictionError", "Predictor", "VideoClassifier", "VideoPrediction", "adapt", "adapters",
-        "classifier_heads", "create_model", "data", "export_model", "load_adapters", "load_model", "parameter_report",
-        "predict", "read_adapter_config", "save_adapters", "set_num_frames", "training"]
+        "classifier_heads", "create_model", "data", "export_model", "faces", "load_adapters", "load_model",
+        "parameter_report", "predict", "read_adapter_config", "save_adapters", "set_num_frames", "training"]
     from fe_adapter import create_model
     from fe_adapter.model import create_model as defined
 
     assert create_model is defined
-    for package in (fe_adapter, fe_adapter.data, fe_adapter.training, fe_adapter.predict):
+    for package in (fe_adapter, fe_adapter.data, fe_adapter.training, fe_adapter.predict, fe_adapter.faces):
         for name in package.__all__:
             assert getattr(package, name) is not None, f"{package.__name__}.{name}"
         assert set(package.__all__) <= set(dir(package))

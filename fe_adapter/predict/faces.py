@@ -1,7 +1,7 @@
 """Face finding for prediction on ordinary videos: detect, track smoothly, crop.
 
-The detector is scikit-image's LBP frontal-face cascade, which ships inside the package (no download).
-Detections are made on a downscaled grey frame; overlapping detections vote; the box is smoothed over
+The detector is scikit-image's LBP frontal-face cascade (``fe_adapter.faces``), which ships inside the package
+(no download). Detections are made on a downscaled grey frame; the box is smoothed over
 time; a frame where no face is found keeps the last box and is flagged. Tracking is incremental
 (``FaceTrack.update``), so a video is followed frame by frame without holding its frames.
 """
@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-_LUMA = np.array([0.2125, 0.7154, 0.0721])  # ITU-R BT.709, as skimage.color.rgb2gray
 
 
 @dataclass(frozen=True)
@@ -57,35 +55,16 @@ class FaceTracker:
     """
 
     def __init__(self, detect_width: int = 320, smoothing: float = 0.6, min_face: float = 0.12) -> None:
-        from skimage import data as skimage_data
-        from skimage.feature import Cascade
+        from fe_adapter.faces import make_detector
 
-        self._cascade = Cascade(skimage_data.lbp_frontal_face_cascade_filename())
+        self._detector = make_detector("lbp", detect_width=detect_width, min_face=min_face)
         self.detect_width = detect_width
         self.smoothing = smoothing
         self.min_face = min_face
 
     def detect(self, frame: np.ndarray) -> list[Box]:
-        """Face boxes in one (H, W, 3) uint8 frame, best first (most overlapping votes, then size)."""
-        from PIL import Image
-
-        height, width = frame.shape[:2]
-        scale = min(1.0, self.detect_width / width)
-        # downscaled in uint8 by Pillow before anything else: no full-size float copies of the frame (fast, and
-        # no heap fragmentation that would grow a long video's memory); then grey as scikit-image's rgb2gray
-        if scale < 1.0:
-            frame = np.asarray(Image.fromarray(frame).resize((round(width * scale), round(height * scale)),
-                                                             Image.BOX))
-        grey = frame @ _LUMA / 255.0
-        shorter = min(grey.shape)
-        smallest = max(16, int(self.min_face * shorter))
-        found = self._cascade.detect_multi_scale(img=grey, scale_factor=1.2, step_ratio=1,
-                                                 min_size=(smallest, smallest), max_size=(shorter, shorter))
-        boxes = [Box((d["c"] + d["width"] / 2) / scale, (d["r"] + d["height"] / 2) / scale, d["width"] / scale)
-                 for d in found]
-        votes = [sum(box.overlap(other) > 0.3 for other in boxes) for box in boxes]
-        ranked = sorted(zip(votes, boxes, strict=True), key=lambda pair: (pair[0], pair[1].size), reverse=True)
-        return [box for _, box in ranked]
+        """Face boxes in one (H, W, 3) uint8 frame, best first (``fe_adapter.faces``' LBP detector)."""
+        return [Box(*face.centre, face.side) for face in self._detector.detect(frame)]
 
     def start(self) -> FaceTrack:
         """A new track: feed it the frames of one video in order (``FaceTrack.update``)."""

@@ -1,0 +1,254 @@
+"""Following every face of a video across frames, with an id per person.
+
+The detector runs on every ``detect_every``-th video frame; detections are matched to the live tracks (the
+Hungarian assignment on box overlap plus landmark distance, against each track's box moved on by its velocity),
+and a face nobody matches starts a new track. Between detections each track is followed by matching a small grey
+template of its last detected face around where it should be (cheap: a few thousand pixels per face). A track that
+misses a detection keeps its last box (flagged) and its id if it is found again within ``max_missed`` detections;
+after that it ends. Frames are seen once and not kept, so a video streams through in bounded memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fe_adapter.faces.detectors import Detector, check_frame, make_detector
+from fe_adapter.faces.face import Face, box_iou
+
+_LUMA = np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
+_TEMPLATE = 32  # side of a track's template, pixels: the follow step's resolution is the face's side / 32
+_SEARCH = 0.5  # between detections a face is looked for up to half its side away from where it should be
+_MIN_CORRELATION = 0.3  # below this the template is lost: the face keeps its box until the next detection
+_NO_MATCH = 1e6  # the assignment's cost of a pair beyond the gates
+
+
+@dataclass(frozen=True, eq=False)
+class TrackedFace:
+    """One face of one frame: its track's id, where it is, and how that was found.
+
+    ``detected``: the detector found it in this frame. ``followed``: a frame between detections, the box followed
+    from the last detection. Neither: the track missed its last detection and keeps its last box (a gap being
+    bridged); ``seen`` is False then.
+    """
+
+    track_id: int
+    face: Face
+    detected: bool
+    followed: bool = False
+
+    @property
+    def seen(self) -> bool:
+        """The face is in this frame (detected, or followed from a detection)."""
+        return self.detected or self.followed
+
+
+@dataclass(frozen=True)
+class TrackStats:
+    """What a track covered: its first and last frame indices, in how many frames it was ``seen``, how many
+    detections it matched, and its mean box side (pixels)."""
+
+    track_id: int
+    first_index: int
+    last_index: int
+    frames_seen: int
+    detections: int
+    mean_side: float
+
+
+class _Track:
+    def __init__(self, track_id: int, face: Face, index: int) -> None:
+        self.id, self.face, self.first_index = track_id, face, index
+        self.detected_face, self.detected_index = face, index
+        self.seen_index = index
+        self.velocity = (0.0, 0.0)  # pixels per frame, since the last detection
+        self.growth = 1.0  # the box's scale change per frame, between the last two detections
+        self.missed = 0
+        self.template: np.ndarray | None = None
+        self.last_index = index
+        self.frames_seen = self.detections = 0
+        self.side_sum = 0.0
+
+    def predicted(self, index: int) -> Face:
+        """The last place the face was seen (detected or followed) moved on by the track's velocity to frame
+        ``index``."""
+        steps = index - self.seen_index
+        return self.face.moved(self.velocity[0] * steps, self.velocity[1] * steps, self.growth**steps)
+
+    def locate(self, face: Face, index: int) -> None:
+        """The face seen at ``index``: the velocity becomes the move since the last detection, per frame."""
+        if index > self.detected_index:
+            (x0, y0), (x1, y1) = self.detected_face.centre, face.centre
+            steps = index - self.detected_index
+            self.velocity = ((x1 - x0) / steps, (y1 - y0) / steps)
+        self.face, self.seen_index = face, index
+
+    def count(self, face: TrackedFace, index: int) -> TrackedFace:
+        self.last_index = index
+        if face.seen:
+            self.frames_seen += 1
+            self.side_sum += face.face.side
+        return face
+
+    def stats(self) -> TrackStats:
+        return TrackStats(self.id, self.first_index, self.last_index, self.frames_seen, self.detections,
+                          self.side_sum / max(1, self.frames_seen))
+
+
+class FaceTracker:
+    """Every face of a video, frame by frame, with a stable id per person (see the module docstring).
+
+    Args:
+        detector: a ``Detector``, or the name of one for ``make_detector``.
+        detect_every: the detector runs on a frame when at least this many video frames have passed since it last
+            ran (1: on every frame given); the frames in between are followed.
+        max_missed: a track that missed more than this many detections in a row ends.
+        min_iou: a detection continues a track when its box overlaps the track's expected box by at least this
+            much, or when its centre lies within half a face of it (a face that moved during a gap).
+    """
+
+    def __init__(self, detector: Detector | str = "mtcnn", *, detect_every: int = 1, max_missed: int = 5,
+                 min_iou: float = 0.3) -> None:
+        if isinstance(detect_every, bool) or not isinstance(detect_every, int) or detect_every < 1:
+            raise ValueError(f"detect_every must be an integer >= 1, got {detect_every!r}")
+        if isinstance(max_missed, bool) or not isinstance(max_missed, int) or max_missed < 0:
+            raise ValueError(f"max_missed must be an integer >= 0, got {max_missed!r}")
+        self.detector = make_detector(detector) if isinstance(detector, str) else detector
+        self.detect_every, self.max_missed, self.min_iou = detect_every, max_missed, min_iou
+        self._live: list[_Track] = []
+        self._ended: list[TrackStats] = []
+        self._next_id = 0
+        self._last_detection: int | None = None
+        self._last_index = -1
+
+    def update(self, frame: np.ndarray, index: int) -> list[TrackedFace]:
+        """The faces of frame ``index`` (RGB uint8, (H, W, 3)), one per live track, in track-id order. Frames must
+        come in increasing index order (gaps are fine: a video's sampled frames)."""
+        check_frame(frame)
+        if index <= self._last_index:
+            raise ValueError(f"frame index {index} after {self._last_index}: frames must come in increasing order")
+        self._last_index = index
+        if self._last_detection is None or index - self._last_detection >= self.detect_every:
+            self._last_detection = index
+            faces = self._associate(frame, index, self.detector.detect(frame))
+        else:
+            faces = [track.count(self._follow(frame, track, index), index) for track in self._live]
+        return sorted(faces, key=lambda face: face.track_id)
+
+    def stats(self) -> list[TrackStats]:
+        """Every track so far (ended and live), in id order."""
+        return sorted(self._ended + [track.stats() for track in self._live], key=lambda stats: stats.track_id)
+
+    def main_track(self) -> int | None:
+        """The id of the video's main face: the track seen in the most frames, the larger one on a tie (the person
+        of a single-person video); None before any face."""
+        tracks = self.stats()
+        if not tracks:
+            return None
+        return max(tracks, key=lambda stats: (stats.frames_seen, stats.mean_side, -stats.track_id)).track_id
+
+    def _associate(self, frame: np.ndarray, index: int, faces: list[Face]) -> list[TrackedFace]:
+        from scipy.optimize import linear_sum_assignment
+
+        pairs: list[tuple[int, int]] = []
+        if self._live and faces:
+            cost = np.array([[self._cost(track.predicted(index), face) for face in faces] for track in self._live])
+            rows, columns = linear_sum_assignment(np.minimum(cost, _NO_MATCH))  # infinite costs: no full assignment
+            pairs = [(row, column) for row, column in zip(rows, columns, strict=True) if cost[row, column] < _NO_MATCH]
+        result: list[TrackedFace] = []
+        matched_tracks = {row for row, _ in pairs}
+        for row, column in pairs:
+            track, face = self._live[row], faces[column]
+            track.locate(face, index)
+            steps = index - track.detected_index
+            track.growth = float(np.clip(face.side / max(track.detected_face.side, 1e-6), 0.5, 2.0)) ** (1 / steps)
+            track.detected_face, track.detected_index, track.missed = face, index, 0
+            track.template = _template(frame, face)
+            track.detections += 1
+            result.append(track.count(TrackedFace(track.id, face, detected=True), index))
+        still_live = []
+        for row, track in enumerate(self._live):
+            if row in matched_tracks:
+                still_live.append(track)
+                continue
+            track.missed += 1
+            if track.missed > self.max_missed:
+                self._ended.append(track.stats())
+                continue
+            still_live.append(track)
+            result.append(track.count(TrackedFace(track.id, track.face, detected=False), index))
+        matched_faces = {column for _, column in pairs}
+        for column, face in enumerate(faces):
+            if column in matched_faces:
+                continue
+            track = _Track(self._next_id, face, index)
+            self._next_id += 1
+            track.template = _template(frame, face)
+            track.detections = 1
+            still_live.append(track)
+            result.append(track.count(TrackedFace(track.id, face, detected=True), index))
+        self._live = still_live
+        return result
+
+    def _cost(self, expected: Face, face: Face) -> float:
+        """How unlike a continuation of a track with ``expected`` face ``face`` is: 1 - IoU plus the landmarks' mean
+        distance (or the centres' distance, without landmarks) in face sides; infinite beyond the gates."""
+        side = max(expected.side, face.side)
+        if not 0.5 <= face.side / max(expected.side, 1e-6) <= 2.0:
+            return np.inf
+        overlap = box_iou(expected.box, face.box)
+        centre = np.hypot(expected.centre[0] - face.centre[0], expected.centre[1] - face.centre[1]) / side
+        if overlap < self.min_iou and centre > 0.5:
+            return np.inf
+        if expected.landmarks is not None and face.landmarks is not None:
+            distance = float(np.linalg.norm(expected.landmarks - face.landmarks, axis=1).mean()) / side
+        else:
+            distance = centre
+        return 1.0 - overlap + distance
+
+    def _follow(self, frame: np.ndarray, track: _Track, index: int) -> TrackedFace:
+        """The track's face in a frame between detections: its template matched around where it should be."""
+        if track.missed or track.template is None:
+            return TrackedFace(track.id, track.face, detected=False)
+        found = _match(frame, track.template, track.predicted(index))
+        if found is None:
+            return TrackedFace(track.id, track.face, detected=False, followed=True)
+        track.locate(found, index)
+        return TrackedFace(track.id, found, detected=False, followed=True)
+
+
+def _grey_patch(frame: np.ndarray, face: Face, extent: float, pixels: int) -> np.ndarray:
+    """The square around ``face`` of side ``extent`` times its side, edges repeated beyond the frame, as a
+    (pixels, pixels) float32 grey image."""
+    from PIL import Image
+
+    cx, cy = face.centre
+    side = face.side * extent
+    height, width = frame.shape[:2]
+    rows = np.clip(np.round(np.linspace(cy - side / 2, cy + side / 2, min(round(side), 4 * pixels))), 0, height - 1)
+    columns = np.clip(np.round(np.linspace(cx - side / 2, cx + side / 2, min(round(side), 4 * pixels))), 0, width - 1)
+    patch = np.ascontiguousarray(frame[rows.astype(int)[:, None], columns.astype(int)[None, :]])
+    small = np.asarray(Image.fromarray(patch).resize((pixels, pixels), Image.BOX), dtype=np.float32)
+    return small @ _LUMA
+
+
+def _template(frame: np.ndarray, face: Face) -> np.ndarray:
+    return _grey_patch(frame, face, 1.0, _TEMPLATE)
+
+
+def _match(frame: np.ndarray, template: np.ndarray, expected: Face) -> Face | None:
+    """``expected`` moved to where ``template`` matches best within ``_SEARCH`` of a side; None when nothing
+    correlates well enough."""
+    from skimage.feature import match_template
+
+    extent = 1.0 + 2 * _SEARCH
+    pixels = round(_TEMPLATE * extent)
+    region = _grey_patch(frame, expected, extent, pixels)
+    scores = match_template(region, template)
+    row, column = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    if scores[row, column] < _MIN_CORRELATION:
+        return None
+    step = expected.side * extent / pixels  # frame pixels per region pixel
+    centre_offset = (scores.shape[0] - 1) / 2
+    return expected.moved((column - centre_offset) * step, (row - centre_offset) * step)
