@@ -120,7 +120,7 @@ def test_open_dataset_opens_a_format_with_its_options(tmp_path):
 
 
 @pytest.mark.parametrize("name, options, message", [
-    ("dfw", {}, r"unknown dataset format 'dfw'; known formats: video: dfew, .*; image: image_folder"),
+    ("dfw", {}, r"unknown dataset format 'dfw'; known formats: video: dfew, .*; image: .*image_folder"),
     ("dfew", {"root": "/x", "fol": 2}, "dataset format 'dfew' takes no option 'fol'; its options: root, fold"),
     ("dfew", {"fold": 2}, "dataset format 'dfew' needs the option 'root'"),
     ("dfew", {"root": "/x", "split": "val"}, r"dataset format 'dfew': split must be one of \('train', 'test'\)"),
@@ -133,3 +133,181 @@ def test_open_dataset_refuses_unknown_names_and_options(name, options, message):
 def test_register_refuses_a_taken_name():
     with pytest.raises(ValueError, match="'dfew' is registered already"):
         register(data.DatasetFormat("dfew", "image", data.image_folder, None, (), "a clash"))
+
+
+# ----- RAF-DB, FER2013, AffectNet in their official layouts -----
+
+# Literal copies of the official label orders (docs/data.md gives the sources), so that an edit of the tuples in
+# fe_adapter/data/images.py cannot pass unnoticed.
+OFFICIAL_RAFDB = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")  # the file's 1..7
+OFFICIAL_FER2013 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # emotion 0..6
+OFFICIAL_AFFECTNET = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")  # 0..7
+
+
+def test_image_class_orders_are_the_official_ones():
+    from fe_adapter.data import images
+
+    assert images.RAFDB_CLASSES == OFFICIAL_RAFDB
+    assert images.FER2013_CLASSES == OFFICIAL_FER2013
+    assert images.AFFECTNET_CLASSES == OFFICIAL_AFFECTNET
+
+
+def _rafdb_root(tmp_path: Path, lines: str = "train_00001.jpg 5\ntrain_00002.jpg 1\ntest_0001.jpg 7\n"
+                "train_00003.jpg 4\n") -> Path:
+    root = tmp_path / "basic"
+    (root / "EmoLabel").mkdir(parents=True)
+    (root / "EmoLabel" / "list_patition_label.txt").write_text(lines)
+    for name in ("train_00001", "train_00002", "train_00003", "test_0001"):
+        _write_jpeg(root / "Image" / "aligned" / f"{name}_aligned.jpg")
+        _write_jpeg(root / "Image" / "original" / f"{name}.jpg", size=(40, 30))
+    return root
+
+
+def test_rafdb_reads_the_basic_layout(tmp_path):
+    root = _rafdb_root(tmp_path)
+    train = data.open_dataset("rafdb", root=root, split="train")
+    assert train.class_names == OFFICIAL_RAFDB
+    assert [(item.path.name, train.class_names[item.label]) for item in train.items] == [
+        ("train_00001_aligned.jpg", "sadness"), ("train_00002_aligned.jpg", "surprise"),
+        ("train_00003_aligned.jpg", "happiness")]
+    assert train.items[2].origin.endswith("list_patition_label.txt:4")
+    test = data.open_dataset("rafdb", root=root, split="test", images="original")
+    assert [(item.path.name, item.label) for item in test.items] == [("test_0001.jpg", 6)]
+    assert data.load_image(test.items[0]).size == (40, 30)
+
+
+def test_rafdb_missing_images_are_left_out_with_a_warning(tmp_path):
+    root = _rafdb_root(tmp_path)
+    (root / "Image" / "aligned" / "train_00002_aligned.jpg").unlink()
+    with pytest.warns(UserWarning, match=r"1 of 3 listed images are missing .*train_00002_aligned.jpg "
+                                         r"\(.*list_patition_label.txt:2\)"):
+        train = data.open_dataset("rafdb", root=root)
+    assert len(train.items) == 2 and [item.path.name for item in train.missing] == ["train_00002_aligned.jpg"]
+
+
+@pytest.mark.parametrize("lines, message", [
+    ("train_00001.jpg 8\n", "list_patition_label.txt:1: label 8 out of range 1..7"),
+    ("train_00001.jpg 5\nval_0001.jpg 3\n", "list_patition_label.txt:2: image name 'val_0001.jpg' does not start "
+                                           "with train_ or test_"),
+    ("train_00001.jpg\n", "list_patition_label.txt:1: expected '<train_NNNNN.jpg or test_NNNN.jpg> <label 1..7>'"),
+    ("train_00001.jpg five\n", "list_patition_label.txt:1: label 'five' is not an integer"),
+])
+def test_rafdb_bad_lines_name_file_and_line(tmp_path, lines, message):
+    with pytest.raises(data.DatasetError, match=message):
+        data.open_dataset("rafdb", root=_rafdb_root(tmp_path, lines))
+
+
+def test_rafdb_missing_label_file(tmp_path):
+    (tmp_path / "basic" / "Image" / "aligned").mkdir(parents=True)
+    with pytest.raises(data.DatasetError, match="RAF-DB label file not found: .*list_patition_label.txt"):
+        data.open_dataset("rafdb", root=tmp_path / "basic")
+
+
+def _fer_pixels(seed: int) -> str:
+    return " ".join(str(value) for value in np.random.default_rng(seed).integers(0, 256, 48 * 48))
+
+
+def _fer_csv(tmp_path: Path, rows: list[str] | None = None) -> Path:
+    if rows is None:
+        rows = [f"0,{_fer_pixels(0)},Training", f"6,{_fer_pixels(1)},PublicTest", f"3,{_fer_pixels(2)},Training",
+                f"1,{_fer_pixels(3)},PrivateTest"]
+    path = tmp_path / "fer2013" / "fer2013.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_fer2013_reads_the_kaggle_csv(tmp_path):
+    path = _fer_csv(tmp_path)
+    train = data.open_dataset("fer2013", root=path.parent, split="train")
+    assert train.class_names == OFFICIAL_FER2013
+    assert [(train.class_names[item.label], item.origin.rsplit(":", 1)[1]) for item in train.items] == [
+        ("angry", "2"), ("happy", "4")]
+    expected = np.array(_fer_pixels(2).split(), dtype=np.uint8).reshape(48, 48)  # row-major 48 x 48
+    assert train.items[1].path is None and np.array_equal(train.items[1].pixels, expected)
+    image = data.load_image(train.items[1])
+    assert image.size == (48, 48) and np.array_equal(np.asarray(image)[..., 0], expected)
+    assert [OFFICIAL_FER2013[item.label] for item in data.open_dataset("fer2013", root=path, split="val").items] == [
+        "neutral"]  # PublicTest
+    assert [OFFICIAL_FER2013[item.label] for item in data.open_dataset("fer2013", root=path, split="test").items] == [
+        "disgust"]  # PrivateTest
+
+
+@pytest.mark.parametrize("row, message", [
+    (f"7,{_fer_pixels(0)},Training", "fer2013.csv:3: label 7 out of range 0..6"),
+    ("2,1 2 3,Training", "fer2013.csv:3: 3 pixels, expected 48x48 = 2304"),
+    (f"2,{_fer_pixels(0)[:-3]} 256,Training", r"fer2013.csv:3: pixel values must lie in 0..255"),
+    (f"2,{_fer_pixels(0)},Test", "fer2013.csv:3: Usage 'Test' is none of Training, PublicTest, PrivateTest"),
+    ("2", "fer2013.csv:3: 1 fields, expected 3"),
+])
+def test_fer2013_bad_rows_name_file_and_line(tmp_path, row, message):
+    path = _fer_csv(tmp_path, [f"0,{_fer_pixels(0)},Training", row])
+    with pytest.raises(data.DatasetError, match=message):
+        data.open_dataset("fer2013", root=path)
+
+
+def test_fer2013_needs_its_columns(tmp_path):
+    path = tmp_path / "fer2013.csv"
+    path.write_text("emotion,Usage\n0,Training\n")
+    with pytest.raises(data.DatasetError, match=r"fer2013.csv:1: the header has no column 'pixels' \(needed: emotion"):
+        data.open_dataset("fer2013", root=path)
+    path.write_text(f"0,{_fer_pixels(0)},Training\n")
+    with pytest.raises(data.DatasetError, match="fer2013.csv:1: expected a header with the columns emotion, pixels"):
+        data.open_dataset("fer2013", root=path)
+
+
+_AFFECTNET_HEADER = ("subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,"
+                     "arousal")
+
+
+def _affectnet_root(tmp_path: Path, rows: list[str] | None = None, header: bool = True) -> Path:
+    root = tmp_path / "AffectNet"
+    lists = root / "Manually_Annotated_file_lists"
+    lists.mkdir(parents=True)
+    landmarks = ";".join(["10.5"] * 136)  # 68 points, ';'-separated as in the official lists
+    if rows is None:
+        rows = [f"1/a.jpg,4,6,10,8,{landmarks},1,0.8,0.3", f"1/b.jpg,0,0,20,16,{landmarks},7,-0.2,0.1",
+                f"2/c.jpg,2,2,8,8,{landmarks},8,0.0,0.0", f"2/d.jpg,0,0,5,5,{landmarks},0,0.0,0.0",
+                f"2/e.jpg,0,0,5,5,{landmarks},10,-2,-2", f"2/f.jpg,-1,-1,-1,-1,{landmarks},3,0.5,0.5"]
+    text = "\n".join(rows) + "\n"
+    (lists / "training.csv").write_text((_AFFECTNET_HEADER + "\n" if header else "") + text)
+    (lists / "validation.csv").write_text(text)  # no header: read in the official column order
+    for name in "abcdef":
+        _write_jpeg(root / "Manually_Annotated" / "Manually_Annotated_Images" / ("1" if name < "c" else "2")
+                    / f"{name}.jpg", value=220, size=(20, 16))
+    return root
+
+
+def test_affectnet_reads_the_lists_with_face_boxes(tmp_path):
+    root = _affectnet_root(tmp_path)
+    seven = data.open_dataset("affectnet", root=root, split="train")
+    assert seven.class_names == OFFICIAL_AFFECTNET[:7]
+    assert [(item.path.name, seven.class_names[item.label], item.box) for item in seven.items] == [
+        ("a.jpg", "happy", (4, 6, 14, 14)), ("d.jpg", "neutral", (0, 0, 5, 5))]
+    assert seven.excluded == {"contempt": 1, "none": 1, "no-face": 1, "no face box": 1}
+    assert "left out: " in seven.source
+    assert data.load_image(seven.items[0]).size == (10, 8)  # cropped to the face box
+    eight = data.open_dataset("affectnet", root=root, split="train", classes=8)
+    assert eight.class_names == OFFICIAL_AFFECTNET
+    assert [OFFICIAL_AFFECTNET[item.label] for item in eight.items] == ["happy", "contempt", "neutral"]
+    assert eight.excluded == {"none": 1, "no-face": 1, "no face box": 1}
+    val = data.open_dataset("affectnet", root=root, split="val")
+    assert [item.origin.rsplit(":", 1)[1] for item in val.items] == ["1", "4"]  # no header line
+
+
+@pytest.mark.parametrize("row, message", [
+    ("1/a.jpg,4,6,10,8,1;2,11,0,0", "training.csv:2: label 11 out of range 0..10"),
+    ("1/a.jpg,4,six,10,8,1;2,1,0,0", "training.csv:2: face_x, face_y, face_width, face_height must be numbers"),
+    ("1/a.jpg,4,6", "training.csv:2: 3 fields, expected 9"),
+])
+def test_affectnet_bad_rows_name_file_and_line(tmp_path, row, message):
+    with pytest.raises(data.DatasetError, match=message):
+        data.open_dataset("affectnet", root=_affectnet_root(tmp_path, [row]))
+
+
+def test_affectnet_options_are_checked(tmp_path):
+    root = _affectnet_root(tmp_path)
+    with pytest.raises(data.DatasetError, match=r"classes must be one of \(7, 8\), got 6"):
+        data.open_dataset("affectnet", root=root, classes=6)
+    with pytest.raises(data.DatasetError, match=r"dataset format 'affectnet': split must be one of \('train', 'val'\)"):
+        data.open_dataset("affectnet", root=root, split="test")

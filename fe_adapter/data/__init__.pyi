@@ -4,12 +4,18 @@ from .dataset import (
     ClipSample as ClipSample,
 )
 from .images import (
+    AFFECTNET_CLASSES as AFFECTNET_CLASSES,
+    FER2013_CLASSES as FER2013_CLASSES,
+    RAFDB_CLASSES as RAFDB_CLASSES,
     ImageItem as ImageItem,
     ImageList as ImageList,
     UnreadableImage as UnreadableImage,
+    affectnet as affectnet,
+    fer2013 as fer2013,
     image_folder as image_folder,
     image_list as image_list,
     load_image as load_image,
+    rafdb as rafdb,
 )
 from .loader import (
     ClipBatch as ClipBatch,

@@ -137,6 +137,12 @@ register(DatasetFormat("synthetic", "video", _synthetic_clips, sources.SYNTHETIC
 
 # ----- image formats -----
 
+register(DatasetFormat("rafdb", "image", images.rafdb, images.RAFDB_CLASSES, ("train", "test"),
+                       "RAF-DB basic: EmoLabel/list_patition_label.txt, Image/aligned/ or Image/original/"))
+register(DatasetFormat("fer2013", "image", images.fer2013, images.FER2013_CLASSES, tuple(images.FER2013_USAGES),
+                       "FER2013: fer2013.csv (emotion, pixels, Usage: Training/PublicTest/PrivateTest)"))
+register(DatasetFormat("affectnet", "image", images.affectnet, None, ("train", "val"),
+                       "AffectNet: training.csv/validation.csv with face boxes; classes=7 or 8"))
 register(DatasetFormat("image_folder", "image", images.image_folder, None, (),
                        "root/{split}/<class>/*.jpg (torchvision's ImageFolder layout)"))
 register(DatasetFormat("image_list", "image", images.image_list, None, (),
