@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from fekernels._activations import ACTIVATIONS
+from fekernels._activations import check_activation
 
 
 def check_int(name: str, value: object, minimum: int) -> None:
@@ -65,7 +65,7 @@ def check_fe_adapter_inputs(
     check_int("num_frames", num_frames, 1)
     check_int("dilation", dilation, 1)
     check_int("num_prefix_tokens", num_prefix_tokens, 0)
-    check_choice("activation", activation, ACTIVATIONS)
+    check_activation(activation)
 
     if x.ndim != 3:
         raise ValueError(f"x must be 3-D (B*T, N, C), got {x.ndim}-D with shape {tuple(x.shape)}")

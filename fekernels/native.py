@@ -2,8 +2,9 @@
 
 The shared library is loaded at import when it has been built (``make`` builds it into
 ``fekernels/_native/``); without it ``impl="auto"`` falls back to the reference on the CPU and says so once,
-at debug level. The C++ side registers ``fekernels_native::forward`` and ``::backward``; this module adds
-their fake (meta) implementations for torch.compile and the autograd formula.
+at debug level. The C++ side registers ``fekernels_native::forward`` and ``::backward`` (activation by name,
+an unknown one refused); this module adds their fake (meta) implementations for torch.compile and the autograd
+formula, the same registration as the Triton ops' (``fekernels._registration``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from fekernels._activations import ACTIVATION_CODES
-from fekernels._fake import backward_outputs, forward_outputs
+from fekernels import _registration
 
 log = logging.getLogger("fekernels")
 #: The built library: fekernels/_native/ (``make native``), or the file FEKERNELS_NATIVE_LIBRARY names (``make
@@ -46,32 +46,7 @@ LOAD_ERROR: str | None = _load()
 AVAILABLE = LOAD_ERROR is None
 
 if AVAILABLE:
-
-    @torch.library.register_fake("fekernels_native::forward")
-    def _(x, w_down, b_down, w_conv, b_conv, w_up, b_up, num_frames, dilation, activation, num_prefix_tokens):
-        return forward_outputs(x, w_conv)
-
-    @torch.library.register_fake("fekernels_native::backward")
-    def _(grad_out, x, z, w_down, w_conv, b_conv, w_up, num_frames, dilation, activation, num_prefix_tokens,
-          need_x, need_down, need_weights):
-        return backward_outputs(x, w_conv, w_up, need_x, need_down, need_weights)
-
-    def _setup_context(ctx, inputs, output) -> None:
-        x, w_down, _, w_conv, b_conv, w_up, _, *options = inputs
-        ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(x, output[1], w_down, w_conv, b_conv, w_up)
-        ctx.options = options
-
-    def _backward(ctx, grad_out, grad_z):
-        x, z, w_down, w_conv, b_conv, w_up = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        grads = torch.ops.fekernels_native.backward(
-            grad_out, x, z, w_down, w_conv, b_conv, w_up, *ctx.options,
-            need[0], need[1] or need[2], any(need[3:7]))
-        return (*[grad if wanted else None for grad, wanted in zip(grads, need[:7], strict=True)],
-                None, None, None, None)
-
-    torch.library.register_autograd("fekernels_native::forward", _backward, setup_context=_setup_context)
+    _registration.register("fekernels_native::forward", "fekernels_native::backward")
 
 
 def fe_adapter_native(
@@ -84,7 +59,6 @@ def fe_adapter_native(
         raise ValueError(f"impl='native' needs the C++ kernel, which is not built ({LIBRARY} missing): run make")
     if x.device.type != "cpu" or x.dtype not in DTYPES:
         raise ValueError(f"impl='native' runs float32 and bfloat16 CPU tensors, got {x.dtype} on {x.device}")
-    out, _ = torch.ops.fekernels_native.forward(
-        x, w_down, b_down, w_conv, b_conv, w_up, b_up,
-        num_frames, dilation, ACTIVATION_CODES[activation], num_prefix_tokens)
-    return out
+    return _registration.run_forward(torch.ops.fekernels_native.forward, x, w_down, b_down, w_conv, b_conv, w_up,
+                                     b_up, num_frames=num_frames, dilation=dilation, activation=activation,
+                                     num_prefix_tokens=num_prefix_tokens)

@@ -88,7 +88,7 @@ def test_opcheck_and_dispatch():
                 biases=True, dtype=torch.float32, contiguous=False)
     x, weights, _ = make_inputs(case)
     tensors = [x.float().requires_grad_()] + [weights[name].float().requires_grad_() for name in WEIGHT_NAMES]
-    torch.library.opcheck(torch.ops.fekernels_native.forward.default, (*tensors, 2, 1, 3, 1))
+    torch.library.opcheck(torch.ops.fekernels_native.forward.default, (*tensors, 2, 1, "relu", 1))
     assert fekernels.resolve_impl("auto", x.float()) == "native"
     assert fekernels.resolve_impl("auto", x.half()) == "torch"
     with pytest.raises(ValueError, match="impl='native' runs float32 and bfloat16 CPU tensors"):

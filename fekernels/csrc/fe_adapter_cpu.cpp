@@ -20,25 +20,39 @@
 
 namespace {
 
-enum Activation : int64_t { kNone = 0, kGelu = 1, kSilu = 2, kRelu = 3 };
+// The activation after the conv. The op takes it by name; `parse_activation` refuses any other name, and every
+// switch below lists each enumerator with no default (-Werror=switch in CMakeLists.txt), so an activation
+// without its formula does not compile, and none falls through to the identity.
+enum class Activation { kNone, kGelu, kSilu, kRelu };
 
-inline float activate(float h, int64_t activation) {
-  switch (activation) {
-    case kGelu: return 0.5f * h * (1.0f + std::erf(h * 0.70710678118654752f));
-    case kSilu: return h / (1.0f + std::exp(-h));
-    case kRelu: return h > 0.0f ? h : 0.0f;
-    default: return h;
-  }
+Activation parse_activation(const std::optional<c10::string_view>& name) {
+  if (!name.has_value()) return Activation::kNone;
+  if (*name == "gelu") return Activation::kGelu;
+  if (*name == "silu") return Activation::kSilu;
+  if (*name == "relu") return Activation::kRelu;
+  TORCH_CHECK_VALUE(false, "activation must be one of (None, 'gelu', 'silu', 'relu'), got '", std::string(*name),
+                    "'");
 }
 
-inline float activation_grad(float h, int64_t activation) {
+inline float activate(float h, Activation activation) {
   switch (activation) {
-    case kGelu: return 0.5f * (1.0f + std::erf(h * 0.70710678118654752f)) +
-                       h * 0.39894228040143268f * std::exp(-0.5f * h * h);
-    case kSilu: { const float s = 1.0f / (1.0f + std::exp(-h)); return s * (1.0f + h * (1.0f - s)); }
-    case kRelu: return h > 0.0f ? 1.0f : 0.0f;
-    default: return 1.0f;
+    case Activation::kNone: return h;
+    case Activation::kGelu: return 0.5f * h * (1.0f + std::erf(h * 0.70710678118654752f));
+    case Activation::kSilu: return h / (1.0f + std::exp(-h));
+    case Activation::kRelu: return h > 0.0f ? h : 0.0f;
   }
+  TORCH_CHECK(false, "invalid activation code ", static_cast<int>(activation));
+}
+
+inline float activation_grad(float h, Activation activation) {
+  switch (activation) {
+    case Activation::kNone: return 1.0f;
+    case Activation::kGelu: return 0.5f * (1.0f + std::erf(h * 0.70710678118654752f)) +
+                                   h * 0.39894228040143268f * std::exp(-0.5f * h * h);
+    case Activation::kSilu: { const float s = 1.0f / (1.0f + std::exp(-h)); return s * (1.0f + h * (1.0f - s)); }
+    case Activation::kRelu: return h > 0.0f ? 1.0f : 0.0f;
+  }
+  TORCH_CHECK(false, "invalid activation code ", static_cast<int>(activation));
 }
 
 struct Geometry {
@@ -82,7 +96,7 @@ inline void conv_row(const scalar_t* z, const Geometry& g, const std::vector<flo
 
 template <typename scalar_t>
 void conv_activation_forward(const at::Tensor& z, at::Tensor& a, const Geometry& g, const std::vector<float>& taps,
-                             const std::vector<float>& bias, int64_t activation) {
+                             const std::vector<float>& bias, Activation activation) {
   const scalar_t* zp = z.data_ptr<scalar_t>();
   scalar_t* ap = a.data_ptr<scalar_t>();
   const int64_t R = g.bottleneck, rows = g.frames_total * g.tokens;
@@ -126,7 +140,7 @@ constexpr int64_t kPartialRows = 256;  // rows per conv-gradient partial: fixed,
 template <typename scalar_t>
 void conv_activation_backward(const at::Tensor& z, const at::Tensor& da, at::Tensor& dh, at::Tensor* a,
                               at::Tensor& partials, const Geometry& g, const std::vector<float>& taps,
-                              const std::vector<float>& bias, int64_t activation, bool weight_grads) {
+                              const std::vector<float>& bias, Activation activation, bool weight_grads) {
   const scalar_t* zp = z.data_ptr<scalar_t>();
   const scalar_t* dap = da.data_ptr<scalar_t>();
   float* dhp = dh.data_ptr<float>();
@@ -234,8 +248,9 @@ Geometry geometry(const at::Tensor& x, const at::Tensor& w_conv, int64_t frames,
 std::tuple<at::Tensor, at::Tensor> forward(
     const at::Tensor& x_in, const at::Tensor& w_down, const std::optional<at::Tensor>& b_down,
     const at::Tensor& w_conv, const std::optional<at::Tensor>& b_conv, const at::Tensor& w_up,
-    const std::optional<at::Tensor>& b_up, int64_t num_frames, int64_t dilation, int64_t activation,
-    int64_t num_prefix_tokens) {
+    const std::optional<at::Tensor>& b_up, int64_t num_frames, int64_t dilation,
+    const std::optional<c10::string_view> activation_name, int64_t num_prefix_tokens) {
+  const Activation activation = parse_activation(activation_name);
   const auto x = x_in.contiguous();
   const Geometry g = geometry(x, w_conv, num_frames, dilation, num_prefix_tokens);
   const auto x2 = x.view({-1, x.size(2)});
@@ -255,8 +270,9 @@ std::tuple<at::Tensor, at::Tensor> forward(
 std::vector<at::Tensor> backward(
     const at::Tensor& grad_out, const at::Tensor& x_in, const at::Tensor& z_in, const at::Tensor& w_down,
     const at::Tensor& w_conv, const std::optional<at::Tensor>& b_conv, const at::Tensor& w_up, int64_t num_frames,
-    int64_t dilation, int64_t activation, int64_t num_prefix_tokens, bool need_x, bool need_down,
-    bool need_weights) {
+    int64_t dilation, const std::optional<c10::string_view> activation_name, int64_t num_prefix_tokens, bool need_x,
+    bool need_down, bool need_weights) {
+  const Activation activation = parse_activation(activation_name);
   const auto x = x_in.contiguous();
   const Geometry g = geometry(x, w_conv, num_frames, dilation, num_prefix_tokens);
   const int64_t R = g.bottleneck, K = g.kernel_size, C = x.size(2);
@@ -308,9 +324,9 @@ std::vector<at::Tensor> backward(
 
 TORCH_LIBRARY(fekernels_native, m) {
   m.def("forward(Tensor x, Tensor w_down, Tensor? b_down, Tensor w_conv, Tensor? b_conv, Tensor w_up, "
-        "Tensor? b_up, int num_frames, int dilation, int activation, int num_prefix_tokens) -> (Tensor, Tensor)");
+        "Tensor? b_up, int num_frames, int dilation, str? activation, int num_prefix_tokens) -> (Tensor, Tensor)");
   m.def("backward(Tensor grad_out, Tensor x, Tensor z, Tensor w_down, Tensor w_conv, Tensor? b_conv, "
-        "Tensor w_up, int num_frames, int dilation, int activation, int num_prefix_tokens, bool need_x, "
+        "Tensor w_up, int num_frames, int dilation, str? activation, int num_prefix_tokens, bool need_x, "
         "bool need_down, bool need_weights) -> Tensor[]");
 }
 

@@ -27,25 +27,30 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-# ACTIVATION codes (fekernels._activations.ACTIVATION_CODES): 0 none, 1 gelu (erf), 2 silu, 3 relu.
+# ACTIVATION codes (fekernels._activations.ACTIVATION_CODES): 0 none, 1 gelu (erf), 2 silu, 3 relu. Any other
+# code fails the compile (tl.static_assert), never falls through to the identity.
 
 
 @triton.jit
 def _activation(h, ACTIVATION: tl.constexpr):
-    if ACTIVATION == 1:
+    if ACTIVATION == 0:
+        return h
+    elif ACTIVATION == 1:
         return 0.5 * h * (1.0 + tl.math.erf(h * 0.7071067811865476))
     elif ACTIVATION == 2:
         return h * tl.sigmoid(h)
     elif ACTIVATION == 3:
         return tl.maximum(h, 0.0)
     else:
-        return h
+        tl.static_assert(False, "unknown ACTIVATION code (see fekernels._activations.ACTIVATION_CODES)")
 
 
 @triton.jit
 def _activation_grad(h, ACTIVATION: tl.constexpr):
     """d act(h) / dh, in fp32."""
-    if ACTIVATION == 1:
+    if ACTIVATION == 0:
+        return tl.full(h.shape, 1.0, tl.float32)
+    elif ACTIVATION == 1:
         cdf = 0.5 * (1.0 + tl.math.erf(h * 0.7071067811865476))
         return cdf + h * 0.3989422804014327 * tl.exp(-0.5 * h * h)
     elif ACTIVATION == 2:
@@ -54,7 +59,7 @@ def _activation_grad(h, ACTIVATION: tl.constexpr):
     elif ACTIVATION == 3:
         return tl.where(h > 0.0, 1.0, 0.0)
     else:
-        return tl.full(h.shape, 1.0, tl.float32)
+        tl.static_assert(False, "unknown ACTIVATION code (see fekernels._activations.ACTIVATION_CODES)")
 
 
 @triton.jit

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from fekernels._activations import ACTIVATION_CODES
+from fekernels._activations import activation_code
 from fekernels.triton_kernels import kernels
 
 _TRITON_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
@@ -218,7 +218,7 @@ def forward(
                 x_rows, z, w_conv.contiguous(), _or(b_conv, w_conv), w_up.contiguous(), _or(b_up, w_up), out,
                 rows, num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation,
                 HAS_BC=b_conv is not None, HAS_BU=b_up is not None, K=kernel_size,
-                ACTIVATION=ACTIVATION_CODES[activation], **_flags(x))
+                ACTIVATION=activation_code(activation), **_flags(x))
     return out, z.view(frames_total, num_tokens, bottleneck)
 
 
@@ -253,7 +253,7 @@ def backward(
     with _device(x):
         _launch("grad_h", bottleneck, rows,
                 dout, z_rows, w_conv, _or(b_conv, w_conv), w_up.contiguous(), dh, a, dwc_part, dbc_part, dbu_part,
-                *shape, HAS_BC=b_conv is not None, K=kernel_size, ACTIVATION=ACTIVATION_CODES[activation],
+                *shape, HAS_BC=b_conv is not None, K=kernel_size, ACTIVATION=activation_code(activation),
                 NEED_DH=need_dh, NEED_WEIGHT_GRADS=need_weights, **flags)
         if need_x:
             _launch("grad_x", dim, rows, dout, dh, w_conv, w_down.contiguous(), dx, dz, dbd_part,
