@@ -9,6 +9,7 @@ import torch
 
 from fekernels import native
 from fekernels._checks import check_choice, check_fe_adapter_inputs
+from fekernels._precision import require_deterministic_cublas, tf32_allowed
 from fekernels.reference import fe_adapter_reference
 
 
@@ -44,16 +45,33 @@ IMPLS: tuple[str, ...] = ("auto", *_IMPLEMENTATIONS)
 TRITON_MEASURED_FASTER: frozenset[torch.dtype] = frozenset()
 
 
-def resolve_impl(impl: str, x: torch.Tensor) -> str:
-    """The concrete implementation ``impl`` stands for when applied to ``x``."""
+#: fp32 without TF32 runs the reference (cuBLAS's IEEE fp32 GEMMs) even for impl="triton": the kernels' IEEE path
+#: compiles to scalar FMAs (benchmarks/results/offline-compile-sm90a.md), surely slower, and the op must never be
+#: slower than the reference. Only the tests turn this off (``fekernels.testing.ieee_fp32_on_the_kernels``), so
+#: that the interpreter's fp32 cases still run the kernels.
+ROUTE_IEEE_FP32_TO_REFERENCE = True
+
+
+def choose_impl(impl: str, device_type: str, dtype: torch.dtype, tf32: bool) -> str:
+    """The implementation ``impl`` stands for on tensors of ``dtype`` on ``device_type``, with TF32 allowed for fp32
+    matmuls or not (``resolve_impl`` reads it from PyTorch's settings; this is the decision itself)."""
     check_choice("impl", impl, IMPLS)
+    ieee_fp32_routed = dtype == torch.float32 and not tf32 and ROUTE_IEEE_FP32_TO_REFERENCE
+    if impl == "triton" and ieee_fp32_routed:
+        return "torch"
     if impl != "auto":
         return impl
-    if x.is_cuda and "triton" in _IMPLEMENTATIONS and x.dtype in TRITON_MEASURED_FASTER:
+    if (device_type == "cuda" and "triton" in _IMPLEMENTATIONS and dtype in TRITON_MEASURED_FASTER
+            and not ieee_fp32_routed):
         return "triton"
-    if x.device.type == "cpu" and "native" in _IMPLEMENTATIONS and x.dtype in native.DTYPES:
+    if device_type == "cpu" and "native" in _IMPLEMENTATIONS and dtype in native.DTYPES:
         return "native"
     return "torch"
+
+
+def resolve_impl(impl: str, x: torch.Tensor) -> str:
+    """The concrete implementation ``impl`` stands for when applied to ``x`` under PyTorch's current settings."""
+    return choose_impl(impl, x.device.type, x.dtype, tf32_allowed())
 
 
 def _autocast(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
@@ -91,7 +109,8 @@ def fe_adapter(
         impl: "auto" (the native C++ kernel for fp32/bf16 CPU tensors when it is built; the Triton kernels
             for CUDA tensors of the dtypes in ``TRITON_MEASURED_FASTER``, none yet; the reference otherwise),
             "torch" (the reference), "triton" (CUDA, or on CPU under the Triton interpreter,
-            TRITON_INTERPRET=1) or "native".
+            TRITON_INTERPRET=1; fp32 with TF32 not allowed runs the reference, whose cuBLAS fp32 GEMMs the
+            kernels' IEEE path cannot beat) or "native".
 
     Under ``torch.autocast`` all tensors are cast to the autocast dtype first, so fp32 adapters work on a
     bf16 residual stream; gradients flow back to the fp32 weights through the cast.
@@ -103,6 +122,7 @@ def fe_adapter(
         TypeError: an argument of the wrong kind (not a tensor, not an int, not a float dtype).
         ValueError: inconsistent shapes, even K, out-of-range values, dtype or device mismatches,
             unknown activation or impl.
+        RuntimeError: deterministic mode on CUDA without CUBLAS_WORKSPACE_CONFIG=:4096:8 or :16:8.
     """
     if isinstance(x, torch.Tensor) and torch.is_autocast_enabled(x.device.type):
         x, w_down, b_down, w_conv, b_conv, w_up, b_up = _autocast(x, w_down, b_down, w_conv, b_conv, w_up, b_up)
@@ -111,6 +131,7 @@ def fe_adapter(
         num_frames=num_frames, dilation=dilation, activation=activation, num_prefix_tokens=num_prefix_tokens,
     )
     run = _IMPLEMENTATIONS[resolve_impl(impl, x)]
+    require_deterministic_cublas(x.device)
     return run(
         x, w_down, b_down, w_conv, b_conv, w_up, b_up,
         num_frames=num_frames, dilation=dilation, activation=activation, num_prefix_tokens=num_prefix_tokens,

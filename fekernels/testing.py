@@ -9,10 +9,12 @@ show up as a fast one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
+from fekernels import op
 from fekernels.reference import fe_adapter_reference
 
 #: The op's weight arguments, in the order of its signature.
@@ -78,3 +80,15 @@ def check_against_reference(
     low = outputs_and_grads(fe_adapter_reference, x, weights, grad_out, dtype, options, device, needs_grad)
     result = outputs_and_grads(op, x, weights, grad_out, dtype, options, device, needs_grad)
     assert_close_to_reference(result, low, exact, dtype)
+
+
+@contextlib.contextmanager
+def ieee_fp32_on_the_kernels() -> Iterator[None]:
+    """For tests only: run fp32 without TF32 on the Triton kernels (their IEEE path) instead of routing it to the
+    reference (``fekernels.op.ROUTE_IEEE_FP32_TO_REFERENCE``), so that fp32 cases test the kernels."""
+    previous = op.ROUTE_IEEE_FP32_TO_REFERENCE
+    op.ROUTE_IEEE_FP32_TO_REFERENCE = False
+    try:
+        yield
+    finally:
+        op.ROUTE_IEEE_FP32_TO_REFERENCE = previous

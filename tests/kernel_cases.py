@@ -6,12 +6,13 @@ import contextlib
 import copy
 import random
 from collections.abc import Iterator
+from unittest import mock
 
 import torch
 
 import fe_adapter
 import fekernels
-from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference, outputs_and_grads
+from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference, ieee_fp32_on_the_kernels, outputs_and_grads
 from tests.conftest import random_adapter_tensors
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -94,11 +95,20 @@ def make_inputs(case: dict, clips: int | None = None):
 
 
 def run_op(impl, x, weights, grad_out, dtype, options, needs_grad=("x", *WEIGHT_NAMES), device=DEVICE):
-    """Output and gradients of one implementation, with inputs cast to ``dtype`` on ``device``."""
+    """Output and gradients of one implementation, with inputs cast to ``dtype`` on ``device``. For "triton", the
+    kernels themselves, fp32 without TF32 included (``ieee_fp32_on_the_kernels``): a run that launched none of
+    them (routed to the reference) fails."""
     def op(*args, **kwargs):
         return fekernels.fe_adapter(*args, **kwargs, impl=impl)
 
-    return outputs_and_grads(op, x, weights, grad_out, dtype, options, device, needs_grad)
+    if impl != "triton":
+        return outputs_and_grads(op, x, weights, grad_out, dtype, options, device, needs_grad)
+    from fekernels.triton_kernels import launch
+
+    with ieee_fp32_on_the_kernels(), mock.patch.object(launch, "forward", wraps=launch.forward) as forward:
+        result = outputs_and_grads(op, x, weights, grad_out, dtype, options, device, needs_grad)
+    assert forward.called, "impl='triton' did not run the Triton kernels"
+    return result
 
 
 def options_of(case: dict) -> dict:

@@ -3,14 +3,16 @@ bitwise-repeatable gradients, and the rule by which ``impl="auto"`` picks one.""
 
 from __future__ import annotations
 
+import functools
 import itertools
+from unittest import mock
 
 import pytest
 import torch
 
 import fekernels
 from fekernels import native, op
-from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference
+from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference, outputs_and_grads
 from tests.kernel_cases import CASES, DEVICE, make_inputs, options_of, run_op, taps_inside
 
 _IMPLS = [impl for impl in fekernels.IMPLS if impl != "auto"]
@@ -90,3 +92,48 @@ def test_most_kernel_cases_read_neighbouring_frames():
     """A conv that reads the wrong frame (a flipped tap direction) changes a case's result only where an
     off-centre tap lands inside the clip; most of the shared matrix must be such cases (15 of 44 once were)."""
     assert sum(map(taps_inside, CASES)) >= 0.6 * len(CASES)
+
+
+_ROUTE_CASES = [
+    # (impl, device, dtype, TF32 allowed, Triton measured faster for the dtype) -> expected
+    (("triton", "cuda", torch.float32, False, False), "torch"),  # the IEEE path is slower than cuBLAS fp32
+    (("triton", "cuda", torch.float32, True, False), "triton"),
+    (("triton", "cuda", torch.bfloat16, False, False), "triton"),
+    (("triton", "cpu", torch.float32, False, False), "torch"),  # the interpreter is routed alike
+    (("auto", "cuda", torch.float32, False, True), "torch"),
+    (("auto", "cuda", torch.float32, True, True), "triton"),
+    (("auto", "cuda", torch.bfloat16, False, True), "triton"),
+    (("auto", "cuda", torch.bfloat16, False, False), "torch"),
+    (("torch", "cuda", torch.float32, True, True), "torch"),
+]
+
+
+@pytest.mark.parametrize("arguments, expected", _ROUTE_CASES, ids=[str(case[0]) for case in _ROUTE_CASES])
+def test_fp32_without_tf32_runs_the_reference_for_triton_and_auto(monkeypatch, arguments, expected):
+    impl, device, dtype, tf32, measured = arguments
+    if "triton" not in fekernels.IMPLS:
+        pytest.skip("Triton is not installed")
+    monkeypatch.setattr(op, "TRITON_MEASURED_FASTER", frozenset({dtype}) if measured else frozenset())
+    assert op.choose_impl(impl, device, dtype, tf32) == expected
+
+
+@pytest.mark.skipif("triton" not in fekernels.IMPLS or DEVICE != "cpu", reason="the interpreter's CPU route")
+def test_resolve_impl_reads_tf32_from_pytorch_and_the_tests_switch_reaches_the_kernels():
+    from fekernels.testing import ieee_fp32_on_the_kernels
+    from fekernels.triton_kernels import launch
+    from tests.kernel_cases import strict_fp32
+
+    case = {**_CASE, "dtype": torch.float32}
+    x, weights, grad_out = make_inputs(case)
+    with strict_fp32():
+        assert fekernels.resolve_impl("triton", x.float()) == "torch"
+        assert fekernels.resolve_impl("triton", x.bfloat16()) == "triton"
+        with mock.patch.object(launch, "forward", wraps=launch.forward) as forward:
+            routed = outputs_and_grads(functools.partial(fekernels.fe_adapter, impl="triton"), x, weights,
+                                       grad_out, torch.float32, options_of(case), "cpu")
+        assert not forward.called
+        reference = outputs_and_grads(fekernels.fe_adapter_reference, x, weights, grad_out, torch.float32,
+                                      options_of(case), "cpu")
+        assert all(torch.equal(value, reference[name]) for name, value in routed.items())
+        with ieee_fp32_on_the_kernels():
+            assert fekernels.resolve_impl("triton", x.float()) == "triton"
