@@ -39,9 +39,10 @@ GEMM_KERNELS = ("forward_up", "grad_h", "grad_x")
 KERNELS = (*GEMM_KERNELS, "grad_z")
 ACTIVATION_KERNELS = ("forward_up", "grad_h")
 #: The kernels' integer arguments (every other non-constexpr argument is a pointer); at run time Triton
-#: specializes ints divisible by 16, which M = B*T*N, C and R usually are, and N, T, P, dilation usually not.
+#: specializes ints divisible by 16, which C and R usually are; M, N, T, P and dilation it does not specialize
+#: (``launch.NOT_SPECIALISED``).
 INTEGERS = {"M", "N", "C", "R", "T", "P", "dilation"}
-DIVISIBLE_BY_16 = {"M", "C", "R"}
+DIVISIBLE_BY_16 = {"C", "R"}
 #: Boolean switches, all on unless a job's variant turns one off.
 SWITCHES = ("HAS_BC", "HAS_BU", "NEED_DH", "NEED_WEIGHT_GRADS", "STORE_DZ")
 #: Dtype variant -> (triton.language dtype, IEEE switch of the GEMM kernels; None: the kernel has none).
@@ -289,7 +290,7 @@ def render(results: list[Result], command: str) -> str:
         "the launch requests (`metadata.shared`); estimate: `launch.shared_memory_estimate`; H100: whether "
         f"`launch.usable_configs` keeps the config at the H100's limit of {H100_SHARED_MEMORY} bytes (fallback: "
         "the tile it returns when none fits). Registers, spills (stores/loads, bytes) and notices: ptxas -v of "
-        "the same compile. Pointers 16-byte aligned, M, C and R divisible by 16, other ints not; every switch "
+        "the same compile. Pointers 16-byte aligned, C and R divisible by 16, other ints not specialized; every switch "
         "on unless the variant says otherwise.", "",
         *_summary(results), "",
         "| kernel | config | dtype | K | activation | variant | status | shared memory | estimate | H100 "

@@ -9,6 +9,8 @@ out=${1:?usage: scripts/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
 python=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# Deterministic cuBLAS, which deterministic mode requires (fekernels/_precision.py); set before any CUDA use.
+export CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8}
 
 "$python" - > "$out/environment.txt" 2>&1 <<'PY'
 import platform, torch, triton, timm

@@ -9,6 +9,9 @@ from pathlib import Path
 # Idle OpenMP threads sleep after 1000 spins instead of ~300,000: two test runs (or a run next to the demo) on a
 # 2-core machine otherwise slow each other down many times over (docs/demo.md). Read when torch loads libgomp.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+# Deterministic cuBLAS, which the op requires in deterministic mode on a GPU (fekernels/_precision.py); read when
+# cuBLAS starts, so before any test touches CUDA.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import torch  # noqa: E402
 

@@ -15,7 +15,7 @@ import triton
 
 import fe_adapter
 import fekernels
-from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference
+from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference, ieee_fp32_on_the_kernels
 from fekernels.triton_kernels import launch
 from fekernels.triton_kernels.op import fe_adapter_triton_backward_op, fe_adapter_triton_op
 from tests.conftest import random_adapter_tensors
@@ -44,7 +44,7 @@ _ONE_CONFIG = {name: triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "GROUP_M": 8} 
 def _poison_strict_fp32_one_config(request, monkeypatch):
     monkeypatch.setattr(launch, "POISON_OUTPUTS", True)
     forced = _ONE_CONFIG if DEVICE == "cuda" and not request.node.get_closest_marker("autotuned") else {}
-    with strict_fp32(), launch.forced_configs(forced):
+    with strict_fp32(), ieee_fp32_on_the_kernels(), launch.forced_configs(forced):
         yield
 
 
@@ -226,15 +226,15 @@ def test_fp32_with_tf32_allowed_stays_within_tf32_rounding():
 
 @_GPU
 @pytest.mark.autotuned
-def test_deterministic_mode_takes_the_first_config_that_fits_instead_of_autotuning():
+def test_deterministic_mode_takes_its_clean_config_instead_of_autotuning():
     """Autotuning picks configs by timing, which may differ between processes; under PyTorch's deterministic
-    algorithms the launchers take the first config that fits, so the results equal a run forced to it."""
+    algorithms the launchers take ``launch.deterministic_config`` (a tile the offline compile found clean), so the
+    results equal a run forced to it. Needs CUBLAS_WORKSPACE_CONFIG (set by tests/conftest.py)."""
     case = dict(clips=2, frames=16, tokens=197, dim=768, bottleneck=384, kernel_size=3, dilation=1, prefix=1,
                 activation="gelu", biases=True, dtype=torch.float32, contiguous=True)
     x, weights, grad_out = make_inputs(case)
-    first = {name: (launch.usable_configs(name, kernel.configs, 3, 4, torch.device(DEVICE)) if name != "grad_z"
-                    else kernel.configs)[0] for name, kernel in launch.KERNELS.items()}
-    with launch.forced_configs(first):
+    chosen = {name: launch.deterministic_config(name, 3, 4, torch.device(DEVICE)) for name in launch.KERNELS}
+    with launch.forced_configs(chosen):
         forced = run_op("triton", x, weights, grad_out, torch.float32, options_of(case))
     previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True)

@@ -19,6 +19,7 @@ import triton
 import triton.language as tl
 
 from fekernels._activations import activation_code
+from fekernels._precision import tf32_allowed
 from fekernels.triton_kernels import kernels
 
 _TRITON_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
@@ -102,20 +103,93 @@ def _pruner(name: str):
 #: The partial-sum buffers have one slot per row tile of the smallest BLOCK_M any config may pick.
 _SMALLEST_BLOCK_M = min(config.kwargs["BLOCK_M"] for config in _gemm_configs() + _elementwise_configs())
 
-_KEY = ["M", "N", "C", "R", "T", "K"]
-#: Name -> autotuned kernel. The key holds the shape (M = B*T*N rows) and what the kernel computes.
+#: Integer arguments Triton must not specialise. Triton compiles a kernel again for an int equal to 1 and for one
+#: divisible by 16: P and dilation are 1 in common models (a ViT's one cls token, the first blocks' dilation) and
+#: N and T may be, so a ViT with dilations 1, 2, 4 would compile each kernel twice; M (= B*T*N, read only by the
+#: row masks) is divisible by 16 for some batch sizes and not others. C and R stay specialised: they are
+#: strides, and their divisibility by 16 is what lets the loads be vectorised.
+NOT_SPECIALISED = ("M", "N", "T", "P", "dilation")
+
+
+def _unspecialised(kernel):
+    """``kernel`` (a @triton.jit function of kernels.py) compiled without specialising NOT_SPECIALISED."""
+    return triton.jit(kernel.fn, do_not_specialize=[name for name in NOT_SPECIALISED if name in kernel.arg_names])
+
+
+#: Triton's own autotuning key (the kernel's shape and every switch that changes what it computes; the dtypes of
+#: its tensors are added by Triton). The launchers add a bucketed key on top (``autotune_key``).
+_KEY = ["M", "N", "C", "R", "T", "K", "ACTIVATION", "IEEE", "HAS_BC", "HAS_BU"]
 _PRUNERS = {name: _pruner(name) for name in _TAPS_ON_LOAD}
+#: Name -> autotuned kernel.
 KERNELS = {
     "forward_up": triton.autotune(_gemm_configs(), key=_KEY, prune_configs_by={
-        "early_config_prune": _PRUNERS["forward_up"]})(kernels.forward_up_kernel),
+        "early_config_prune": _PRUNERS["forward_up"]})(_unspecialised(kernels.forward_up_kernel)),
     "grad_h": triton.autotune(_gemm_configs(), key=[*_KEY, "NEED_DH", "NEED_WEIGHT_GRADS"], prune_configs_by={
         "early_config_prune": _PRUNERS["grad_h"]}, reset_to_zero=["DWC_PART", "DBC_PART", "DBU_PART"])(
-        kernels.grad_h_kernel),
+        _unspecialised(kernels.grad_h_kernel)),
     "grad_x": triton.autotune(_gemm_configs(), key=[*_KEY, "STORE_DZ"], prune_configs_by={
-        "early_config_prune": _PRUNERS["grad_x"]}, reset_to_zero=["DBD_PART"])(kernels.grad_x_kernel),
+        "early_config_prune": _PRUNERS["grad_x"]}, reset_to_zero=["DBD_PART"])(_unspecialised(kernels.grad_x_kernel)),
     "grad_z": triton.autotune(_elementwise_configs(), key=["M", "N", "R", "T", "K"],
-                              reset_to_zero=["DBD_PART"])(kernels.grad_z_kernel),
+                              reset_to_zero=["DBD_PART"])(_unspecialised(kernels.grad_z_kernel)),
 }
+#: Arguments left out of the launchers' autotuning key: they change neither the work of a tile nor, so, the best
+#: config, and are not specialised, so the blocks of a ViT with dilations 1, 2, 4 share one tuning and one compile.
+_NOT_IN_KEY = ("P", "dilation")
+
+
+def autotune_key(name: str, named_args: dict) -> tuple:
+    """What the launchers tune once for: the kernel, its integer and constexpr arguments (N, C, R, T, K, DTYPE,
+    IEEE (TF32 or not), ACTIVATION, biases, which outputs...) and M = B*T*N rounded up to the next power of two,
+    so that another batch size of the same model (a last, partial batch; evaluation) reuses the tuning of its
+    bucket instead of timing every config again. Tensors (only their dtype matters, in DTYPE), P and dilation are
+    left out."""
+    key: list = [name]
+    for arg, value in named_args.items():
+        if isinstance(value, torch.Tensor) or arg in _NOT_IN_KEY:
+            continue
+        if arg == "M":
+            value = triton.next_power_of_2(value)
+        key.append((arg, value if isinstance(value, bool | int | float | str) else str(value)))
+    return tuple(key)
+
+
+#: Deterministic mode's tile per (kernel, element size): (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages), or
+#: (BLOCK_M, BLOCK_N, warps) for grad_z. Not the autotuner's pick (it depends on timings) and not simply the first
+#: config, but the largest tile that the offline sm_90a compile (benchmarks/results/offline-compile-sm90a.md,
+#: Triton 3.6 and 3.8; fp32 with TF32, fp32 without it being routed to the reference) found clean - registers
+#: below 255, no spills, no serialised wgmma (C7515) - in every case (dtype, K 3 and 9, activation) where any
+#: kept config is clean. tests/test_launch.py derives it from the committed data again.
+DETERMINISTIC_TILES: dict[tuple[str, int], tuple[int, ...]] = {
+    ("forward_up", 2): (64, 64, 32, 4, 1), ("forward_up", 4): (64, 64, 32, 4, 1),
+    ("grad_h", 2): (64, 64, 32, 4, 1), ("grad_h", 4): (64, 64, 64, 4, 3),
+    ("grad_x", 2): (64, 64, 32, 4, 1), ("grad_x", 4): (64, 64, 32, 4, 1),
+    ("grad_z", 2): (64, 64, 4), ("grad_z", 4): (64, 64, 4),
+}
+
+
+def tile_config(tile: tuple[int, ...]) -> triton.Config:
+    """The config of a GEMM tile (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) or an elementwise one (BLOCK_M,
+    BLOCK_N, warps)."""
+    if len(tile) == 3:
+        return triton.Config({"BLOCK_M": tile[0], "BLOCK_N": tile[1], "GROUP_M": _GROUP_M}, num_warps=tile[2],
+                             num_stages=1)
+    m, n, k, warps, stages = tile
+    return triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": _GROUP_M}, num_warps=warps,
+                         num_stages=stages)
+
+
+def deterministic_config(name: str, kernel_size: int, element_size: int, device: torch.device | None = None,
+                         limit: int | None = None) -> triton.Config:
+    """The config kernel ``name`` runs with under PyTorch's deterministic algorithms: its DETERMINISTIC_TILES
+    entry, or the one-stage tile that fits any K when that one does not fit ``limit`` (by default the device's)."""
+    config = tile_config(DETERMINISTIC_TILES[(name, element_size)])
+    if name not in _TAPS_ON_LOAD:
+        return config
+    return usable_configs(name, [config], kernel_size, element_size, device, limit)[0]
+
+
+#: Bucketed autotuning key -> the config the autotuner chose for the first shape of that bucket.
+_tuned: dict[tuple, triton.Config] = {}
 _forced: dict[str, triton.Config] = {}
 
 
@@ -135,19 +209,28 @@ def forced_configs(configs: dict[str, triton.Config]) -> Iterator[None]:
 
 
 def _launch(name: str, columns: int, rows: int, *args, **kwargs) -> None:
-    """Launch kernel ``name`` over ``rows`` x ``columns`` tiles: with a forced config, or autotuned, or, when
-    PyTorch's deterministic algorithms are on, with the first config that fits, so that the tiling (and with
-    it the order of every sum) does not depend on timings and is the same in every process."""
+    """Launch kernel ``name`` over ``rows`` x ``columns`` tiles: with a forced config; or, when PyTorch's
+    deterministic algorithms are on, with ``deterministic_config``, so that the tiling (and with it the order of
+    every sum) does not depend on timings and is the same in every process; or with the config the autotuner chose
+    for this shape's bucket (``autotune_key``), autotuning on the first shape of a bucket."""
 
     def grid(meta):
         return (triton.cdiv(rows, meta["BLOCK_M"]) * triton.cdiv(columns, meta["BLOCK_N"]),)
 
     tuned = KERNELS[name]
     config = _forced.get(name)
-    if config is None and torch.are_deterministic_algorithms_enabled() and len(tuned.configs) > 1:
-        prune = _PRUNERS.get(name)
-        named_args = dict(zip(tuned.arg_names, args, strict=False))  # arg_names also lists the constexprs
-        config = prune(tuned.configs, named_args, **kwargs)[0] if prune else tuned.configs[0]
+    if config is None and len(tuned.configs) > 1:  # one config under the interpreter: nothing to choose
+        named_args = dict(zip(tuned.arg_names, args, strict=False)) | kwargs  # arg_names also lists the constexprs
+        if torch.are_deterministic_algorithms_enabled():
+            device = next(value for value in args if isinstance(value, torch.Tensor)).device
+            config = deterministic_config(name, kwargs["K"], kwargs["DTYPE"].primitive_bitwidth // 8, device)
+        else:
+            key = autotune_key(name, named_args)
+            config = _tuned.get(key)
+            if config is None:
+                tuned[grid](*args, **kwargs)
+                _tuned[key] = tuned.best_config
+                return
     if config is None:
         tuned[grid](*args, **kwargs)
     else:
@@ -165,21 +248,16 @@ def _partials(wanted: bool, rows: int, *shape: int, like: torch.Tensor) -> torch
     return torch.zeros(size, dtype=torch.float32, device=like.device)
 
 
-def _tf32_allowed() -> bool:
-    """Whether fp32 matmuls may use TF32, under either of PyTorch's APIs (reading the legacy flag raises
-    once the newer ``fp32_precision`` setting is in use)."""
-    precision = getattr(torch.backends.cuda.matmul, "fp32_precision", None)
-    if precision is None:
-        return torch.backends.cuda.matmul.allow_tf32
-    if precision == "none":
-        precision = getattr(torch.backends, "fp32_precision", "ieee")
-    return precision == "tf32"
+def kernel_flags(dtype: torch.dtype, interpreter: bool, tf32: bool) -> dict:
+    """The kernels' precision switches: DTYPE, UPCAST (every load to fp32: the interpreter computes bf16/fp16
+    wrongly) and IEEE (fp32 tl.dot without TF32: for fp32 when TF32 is not allowed, and under the interpreter).
+    fp32 without TF32 reaches the kernels only in tests (``fekernels.op.ROUTE_IEEE_FP32_TO_REFERENCE``)."""
+    return {"DTYPE": _TRITON_DTYPES[dtype], "UPCAST": interpreter,
+            "IEEE": interpreter or (dtype == torch.float32 and not tf32)}
 
 
 def _flags(x: torch.Tensor) -> dict:
-    upcast = interpreted()
-    ieee = upcast or (x.dtype == torch.float32 and not _tf32_allowed())
-    return {"DTYPE": _TRITON_DTYPES[x.dtype], "UPCAST": upcast, "IEEE": ieee}
+    return kernel_flags(x.dtype, interpreted(), tf32_allowed())
 
 
 def _device(x: torch.Tensor):
