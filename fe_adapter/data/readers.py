@@ -197,7 +197,7 @@ def read_frames(path: Path, indices_for: Callable[[int], Sequence[int]]) -> np.n
     for index in indices_for(len(files)):
         try:
             with Image.open(files[index]) as image:
-                selected.append(np.asarray(image.convert("RGB")))
+                selected.append(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
         except (OSError, UnidentifiedImageError) as error:
             raise UnreadableClip(f"{files[index]}: cannot read image ({error})") from error
     if len({frame.shape for frame in selected}) > 1:
