@@ -19,6 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fe_adapter.faces.face import box_iou
+
+__all__ = ["PHOTO_FACE", "SCENARIOS", "FaceVideo", "TrueFace", "box_iou", "face_video", "render_frame", "true_faces",
+           "write_face_video"]
+
 #: The face in ``skimage.data.astronaut()`` (512 x 512), (x0, y0, x1, y1) in pixels, marked by hand: from the
 #: hairline to the chin and from cheek to cheek, as WIDER FACE's boxes are drawn (MTCNN's box on the photo overlaps
 #: it with IoU 0.81: it is narrower and reaches higher up the forehead).
@@ -196,11 +201,3 @@ def face_video(path: str | Path, scenario: str, frame_count: int, fps: int, widt
     faces = [true_faces(scenario, index, fps, width, height) for index in range(frame_count)]
     return FaceVideo(Path(path), scenario, fps, width, height, faces)
 
-
-def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

@@ -62,6 +62,7 @@ def valid_arguments(command: str, folder: Path) -> list[str]:
         path.write_bytes(b"not read: the light checks only look for the file")
     config = ["--config", str(REPOSITORY / "configs" / "dfew.yaml")]  # a real config: its keys need torch to check
     arguments = {"train": config, "cv": config, "demo": [], "eval": [*config, "--checkpoint", str(adapters)],
-                 "predict": [str(video), "--checkpoint", str(adapters)], "export": [str(adapters)]}
+                 "predict": [str(video), "--checkpoint", str(adapters)], "export": [str(adapters)],
+                 "crop-faces": [str(video), str(folder / "faces")]}
     assert command in arguments, f"tests/cli_probes.py: add the new command {command!r} to valid_arguments"
     return arguments[command]

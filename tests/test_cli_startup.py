@@ -57,7 +57,7 @@ def test_help_version_and_usage_errors_load_no_heavy_module(tmp_path):
     assert version.strip() == f"fe-adapter {importlib.metadata.version('fe-adapter')}"
     for name in parsers:  # the header lists every command with its example, in plain text
         module = commands.load(name)
-        assert f"\n    {name} " in top_help and module.EXAMPLE in top_help
+        assert re.search(rf"\n    {name}[ \n]", top_help) and module.EXAMPLE in top_help  # a long name: own line
     assert "`" not in top_help and "``" not in "".join(result["stdout"] for result in results[:len(helps)])
     for result in results[len(helps):]:  # argparse's line: "fe-adapter[ COMMAND]: error: ..."
         assert result["status"] == 2 and re.match(r"fe-adapter( [a-z-]+)?: error: ", result["error"]), result
@@ -152,6 +152,13 @@ def _own_refusals(name: str, folder: Path) -> list[tuple[list[str], str]]:
                (["cv", "--folds", "one"], "--folds takes fold numbers 1..5")],
         "demo": [(["demo", "--out", str(foreign)], "holds 'thesis.tex', which the demo does not write")],
         "train": [(["train", "--resume", "--overwrite"], "pass one of them")],
+        "crop-faces": [(["crop-faces", str(folder / "missing.mp4"), str(folder / "faces")],
+                        "missing.mp4: video file not found"),
+                       (["crop-faces", str(video), str(folder / "a_file.txt" / "out")],
+                        f"OUT {folder / 'a_file.txt' / 'out'}: cannot write there: {folder / 'a_file.txt'} is a file"),
+                       (["crop-faces", str(video), str(folder / "faces"), "--fps", "0"], "expected a positive number"),
+                       (["crop-faces", str(video), str(folder / "faces"), "--test-fraction", "1"],
+                        "expected a fraction below 1")],
     }[name]
 
 
