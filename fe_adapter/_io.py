@@ -4,6 +4,7 @@ any other file, and the checks a command makes before any work: its inputs exist
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -16,6 +17,16 @@ class OutputNotWritable(OSError):
     a path that runs through a file. The message names the location and why, in one line."""
 
 
+#: In the name of a file ``atomic_write`` is writing: ``.<stem>.<8 hex digits>.tmp<suffix>``.
+TEMPORARY_MARK = ".tmp"
+_TEMPORARY_NAME = re.compile(r"^\..*\.[0-9a-f]{8}\.tmp(\.[^.]*)?$")
+
+
+def is_interrupted_write(name: str) -> bool:
+    """Whether ``name`` is a temporary file that ``atomic_write`` left behind (only when killed)."""
+    return _TEMPORARY_NAME.match(name) is not None
+
+
 def _temporary_beside(path: Path) -> tuple[str, int]:
     """Create an empty temporary file next to ``path``; return its name and mode.
 
@@ -25,7 +36,8 @@ def _temporary_beside(path: Path) -> tuple[str, int]:
     other file the user creates.
     """
     while True:
-        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        # The suffix stays last: readers that check it (torch.export.load wants ".pt2") accept the file.
+        temporary = path.parent / f".{path.stem}.{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}"
         try:
             handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:

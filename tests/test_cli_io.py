@@ -19,10 +19,11 @@ import pytest
 import torch
 
 from fe_adapter import cli
-from fe_adapter._io import atomic_write, check_writable
+from fe_adapter._io import atomic_write, check_writable, is_interrupted_write
 from fe_adapter.device import DeviceError, resolve_device
 from fe_adapter.predict.examples import face_video
 from fe_adapter.predict.inputs import expand_inputs, videos_in
+from fe_adapter.training.folder import clear_outputs
 from tests.cli_probes import run_probes, valid_arguments
 from tests.media import write_video
 from tests.training_cases import as_overrides, tiny_config
@@ -143,6 +144,22 @@ def test_atomic_write_removes_its_temporary_file_when_the_write_fails(tmp_path):
     with pytest.raises(OSError, match="No space left"):
         atomic_write(tmp_path / "out.json", fail)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_keeps_the_suffix_last_and_a_killed_write_is_recognised(tmp_path):
+    """torch.export.load refuses (with a warning) a file whose name does not end in .pt2: export verifies the
+    temporary file before it is renamed, so the suffix must stay last. A run folder's clean-up must still know a
+    left-over temporary file."""
+    names = []
+    atomic_write(tmp_path / "model.pt2", lambda temporary: (names.append(Path(temporary).name),
+                                                            Path(temporary).write_bytes(b"x")))
+    assert names[0].startswith(".model.") and names[0].endswith(".tmp.pt2")
+    assert is_interrupted_write(names[0]) and is_interrupted_write(".last.0a1b2c3d.tmp")
+    assert not is_interrupted_write("model.pt2") and not is_interrupted_write(".model.pt2")
+    (tmp_path / names[0]).write_bytes(b"killed mid-write")
+    (tmp_path / "mine.txt").write_text("kept")
+    assert clear_outputs(tmp_path, names=("model.pt2",)) == [names[0], "model.pt2"]
+    assert [path.name for path in tmp_path.iterdir()] == ["mine.txt"]
 
 
 def test_a_failed_write_loses_no_other_video(tmp_path, tiny_model_files, capsys, monkeypatch):

@@ -14,10 +14,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from fe_adapter._io import check_writable
+from fe_adapter._io import check_writable, is_interrupted_write
 from fe_adapter.training.config import ConfigError
 
-#: What a training run writes into its folder (``atomic_write`` leaves ``.<name>.*.tmp`` only when killed).
+#: What a training run writes into its folder (``atomic_write`` leaves ``.<stem>.*.tmp<suffix>`` only when killed).
 RUN_OUTPUTS = ("train.log", "log.jsonl", "best.safetensors", "last.safetensors", "last.pt", "report", "tensorboard")
 #: What an evaluation or training report folder holds.
 REPORT_OUTPUTS = ("metrics.json", "config.yaml", "confusion.png", "curves.png", "predictions.csv",
@@ -113,7 +113,7 @@ def clear_outputs(folder: Path, names: tuple[str, ...] = RUN_OUTPUTS) -> list[st
     if not folder.is_dir():
         return removed
     for entry in sorted(folder.iterdir()):
-        interrupted_write = entry.name.startswith(".") and entry.name.endswith(".tmp")
+        interrupted_write = is_interrupted_write(entry.name)
         if entry.name not in names and not interrupted_write:
             continue
         if entry.is_dir() and not entry.is_symlink():
