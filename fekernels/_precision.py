@@ -8,12 +8,20 @@ import warnings
 
 import torch
 
+
+def _constant_when_compiled(fn):
+    """``torch.compiler.assume_constant_result`` without its import of torch._dynamo (which imports Triton:
+    ``import fekernels`` must not). It only sets this attribute; tests/test_launch.py checks that it still does."""
+    fn._dynamo_marked_constant = True
+    return fn
+
+
 #: The values of CUBLAS_WORKSPACE_CONFIG under which cuBLAS is deterministic (NVIDIA's cuBLAS docs, and what
 #: PyTorch's deterministic mode checks for).
 DETERMINISTIC_CUBLAS_WORKSPACES = (":4096:8", ":16:8")
 
 
-@torch.compiler.assume_constant_result
+@_constant_when_compiled
 def tf32_allowed() -> bool:
     """Whether fp32 matmuls may use TF32, under either of PyTorch's APIs (reading the legacy flag raises once the
     newer ``fp32_precision`` setting is in use). torch.compile reads it once, while tracing (its getter cannot be
@@ -27,7 +35,7 @@ def tf32_allowed() -> bool:
     return precision == "tf32"
 
 
-@torch.compiler.assume_constant_result
+@_constant_when_compiled
 def _cublas_workspace_problem() -> str:
     """What is wrong with CUBLAS_WORKSPACE_CONFIG for deterministic cuBLAS ("" when nothing is)."""
     value = os.environ.get("CUBLAS_WORKSPACE_CONFIG")

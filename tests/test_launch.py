@@ -229,3 +229,20 @@ def test_the_compiled_kernels_do_not_specialise_m_n_t_p_or_dilation_but_do_c_and
     assert unspecialised["forward_up"] == ["M", "N", "T", "P", "dilation"]
     assert unspecialised["grad_z"] == ["M", "N", "T", "dilation"]
     assert {"C", "R"}.isdisjoint(launch.NOT_SPECIALISED)
+
+
+def test_the_constant_marking_is_what_torch_compiler_sets():
+    """fekernels._precision marks its settings readers as torch.compiler.assume_constant_result does, without
+    importing torch._dynamo (and Triton) at import; if PyTorch changes how it marks them, this fails."""
+    from fekernels import _precision
+
+    def marked_by_torch():
+        return True
+
+    def marked_by_us():
+        return True
+
+    torch.compiler.assume_constant_result(marked_by_torch)
+    _precision._constant_when_compiled(marked_by_us)
+    assert vars(marked_by_torch) == vars(marked_by_us) == {"_dynamo_marked_constant": True}
+    assert vars(_precision.tf32_allowed) == vars(marked_by_us)
