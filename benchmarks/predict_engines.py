@@ -8,7 +8,8 @@ class probabilities out, as ``Predictor`` calls it, after two untimed warm-up ca
 calls. Face finding and decoding are the same for every engine and not included (``benchmarks.predict_memory``
 times whole videos). The models have random weights (time does not depend on them) and non-zero adapters.
 PyTorch runs with ``impl="auto"`` (the native CPU kernel when built), in float32, with torch's thread count
-(``--threads``, default all cores); onnxruntime with as many intra-op threads.
+(``--threads``, default all cores); onnxruntime with as many intra-op threads (``load_exported`` gives it
+PyTorch's thread count).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from datetime import date
@@ -111,7 +113,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # onnxruntime's intra-op threads follow it
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
@@ -120,9 +121,11 @@ def main() -> None:
 
     cpu = device_name(torch.device("cpu"))
     record = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "threads": args.threads,
-                          "load_average": os.getloadavg(), "python": platform.python_version(),
+                          "load_average": os.getloadavg(), "nice": os.nice(0),
+                          "python": platform.python_version(),
                           "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
-              "date": date.today().isoformat(), "command": "python -m benchmarks.predict_engines", "rows": rows}
+              "date": date.today().isoformat(),
+              "command": " ".join(["python -m benchmarks.predict_engines", *sys.argv[1:]]), "rows": rows}
     stem = f"{cpu.split()[0].lower()}-{date.today().isoformat()}-predict-engines"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{stem}.json", record)

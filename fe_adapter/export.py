@@ -252,14 +252,17 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 def load_exported(path: str | Path, format: str | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """A function from a (B, T, 3, H, W) float32 array of 0..1 pixels to (logits, probabilities), running an
     exported file: ONNX through onnxruntime (on the CPU), .pt2 through ``torch.export.load``. ``format``: "onnx"
-    or "pt2" (default: from the suffix)."""
+    or "pt2" (default: from the suffix). onnxruntime gets PyTorch's thread count (``torch.set_num_threads``), so
+    both engines of a predictor use the same number of cores."""
     path = Path(path)
     if (format or _format_from_suffix(path)) == "onnx":
         try:
             import onnxruntime
         except ImportError as error:
             raise ExportError(f"running an ONNX model needs onnxruntime ({_EXPORT_EXTRA}): {error}") from None
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return lambda clips: tuple(session.run(["logits", "probabilities"], {"clips": clips}))
     module = torch.export.load(path).module()
 

@@ -241,3 +241,24 @@ def test_the_export_command_refuses_in_one_line(tiny_model_files, tmp_path, caps
     assert cli.main(["export", str(adapters), "--backbone-checkpoint", str(backbone), "--out",
                      str(tmp_path / "model.pt2")]) == 1
     assert "differs from PyTorch" in capsys.readouterr().err
+
+
+def test_onnxruntime_uses_pytorchs_thread_count(monkeypatch, tmp_path):
+    """The ONNX engine runs on as many cores as the PyTorch one (onnxruntime's own default is every core), so a
+    user's torch.set_num_threads, and the engines benchmark, hold for both."""
+    import onnxruntime
+
+    seen = {}
+
+    def session(path, options=None, providers=None):
+        seen["threads"] = options.intra_op_num_threads if options is not None else None
+        return None
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        export.load_exported(tmp_path / "model.onnx")
+    finally:
+        torch.set_num_threads(threads)
+    assert seen["threads"] == 1
