@@ -137,6 +137,12 @@ def _own_refusals(name: str, folder: Path) -> list[tuple[list[str], str]]:
             (["predict", str(video), "--model", str(folder / "none.onnx")], "exported model not found"),
             (["predict", str(video), "--model", str(adapters), "--pretrained"], "go with --checkpoint"),
             (["predict", str(video), "--model", str(adapters), "--device", "cuda"], "runs on the CPU"),
+            (["predict", str(video), "--checkpoint", str(adapters), "--faces", "none", "--all-faces"],
+             "--all-faces needs faces to find: it does not go with --faces none"),
+            (["predict", str(video), "--checkpoint", str(adapters), "--detect-every", "0"],
+             "argument --detect-every: expected >= 1, got 0"),
+            (["predict", str(video), "--checkpoint", str(adapters), "--detector", "yolo"],
+             "argument --detector: invalid choice: 'yolo'"),
         ],
         "export": [
             (["export", str(folder / "none.safetensors")], "adapter checkpoint not found"),

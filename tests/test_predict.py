@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import save_file
 
 from fe_adapter import cli
+from fe_adapter.faces import Face, FaceTracker, align_face
+from fe_adapter.faces.face import centre_face
 from fe_adapter.predict.examples import face_video
-from fe_adapter.predict.faces import FaceTracker
 from fe_adapter.predict.predictor import PredictionError, Predictor, window_starts
 from tests.media import write_video
 from tests.tiny_model import TINY_CLASSES
@@ -95,7 +96,7 @@ def test_each_window_shows_the_model_the_frames_it_should(tmp_path, checkpoint):
 
     adapters, backbone = checkpoint
     model = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone).model
-    predictor = Predictor(model, "cpu", _FaceInTheMiddle())
+    predictor = Predictor(model, "cpu", _FaceInTheMiddle(), detect_every=1)
     video = write_video(tmp_path / "numbered.mp4", identified_frames(40))
     shown, starts = _window_frame_ids(predictor, video, window=1.5, stride=1.0, batch_size=3)
     assert starts == [0.0, 1.0, 2.0, 2.5]
@@ -113,10 +114,11 @@ def test_face_is_found_in_every_frame_of_a_real_face_video(tmp_path):
     with VideoReader(face_video(tmp_path / "face.mp4")) as reader:
         fps = reader.fps
         frames = [frame.to_ndarray(format="rgb24") for _, frame in reader.frames(range(reader.frame_count))]
-    tracked = FaceTracker().track(frames)
+    tracker = FaceTracker()
+    tracked = [tracker.update(frame, index) for index, frame in enumerate(frames)]
     assert fps == 10 and len(frames) == 40
-    assert all(face is not None and face.detected for face in tracked)
-    xs = [face.box.x for face in tracked]
+    assert all(len(faces) == 1 and faces[0].detected and faces[0].track_id == 0 for faces in tracked)
+    xs = [faces[0].face.centre[0] for faces in tracked]
     assert xs[-1] - xs[0] > 60  # the box follows the face to the right
 
 
@@ -216,7 +218,6 @@ def _decode_all(video: Path) -> list[np.ndarray]:
 
 def test_window_probabilities_equal_softmax_of_the_model_on_the_same_crops(tmp_path, checkpoint):
     from fe_adapter.data.transforms import eval_transform, normalization_for
-    from fe_adapter.predict.faces import crop_face
     from fe_adapter.predict.windows import plan_windows
 
     adapters, backbone = checkpoint
@@ -227,12 +228,14 @@ def test_window_probabilities_equal_softmax_of_the_model_on_the_same_crops(tmp_p
     frames = _decode_all(video)
     plans = plan_windows(len(frames), 10.0, 4, 1.0, 0.5)
     needed = sorted({index for plan in plans for index in plan.indices})
-    tracked = dict(zip(needed, FaceTracker().track([frames[index] for index in needed]), strict=True))
+    tracker = FaceTracker(detect_every=5)
+    tracked = {index: tracker.update(frames[index], index)[0] for index in needed}
+    assert 0 < sum(face.detected for face in tracked.values()) < len(needed)  # some followed in between
     transform = eval_transform(normalization_for(predictor.model))
     assert len(result.windows) == len(plans) == 5
     rows = []
     for plan, window in zip(plans, result.windows, strict=True):
-        crops = np.stack([crop_face(frames[index], tracked[index].box, 32) for index in plan.indices])
+        crops = np.stack([align_face(frames[index], tracked[index].face, 32) for index in plan.indices])
         clip = transform(torch.from_numpy(crops).permute(0, 3, 1, 2))[None]
         with torch.no_grad():
             expected = predictor.model(clip).softmax(-1)[0]
@@ -249,14 +252,15 @@ def test_frames_without_a_face_reuse_the_last_box_and_are_counted(tmp_path, chec
     adapters, backbone = checkpoint
     hidden = set(range(12, 18))
     video = face_video(tmp_path / "face.mp4", frames=30, hidden=hidden)
-    track = FaceTracker().start()
-    faces = [track.update(frame) for frame in _decode_all(video)]
+    tracker = FaceTracker(max_missed=6)
+    faces = [tracker.update(frame, index)[0] for index, frame in enumerate(_decode_all(video))]
     assert [face.detected for face in faces] == [index not in hidden for index in range(30)]
-    assert all(faces[index].box == faces[11].box for index in hidden)  # the last box, unchanged
+    assert all(faces[index].face.box == faces[11].face.box for index in hidden)  # the last box, unchanged
+    assert [face.track_id for face in faces] == [0] * 30  # six missed detections in a row: bridged
 
     from fe_adapter.predict.windows import plan_windows
 
-    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
+    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone, detect_every=1)
     result = predictor.predict_video(video, window=1.0, stride=0.5)
     plans = plan_windows(30, 10.0, 4, 1.0, 0.5)
     assert [w.faces_found for w in result.windows] == [sum(i not in hidden for i in p.indices) for p in plans]
@@ -271,11 +275,11 @@ def test_windows_without_a_face_are_marked_and_left_out_of_the_overall(tmp_path,
     video = face_video(tmp_path / "leaves.mp4", frames=40, hidden=range(12, 28))
     out = tmp_path / "out"
     code = cli.main(["predict", str(video), "--checkpoint", str(adapters), "--backbone-checkpoint", str(backbone),
-                     "--window", "1s", "--stride", "0.5s", "--out", str(out)])
+                     "--window", "1s", "--stride", "0.5s", "--out", str(out), "--detect-every", "1"])
     assert code == 0
     result = json.loads((out / "leaves.json").read_text())
     windows = result["windows"]
-    assert result["schema_version"] == 2 and result["min_face_fraction"] == 0.5
+    assert result["schema_version"] == 3 and result["min_face_fraction"] == 0.5
     assert [w["faces_found"] for w in windows] == [4, 3, 1, 0, 1, 3, 4]
     assert [w["no_face"] for w in windows] == [False, False, True, True, True, False, False]
     assert [w["top"] is None for w in windows] == [w["no_face"] for w in windows]
@@ -293,7 +297,7 @@ def test_windows_without_a_face_are_marked_and_left_out_of_the_overall(tmp_path,
            "out" in printed
     assert printed.count("no face") == 3
 
-    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
+    predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone, detect_every=1)
     quarter = predictor.predict_video(video, window=1.0, stride=0.5, min_face_fraction=0.25)
     assert [w.no_face for w in quarter.windows] == [False, False, False, True, False, False, False]  # 1 of 4: enough
     with pytest.raises(ValueError, match="min_face_fraction must be a number in 0..1"):
@@ -308,7 +312,7 @@ def test_a_video_where_no_window_has_a_face_has_no_overall(tmp_path, checkpoint,
     good = face_video(tmp_path / "good.mp4", frames=20)
     out = tmp_path / "out"
     code = cli.main(["predict", str(video), str(good), "--checkpoint", str(adapters), "--backbone-checkpoint",
-                     str(backbone), "--window", "1s", "--stride", "0.5s", "--out", str(out)])
+                     str(backbone), "--window", "1s", "--stride", "0.5s", "--out", str(out), "--detect-every", "1"])
     assert code == 3
     result = json.loads((out / "gone.json").read_text())
     assert [w["faces_found"] for w in result["windows"]] == [1, 0, 1]
@@ -338,13 +342,13 @@ def test_the_timeline_leaves_gaps_at_windows_without_a_face():
     assert "happy overall (4 of 6 windows without a face left out)" in curves.get_title()
 
 
-class _FaceInTheMiddle(FaceTracker):
+class _FaceInTheMiddle:
     """A detector that always finds the face in the middle of the frame: no detection cost."""
 
-    def detect(self, frame: np.ndarray) -> list:
-        from fe_adapter.predict.faces import centre_box
+    name = "middle"
 
-        return [centre_box(frame)]
+    def detect(self, frame: np.ndarray) -> list:
+        return [centre_face(frame, margin=1.25)]
 
 
 def test_memory_is_bounded_by_the_window_not_the_video_length(tmp_path, checkpoint):
@@ -353,7 +357,7 @@ def test_memory_is_bounded_by_the_window_not_the_video_length(tmp_path, checkpoi
 
     adapters, backbone = checkpoint
     model = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone).model
-    predictor = Predictor(model, "cpu", _FaceInTheMiddle())
+    predictor = Predictor(model, "cpu", _FaceInTheMiddle(), detect_every=1)
     held = []
     for frames in (100, 600):  # 10 s and 60 s at 10 frames/s
         video = write_video(tmp_path / f"{frames}.mp4", np.concatenate([numbered_frames(25)] * (frames // 25)))
@@ -393,12 +397,11 @@ def test_progress_bar_on_request(tmp_path, checkpoint, capsys):
 
 
 def test_a_crop_across_the_frame_edge_repeats_the_edge_pixels():
-    from fe_adapter.predict.faces import Box, crop_face
-
     frame = np.zeros((40, 60, 3), dtype=np.uint8)
     frame[:, :, 0] = np.arange(60, dtype=np.uint8)[None, :] * 4  # red grows to the right
     frame[:, :, 1] = np.arange(40, dtype=np.uint8)[:, None] * 6  # green grows downwards
-    crop = crop_face(frame, Box(x=4, y=4, size=16), size=20, margin=1.25)  # 20x20 around (4, 4): 6 px outside
+    box = (-4.5, -4.5, 11.5, 11.5)  # side 16 centred on (3.5, 3.5): crop pixel (i, j) is frame pixel (i - 6, j - 6)
+    crop = align_face(frame, Face(box, 1.0), size=20, margin=1.25)  # 20x20: 6 px outside
     assert crop.shape == (20, 20, 3)
     assert (crop[:6, :, 1] == 0).all() and (crop[:, :6, 0] == 0).all()  # rows/columns above/left: the edge
     assert crop[10, 10, 0] == frame[0, 10 - 6, 0] and crop[10, 10, 1] == frame[10 - 6, 0, 1]

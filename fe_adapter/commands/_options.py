@@ -42,10 +42,20 @@ def device(text: str) -> str:
 
 def seed(text: str) -> int:
     """A seed: an integer >= 0."""
+    return _integer(text, 0, "seed must be")
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 ("5")."""
+    return _integer(text, 1, "expected")
+
+
+def _integer(text: str, least: int, lead: str) -> int:
+    """``text`` as an integer >= ``least``, else argparse's error, its message starting with ``lead``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"{lead} an integer >= {least}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{lead} >= {least}, got {value}")
     return value

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from fe_adapter._io import check_writable, require_file
-from fe_adapter.commands._options import device, fraction, seconds
+from fe_adapter.commands._options import device, fraction, positive_int, seconds
 from fe_adapter.data.formats import VIDEO_SUFFIXES
 from fe_adapter.predict.inputs import expand_inputs
 
@@ -45,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-face-fraction", type=fraction, metavar="F",
                         help="a window whose face is detected in fewer than this share of its frames is marked "
                         "no-face and left out of the overall result (default 0.5)")
+    faces = parser.add_argument_group("faces")
+    faces.add_argument("--detector", choices=("mtcnn", "lbp"), default="mtcnn", help="face detector: mtcnn (five "
+                       "landmarks, aligned crops; the default) or lbp (scikit-image's cascade, box crops)")
+    faces.add_argument("--faces", choices=("detect", "none"), default="detect", help="none: the videos are face "
+                       "crops already (the centre square of each frame is the face); default detect")
+    faces.add_argument("--detect-every", type=positive_int, default=5, metavar="N", help="run the detector every N "
+                       "video frames and follow the faces in between (default 5; 1: every frame)")
+    faces.add_argument("--all-faces", action="store_true", help="a timeline for every person (JSON tracks, CSV "
+                       "rows per person); by default the main face only (the person seen in the most frames)")
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda, "
                         "cuda:N or mps (default auto); a --model file runs on the CPU")
 
@@ -88,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         require_file(args.checkpoint, "adapter checkpoint")
         if args.backbone_checkpoint is not None:
             require_file(args.backbone_checkpoint, "backbone weights file")
+    if args.faces == "none" and args.all_faces:
+        raise ValueError("--all-faces needs faces to find: it does not go with --faces none")
     if not videos:
         return 2
 
@@ -96,16 +107,19 @@ def run(args: argparse.Namespace) -> int:
     from fe_adapter.predict.results import MIN_FACE_FRACTION, prediction_summary
     from fe_adapter.predict.timeline import write_prediction
 
+    faces = {"detector": None if args.faces == "none" else args.detector, "detect_every": args.detect_every}
     if args.model is not None:
-        predictor = Predictor.from_exported(args.model)
+        predictor = Predictor.from_exported(args.model, **faces)
     else:
         target = resolve_device(args.device, "--device")
-        predictor = Predictor.from_checkpoint(args.checkpoint, str(target), args.backbone_checkpoint, args.pretrained)
+        predictor = Predictor.from_checkpoint(args.checkpoint, str(target), args.backbone_checkpoint, args.pretrained,
+                                              **faces)
     min_face_fraction = MIN_FACE_FRACTION if args.min_face_fraction is None else args.min_face_fraction
     written = faceless = 0
     for video, name in zip(videos, names, strict=True):
         try:
-            prediction = predictor.predict_video(video, args.window, args.stride, min_face_fraction=min_face_fraction)
+            prediction = predictor.predict_video(video, args.window, args.stride, min_face_fraction=min_face_fraction,
+                                                 all_faces=args.all_faces)
         except PredictionError as error:
             _error(str(error))
             continue

@@ -76,4 +76,4 @@ def centre_face(frame: np.ndarray, margin: float) -> Face:
     """The face whose crop (``align_face`` with this ``margin``) is the frame's centre square: for clips that are
     face crops already, and for frames before any face was found."""
     height, width = frame.shape[:2]
-    return square_face(width / 2, height / 2, min(height, width) / margin, score=0.0)
+    return square_face((width - 1) / 2, (height - 1) / 2, min(height, width) / margin, score=0.0)

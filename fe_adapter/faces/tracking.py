@@ -29,8 +29,8 @@ class TrackedFace:
     """One face of one frame: its track's id, where it is, and how that was found.
 
     ``detected``: the detector found it in this frame. ``followed``: a frame between detections, the box followed
-    from the last detection. Neither: the track missed its last detection and keeps its last box (a gap being
-    bridged); ``seen`` is False then.
+    from the last detection. Neither: the track missed its last detection, or its template was not found between
+    detections, and keeps its last box (a gap being bridged); ``seen`` is False then.
     """
 
     track_id: int
@@ -110,8 +110,7 @@ class FaceTracker:
 
     def __init__(self, detector: Detector | str = "mtcnn", *, detect_every: int = 1, max_missed: int = 5,
                  min_iou: float = 0.3) -> None:
-        if isinstance(detect_every, bool) or not isinstance(detect_every, int) or detect_every < 1:
-            raise ValueError(f"detect_every must be an integer >= 1, got {detect_every!r}")
+        check_detect_every(detect_every)
         if isinstance(max_missed, bool) or not isinstance(max_missed, int) or max_missed < 0:
             raise ValueError(f"max_missed must be an integer >= 0, got {max_missed!r}")
         self.detector = make_detector(detector) if isinstance(detector, str) else detector
@@ -212,10 +211,17 @@ class FaceTracker:
         if track.missed or track.template is None:
             return TrackedFace(track.id, track.face, detected=False)
         found = _match(frame, track.template, track.predicted(index))
-        if found is None:
-            return TrackedFace(track.id, track.face, detected=False, followed=True)
+        if found is None:  # nothing like the face where it should be: the last box, not seen
+            return TrackedFace(track.id, track.face, detected=False)
         track.locate(found, index)
         return TrackedFace(track.id, found, detected=False, followed=True)
+
+
+def check_detect_every(value: int) -> int:
+    """``value`` if it is an integer >= 1, else ValueError naming ``detect_every``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"detect_every must be an integer >= 1, got {value!r}")
+    return value
 
 
 def _grey_patch(frame: np.ndarray, face: Face, extent: float, pixels: int) -> np.ndarray:

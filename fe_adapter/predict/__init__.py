@@ -1,9 +1,9 @@
 """Prediction on ordinary video files: faces found and tracked, sliding windows, JSON/CSV/PNG outputs.
 
-- ``predictor``: ``Predictor`` (stream the video, follow and crop the face, classify per window).
+- ``predictor``: ``Predictor`` (stream the video, follow and align the faces (``fe_adapter.faces``), classify per
+  window).
 - ``windows``: where the sliding windows lie and which frames each samples.
-- ``results``: ``VideoPrediction`` and ``WindowPrediction``, and their JSON layout.
-- ``faces``: face detection, smooth tracking and cropping.
+- ``results``: ``VideoPrediction``, ``WindowPrediction`` and ``TrackPrediction``, and their JSON layout.
 - ``timeline``: writing a prediction as JSON, CSV and a PNG timeline.
 - ``examples``: example media made from a public photo (docs and tests).
 

@@ -11,6 +11,7 @@ from .results import (
     MIN_FACE_FRACTION as MIN_FACE_FRACTION,
     SCHEMA_VERSION as SCHEMA_VERSION,
     PredictionError as PredictionError,
+    TrackPrediction as TrackPrediction,
     VideoPrediction as VideoPrediction,
     WindowPrediction as WindowPrediction,
 )

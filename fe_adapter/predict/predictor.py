@@ -1,10 +1,10 @@
 """``Predictor``: emotions over time in an ordinary video file, from an adapter checkpoint.
 
 The video is decoded once, in order (``VideoReader``), and cut into sliding windows of T sampled frames
-(``fe_adapter.predict.windows``). Each sampled frame is converted, its face followed (``FaceTrack``) and
-cropped, and the frame dropped; a window runs through the model as soon as its last frame is in, and crops
-no later window needs are dropped too. Memory is bounded by the window, stride and batch size, not by the
-length of the video.
+(``fe_adapter.predict.windows``). Each sampled frame is converted, its faces followed (``fe_adapter.faces``:
+detected every few frames, tracked with an id per person) and aligned, and the frame dropped; a window runs
+through the model as soon as its last frame is in, and crops no later window needs are dropped too. Memory is
+bounded by the window, stride, batch size and number of people, not by the length of the video.
 """
 
 from __future__ import annotations
@@ -22,19 +22,27 @@ from fe_adapter.checkpoint import load_model
 from fe_adapter.data.readers import UnreadableClip, VideoReader
 from fe_adapter.data.transforms import Normalization, eval_transform
 from fe_adapter.device import resolve_device
+from fe_adapter.faces import Detector, FaceTracker, TrackedFace, align_face, make_detector
+from fe_adapter.faces.align import MARGIN
+from fe_adapter.faces.face import Face, centre_face
+from fe_adapter.faces.tracking import check_detect_every
 from fe_adapter.model import VideoClassifier
 from fe_adapter.predict.engines import Engine, ExportedEngine, TorchEngine
-from fe_adapter.predict.faces import FaceTrack, FaceTracker, centre_box, crop_face
 from fe_adapter.predict.results import (
     MIN_FACE_FRACTION,
     PredictionError,
+    TrackPrediction,
     VideoPrediction,
     WindowPrediction,
     check_min_face_fraction,
 )
 from fe_adapter.predict.windows import WindowPlan, plan_windows, window_starts
 
-__all__ = ["PredictionError", "Predictor", "VideoPrediction", "WindowPrediction", "window_starts"]
+__all__ = ["DETECT_EVERY", "PredictionError", "Predictor", "VideoPrediction", "WindowPrediction", "window_starts"]
+
+#: Default ``detect_every``: the detector runs every 5th video frame (5 times a second at 25 fps) and faces are
+#: followed in between; tests/test_faces.py checks the boxes against detection on every frame.
+DETECT_EVERY = 5
 
 
 class Predictor:
@@ -44,16 +52,22 @@ class Predictor:
         model: the trained classifier (its ``num_frames`` is the frames per window), or an ``Engine`` that runs
             one (``ExportedEngine`` for a file written by ``fe-adapter export``; see ``from_exported``).
         device: "auto" (CUDA if available), "cpu" or "cuda", for a ``VideoClassifier``.
-        tracker: the face finder (default ``FaceTracker()``).
+        detector: the face detector (``fe_adapter.faces.make_detector``'s name or a ``Detector``); None for videos
+            that are face crops already (each frame's centre square is the face).
         thumbnails: how many windows (evenly spread) keep a face crop for the timeline image.
+        detect_every: the detector runs when this many video frames have passed since it last ran; faces are
+            followed in between (``FaceTracker``).
+        margin: the crops' margin around the face (``fe_adapter.faces.align_face``).
     """
 
-    def __init__(self, model: VideoClassifier | Engine, device: str = "auto", tracker: FaceTracker | None = None,
-                 thumbnails: int = 10) -> None:
+    def __init__(self, model: VideoClassifier | Engine, device: str = "auto", detector: Detector | str | None = "mtcnn",
+                 thumbnails: int = 10, *, detect_every: int = DETECT_EVERY, margin: float = MARGIN) -> None:
         if isinstance(model, VideoClassifier):
             model = TorchEngine(model, resolve_device(device, "device"))
         self.engine: Engine = model
-        self.tracker = tracker or FaceTracker()
+        self.detector = make_detector(detector) if isinstance(detector, str) else detector
+        check_detect_every(detect_every)
+        self.detect_every, self.margin = detect_every, margin
         self.thumbnails = thumbnails
         self.size = self.engine.size
         self.transform = eval_transform(Normalization(self.size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
@@ -65,33 +79,37 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", backbone_checkpoint: str | Path | None = None,
-                        pretrained: bool = False, impl: str = "auto") -> Predictor:
+                        pretrained: bool = False, impl: str = "auto", **faces) -> Predictor:
         """Rebuild the model an adapter checkpoint was saved from, with the backbone's weights.
 
         The checkpoint holds adapters, head and config only: the backbone weights come from
         ``backbone_checkpoint`` (a local .safetensors/.pth file) or from timm (``pretrained=True``); the input
-        normalisation is the one recorded in the checkpoint. Raises FileNotFoundError for a missing file,
-        CheckpointError for an unreadable or mismatched one, ValueError when no backbone weights are given.
+        normalisation is the one recorded in the checkpoint. ``faces``: ``detector``, ``detect_every``, ``margin``
+        (as ``Predictor``). Raises FileNotFoundError for a missing file, CheckpointError for an unreadable or
+        mismatched one, ValueError when no backbone weights are given.
         """
-        return cls(load_model(path, backbone_checkpoint, pretrained, impl), device)
+        return cls(load_model(path, backbone_checkpoint, pretrained, impl), device, **faces)
 
     @classmethod
-    def from_exported(cls, path: str | Path) -> Predictor:
+    def from_exported(cls, path: str | Path, **faces) -> Predictor:
         """Predict with a model exported by ``fe-adapter export`` (.onnx on onnxruntime, or .pt2), on the CPU:
         the same windows, faces and outputs as with the PyTorch model it was exported from."""
-        return cls(ExportedEngine(path))
+        return cls(ExportedEngine(path), **faces)
 
     @torch.no_grad()
     def predict_video(self, path: str | Path, window: float = 2.0, stride: float = 0.5, batch_size: int = 8,
-                      progress: bool | None = None, min_face_fraction: float = MIN_FACE_FRACTION) -> VideoPrediction:
+                      progress: bool | None = None, min_face_fraction: float = MIN_FACE_FRACTION,
+                      all_faces: bool = False) -> VideoPrediction:
         """Probabilities per window of ``window`` seconds every ``stride`` seconds, and for the whole video.
 
-        Frames without a detected face reuse the last box (and are not counted in ``faces_found``); frames
-        before the first face is found use the frame's centre square. A window with a detected face in fewer
-        than ``min_face_fraction`` of its frames is marked ``no_face`` and left out of ``overall`` (None when
-        every window is). ``progress``: a tqdm bar on stderr (default: when stderr is a terminal). Raises
-        PredictionError for an unreadable video or one without a face; a video that ends before its stream
-        says keeps the windows that were complete, with a warning.
+        The main face: in each frame, of the faces seen there, the person seen in the most frames so far. Frames
+        where no face is seen reuse the last box (and are not counted in ``faces_found``); frames before the first
+        face is found use the frame's centre square. With ``all_faces``, every person gets a timeline (``tracks``)
+        over the windows in which they are seen, and the main face's is that of the person seen in the most frames
+        of the video. A window with a face seen in fewer than ``min_face_fraction`` of its frames is marked
+        ``no_face`` and left out of ``overall`` (None when every window is). ``progress``: a tqdm bar on stderr
+        (default: when stderr is a terminal). Raises PredictionError for an unreadable video or one without a
+        face; a video that ends before its stream says keeps the windows that were complete, with a warning.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -101,7 +119,7 @@ class Predictor:
         try:
             with VideoReader(path) as reader:
                 plans = plan_windows(reader.frame_count, reader.fps, self.engine.num_frames, window, stride)
-                stream = _WindowStream(self, plans, batch_size)
+                stream = _WindowStream(self, plans, batch_size, all_faces, min_face_fraction)
                 show = sys.stderr.isatty() if progress is None else progress
                 with tqdm(total=reader.frame_count, unit="frame", desc=path.name, disable=not show, leave=False,
                           file=sys.stderr, dynamic_ncols=True) as bar:
@@ -111,55 +129,110 @@ class Predictor:
             raise PredictionError(str(error)) from None
         if not stream.any_face:
             raise PredictionError(f"{path}: no face found in any of the {stream.examined} frames examined")
-        windows = stream.results(min_face_fraction)
+        main, tracks = stream.results()
         elapsed = time.perf_counter() - started
-        return VideoPrediction(str(path), frame_count / fps, fps, windows, stream.covered / elapsed, frame_count,
-                               window, stride, self.engine.num_frames, stream.thumbnails, stream.peak_held, decoded,
-                               min_face_fraction)
+        return VideoPrediction(str(path), frame_count / fps, fps, main.windows, stream.covered / elapsed, frame_count,
+                               window, stride, self.engine.num_frames, main.thumbnails, stream.peak_held, decoded,
+                               min_face_fraction, self.detector.name if self.detector else "none",
+                               self.detect_every if self.detector else None, stream.main_track, tracks)
 
     def _probabilities(self, clips: list[np.ndarray]) -> torch.Tensor:
         """Class probabilities of (T, H, W, 3) uint8 face crops, one row per clip."""
         return self.engine(torch.stack([self.transform(torch.from_numpy(clip).permute(0, 3, 1, 2)) for clip in clips]))
 
 
-class _WindowStream:
-    """The windows of one video, filled frame by frame and run in batches as they complete."""
+class _Timeline:
+    """The windows of one face (the main face, or one person), filled frame by frame and run in batches as they
+    complete. The main face has a crop in every frame; a person's timeline leaves out the windows where the person
+    was not seen, and fills the frames of a window without a crop of them with their nearest crop in it."""
 
-    def __init__(self, predictor: Predictor, plans: list[WindowPlan], batch_size: int) -> None:
-        self.predictor, self.plans, self.batch_size = predictor, plans, batch_size
+    def __init__(self, stream: _WindowStream, every_window: bool) -> None:
+        self.stream, self.every_window = stream, every_window
+        self.crops: dict[int, np.ndarray] = {}  # frame index -> face crop
+        self.seen: dict[int, bool] = {}
+        self.boxes: dict[int, tuple[float, float, float, float]] = {}
+        self.ids: dict[int, int | None] = {}
+        self.ran = 0  # windows handled (run, or left out)
+        self.windows: list[WindowPrediction] = []
+        self.thumbnails: dict[int, np.ndarray] = {}
+        self.frames_seen = 0
+
+    def add(self, index: int, crop: np.ndarray, face: Face, seen: bool, track_id: int | None) -> None:
+        self.crops[index], self.seen[index], self.boxes[index], self.ids[index] = crop, seen, face.box, track_id
+        self.frames_seen += seen
+
+    def run_complete(self, complete: int) -> None:
+        """Run the windows before ``complete`` not yet run, then drop the crops no later window needs."""
+        stream = self.stream
+        plans = stream.plans[self.ran:complete]
+        if not plans:
+            return
+        chosen = [(number, plan) for number, plan in enumerate(plans, start=self.ran)
+                  if self.every_window or any(self.seen.get(index, False) for index in plan.indices)]
+        clips = [np.stack([self.crops[self._nearest(index, plan.indices)] for index in plan.indices])
+                 for _, plan in chosen]
+        rows = stream.predictor._probabilities(clips) if clips else []
+        names = stream.predictor.engine.class_names
+        for (number, plan), row in zip(chosen, rows, strict=True):
+            found = sum(self.seen.get(index, False) for index in plan.indices)
+            ids = [self.ids[index] for index in plan.indices if self.seen.get(index, False)]
+            middle = self._nearest(plan.indices[len(plan.indices) // 2], plan.indices)
+            if number in stream.thumbnail_windows:
+                self.thumbnails[len(self.windows)] = self.crops[middle]
+            self.windows.append(WindowPrediction(
+                plan.start, plan.end, {name: float(p) for name, p in zip(names, row.tolist(), strict=True)}, found,
+                len(plan.indices), found / len(plan.indices) < stream.min_face_fraction,
+                max(ids, key=ids.count) if ids else self.ids[middle], self.boxes[middle]))
+        self.ran = complete
+        keep_from = stream.keep_from[complete]
+        for index in [index for index in self.crops if index < keep_from]:
+            del self.crops[index], self.seen[index], self.boxes[index], self.ids[index]
+
+    def _nearest(self, index: int, indices: tuple[int, ...]) -> int:
+        """``index`` if this face has a crop there, else the window's nearest frame that has one."""
+        if index in self.crops:
+            return index
+        return min((other for other in indices if other in self.crops), key=lambda other: abs(other - index))
+
+
+class _WindowStream:
+    """The windows of one video: its faces followed frame by frame, each face's windows run as they complete."""
+
+    def __init__(self, predictor: Predictor, plans: list[WindowPlan], batch_size: int, all_faces: bool,
+                 min_face_fraction: float) -> None:
+        self.predictor, self.plans, self.batch_size, self.all_faces = predictor, plans, batch_size, all_faces
+        self.min_face_fraction = min_face_fraction
         self.needed = sorted({index for plan in plans for index in plan.indices})
         # the smallest first index of windows k.. : crops before it are needed by no window still to run
         self.keep_from = list(np.minimum.accumulate([plan.indices[0] for plan in plans][::-1])[::-1]) + [sys.maxsize]
         step = max(1, -(-len(plans) // max(1, predictor.thumbnails)))
         self.thumbnail_windows = set(range(0, len(plans), step)) if predictor.thumbnails > 0 else set()
-        self.crops: dict[int, np.ndarray] = {}  # index -> face crop, in index order
-        self.detected: dict[int, bool] = {}
-        self.probabilities: list[torch.Tensor] = []
-        self.faces_found: list[int] = []
-        self.thumbnails: dict[int, np.ndarray] = {}
+        self.main = _Timeline(self, every_window=True)  # the main face (all_faces: the people's below instead)
+        self.people: dict[int, _Timeline] = {}
+        self.tracker: FaceTracker | None = None
+        if predictor.detector is not None:
+            self.tracker = FaceTracker(predictor.detector, detect_every=predictor.detect_every)
+        self.seen_counts: dict[int, int] = {}
+        self.last_face: TrackedFace | None = None
         self.complete = 0  # windows whose frames are all in
         self.examined = self.covered = self.peak_held = 0
         self.last_index = -1
         self.any_face = False
+        self.main_track: int | None = None
 
     def run(self, reader: VideoReader, bar: tqdm) -> None:
-        track: FaceTrack = self.predictor.tracker.start()
-        size = self.predictor.size
         try:
             for index, frame in reader.frames(self.needed):
-                image = frame.to_ndarray(format="rgb24")
-                face = track.update(image)
-                self.crops[index] = crop_face(image, face.box if face is not None else centre_box(image), size)
-                self.detected[index] = face is not None and face.detected
-                self.any_face |= self.detected[index]
+                self._add(index, frame.to_ndarray(format="rgb24"))
                 self.examined += 1
                 self.last_index = index
-                self.peak_held = max(self.peak_held, len(self.crops))
+                self.peak_held = max(self.peak_held, sum(len(timeline.crops) for timeline in self._timelines()))
                 bar.update(index + 1 - bar.n)
                 while self.complete < len(self.plans) and self.plans[self.complete].indices[-1] <= index:
                     self.complete += 1
-                if self.complete - len(self.probabilities) >= self.batch_size:
-                    self._run_complete()
+                for timeline in self._timelines():
+                    if self.complete - timeline.ran >= self.batch_size:
+                        timeline.run_complete(self.complete)
             self.covered = reader.frame_count
         except UnreadableClip as error:
             if self.complete == 0:
@@ -168,27 +241,46 @@ class _WindowStream:
             warnings.warn(f"{error}; the prediction covers the {self.complete} of {len(self.plans)} windows "
                           "that were complete", stacklevel=4)
         bar.update(self.covered - bar.n)
-        self._run_complete()
+        for timeline in self._timelines():
+            timeline.run_complete(self.complete)
 
-    def _run_complete(self) -> None:
-        """Run the complete windows not yet run, then drop the crops no later window needs."""
-        first, last = len(self.probabilities), self.complete
-        if first == last:
+    def _timelines(self) -> list[_Timeline]:
+        return list(self.people.values()) if self.all_faces else [self.main]
+
+    def _add(self, index: int, image: np.ndarray) -> None:
+        """Crop the faces of frame ``index`` into their timelines."""
+        predictor = self.predictor
+        size, margin = predictor.size, predictor.margin
+        if self.tracker is None:  # face crops already
+            whole = centre_face(image, margin)
+            self.main.add(index, align_face(image, whole, size, margin), whole, True, None)
+            self.any_face = True
             return
-        clips = [np.stack([self.crops[i] for i in plan.indices]) for plan in self.plans[first:last]]
-        self.probabilities.extend(self.predictor._probabilities(clips))
-        for number, plan in enumerate(self.plans[first:last], start=first):
-            self.faces_found.append(sum(self.detected[i] for i in plan.indices))
-            if number in self.thumbnail_windows:
-                self.thumbnails[number] = self.crops[plan.indices[len(plan.indices) // 2]]
-        keep_from = self.keep_from[last]
-        for index in [index for index in self.crops if index < keep_from]:
-            del self.crops[index], self.detected[index]
+        faces = self.tracker.update(image, index)
+        for face in faces:
+            self.seen_counts[face.track_id] = self.seen_counts.get(face.track_id, 0) + face.seen
+            self.any_face |= face.seen
+        if self.all_faces:
+            for face in faces:
+                timeline = self.people.setdefault(face.track_id, _Timeline(self, every_window=False))
+                timeline.add(index, align_face(image, face.face, size, margin), face.face, face.seen, face.track_id)
+            return
+        if faces:  # a face seen here before one held from earlier; of those, the person seen in most frames so far
+            self.last_face = max(faces, key=lambda face: (face.seen, self.seen_counts[face.track_id]))
+            chosen, seen, track_id = self.last_face.face, self.last_face.seen, self.last_face.track_id
+        elif self.last_face is not None:  # nobody here: the last box, not counted
+            chosen, seen, track_id = self.last_face.face, False, self.last_face.track_id
+        else:  # no face yet: the centre square, not counted
+            chosen, seen, track_id = centre_face(image, margin), False, None
+        self.main.add(index, align_face(image, chosen, size, margin), chosen, seen, track_id)
 
-    def results(self, min_face_fraction: float) -> list[WindowPrediction]:
-        """The windows that ran; a face in fewer than ``min_face_fraction`` of a window's frames: no face."""
-        names = self.predictor.engine.class_names
-        return [WindowPrediction(plan.start, plan.end,
-                                 {name: float(p) for name, p in zip(names, row.tolist(), strict=True)},
-                                 faces_found, len(plan.indices), faces_found / len(plan.indices) < min_face_fraction)
-                for plan, row, faces_found in zip(self.plans, self.probabilities, self.faces_found, strict=False)]
+    def results(self) -> tuple[_Timeline, list[TrackPrediction]]:
+        """The main face's timeline and, with all_faces, every person's."""
+        if self.tracker is None:
+            return self.main, []
+        self.main_track = self.tracker.main_track()
+        if not self.all_faces:
+            return self.main, []
+        tracks = [TrackPrediction(track_id, timeline.windows, timeline.frames_seen)
+                  for track_id, timeline in sorted(self.people.items()) if timeline.windows]
+        return self.people.get(self.main_track, _Timeline(self, every_window=False)), tracks

@@ -13,7 +13,9 @@ import numpy as np
 
 #: Version of the JSON layout of ``VideoPrediction.to_dict``. 2: windows without a face (``no_face``, ``top`` null,
 #: left out of ``overall``, which is null when no window has a face), ``min_face_fraction``, ``no_face_windows``.
-SCHEMA_VERSION = 2
+#: 3: faces tracked with ids: ``detector``, ``detect_every``, ``track_id`` and ``box`` per window, ``tracks`` (one
+#: timeline per person, with --all-faces).
+SCHEMA_VERSION = 3
 
 #: Default ``min_face_fraction``: a window whose face was detected in fewer than half of its sampled frames is a
 #: no-face window.
@@ -48,6 +50,8 @@ class WindowPrediction:
     faces_found: int
     frames: int
     no_face: bool = False
+    track_id: int | None = None  # the person (``FaceTracker`` id) most of its frames show; None: not tracked
+    box: tuple[float, float, float, float] | None = None  # the face box (x0, y0, x1, y1 pixels) at its middle frame
 
     @property
     def top(self) -> str | None:
@@ -56,9 +60,59 @@ class WindowPrediction:
             return None
         return max(self.probabilities, key=self.probabilities.get)
 
+    def to_dict(self) -> dict:
+        return {"start_s": self.start, "end_s": self.end, "track_id": self.track_id,
+                "box": None if self.box is None else [round(value, 1) for value in self.box], "top": self.top,
+                "no_face": self.no_face, "faces_found": self.faces_found, "frames": self.frames,
+                "probabilities": self.probabilities}
+
+
+class _Summary:
+    """What a list of ``windows`` adds up to: the windows with a face and their mean probabilities."""
+
+    windows: list[WindowPrediction]
+
+    @property
+    def face_windows(self) -> list[WindowPrediction]:
+        """The windows with a face: those ``overall`` averages."""
+        return [w for w in self.windows if not w.no_face]
+
+    @property
+    def no_face_windows(self) -> int:
+        """How many windows had too few detected faces (left out of ``overall``)."""
+        return len(self.windows) - len(self.face_windows)
+
+    @property
+    def overall(self) -> dict[str, float] | None:
+        """Mean of the probabilities of the windows with a face; None when no window has one."""
+        counted = self.face_windows
+        if not counted:
+            return None
+        return {name: float(np.mean([w.probabilities[name] for w in counted])) for name in counted[0].probabilities}
+
+    @property
+    def top(self) -> str | None:
+        """The class with the highest ``overall`` probability; None when no window has a face."""
+        overall = self.overall
+        return None if overall is None else max(overall, key=overall.get)
+
 
 @dataclass
-class VideoPrediction:
+class TrackPrediction(_Summary):
+    """The timeline of one person (``FaceTracker`` track ``track_id``): the windows in which the person was in at
+    least one sampled frame, and in how many sampled frames the face was seen."""
+
+    track_id: int
+    windows: list[WindowPrediction]
+    frames_seen: int
+
+    def to_dict(self) -> dict:
+        return {"track_id": self.track_id, "frames_seen": self.frames_seen, "top": self.top, "overall": self.overall,
+                "no_face_windows": self.no_face_windows, "windows": [w.to_dict() for w in self.windows]}
+
+
+@dataclass
+class VideoPrediction(_Summary):
     """Per-window and whole-video probabilities of one video, with what it took to compute them.
 
     ``thumbnails`` maps a few window indices (at most ``Predictor``'s ``thumbnails``, evenly spread) to the
@@ -81,34 +135,14 @@ class VideoPrediction:
     peak_frames_held: int = 0
     frames_decoded: int = 0
     min_face_fraction: float = MIN_FACE_FRACTION
+    detector: str = "mtcnn"  # or "lbp"; "none": the frames are face crops already
+    detect_every: int = 1
+    track_id: int | None = None  # the main face's track (None with detector "none")
+    tracks: list[TrackPrediction] = field(default_factory=list)  # every person's timeline (all_faces only)
 
     @property
     def classes(self) -> list[str]:
         return list(self.windows[0].probabilities)
-
-    @property
-    def face_windows(self) -> list[WindowPrediction]:
-        """The windows with a face: those ``overall`` averages."""
-        return [w for w in self.windows if not w.no_face]
-
-    @property
-    def no_face_windows(self) -> int:
-        """How many windows had too few detected faces (left out of ``overall``)."""
-        return len(self.windows) - len(self.face_windows)
-
-    @property
-    def overall(self) -> dict[str, float] | None:
-        """Mean of the probabilities of the windows with a face; None when no window has one."""
-        counted = self.face_windows
-        if not counted:
-            return None
-        return {name: float(np.mean([w.probabilities[name] for w in counted])) for name in self.classes}
-
-    @property
-    def top(self) -> str | None:
-        """The class with the highest ``overall`` probability; None when no window has a face."""
-        overall = self.overall
-        return None if overall is None else max(overall, key=overall.get)
 
     def to_dict(self) -> dict:
         """The JSON layout (docs/predict.md)."""
@@ -117,11 +151,11 @@ class VideoPrediction:
             "path": self.path, "duration_s": self.duration, "video_fps": self.fps, "frame_count": self.frame_count,
             "window_s": self.window, "stride_s": self.stride, "frames_per_window": self.frames_per_window,
             "min_face_fraction": self.min_face_fraction, "processing_fps": self.processing_fps,
-            "classes": self.classes, "top": self.top, "overall": self.overall,
+            "detector": self.detector, "detect_every": self.detect_every,
+            "classes": self.classes, "track_id": self.track_id, "top": self.top, "overall": self.overall,
             "no_face_windows": self.no_face_windows,
-            "windows": [{"start_s": w.start, "end_s": w.end, "top": w.top, "no_face": w.no_face,
-                         "faces_found": w.faces_found, "frames": w.frames, "probabilities": w.probabilities}
-                        for w in self.windows],
+            "windows": [w.to_dict() for w in self.windows],
+            "tracks": [track.to_dict() for track in self.tracks],
         }
 
 
@@ -139,6 +173,10 @@ def prediction_summary(prediction: VideoPrediction, label: str) -> str:
     else:
         lines = [f"{label}: {prediction.top} overall ({prediction.overall[prediction.top]:.0%}), {count} windows, "
                  f"{speed}"]
+    for track in prediction.tracks:
+        result = "no overall result" if track.top is None else f"{track.top} ({track.overall[track.top]:.0%})"
+        lines.append(f"  person {track.track_id}: {result} in {len(track.windows)} windows, seen in "
+                     f"{track.frames_seen} frames")
     for window in prediction.windows:
         found = f"faces {window.faces_found}/{window.frames}"
         if window.top is None:

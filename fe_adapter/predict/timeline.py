@@ -71,13 +71,19 @@ def write_prediction(prediction: VideoPrediction, out_dir: str | Path, name: str
 
 
 def _write_csv(prediction: VideoPrediction, path: Path) -> None:
+    """One row per window of the main face, or with every person's timeline (all faces) one row per person and
+    window, by person then time."""
     names = prediction.classes
+    windows = [w for track in prediction.tracks for w in track.windows] if prediction.tracks else prediction.windows
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["start_s", "end_s", "top", "no_face", "faces_found", "frames", *names])
-        for w in prediction.windows:
-            writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.top or "", str(w.no_face).lower(), w.faces_found,
-                             w.frames, *(f"{w.probabilities[n]:.5f}" for n in names)])
+        writer.writerow(["track_id", "start_s", "end_s", "top", "no_face", "faces_found", "frames", "box_x0",
+                         "box_y0", "box_x1", "box_y1", *names])
+        for w in windows:
+            box = [""] * 4 if w.box is None else [f"{value:.1f}" for value in w.box]
+            writer.writerow(["" if w.track_id is None else w.track_id, f"{w.start:.3f}", f"{w.end:.3f}", w.top or "",
+                             str(w.no_face).lower(), w.faces_found, w.frames, *box,
+                             *(f"{w.probabilities[n]:.5f}" for n in names)])
 
 
 def plot_timeline(prediction: VideoPrediction, path: Path, max_thumbnails: int = 10) -> None:
