@@ -311,3 +311,20 @@ def test_affectnet_options_are_checked(tmp_path):
         data.open_dataset("affectnet", root=root, classes=6)
     with pytest.raises(data.DatasetError, match=r"dataset format 'affectnet': split must be one of \('train', 'val'\)"):
         data.open_dataset("affectnet", root=root, split="test")
+
+
+@pytest.mark.parametrize("name, make_root, split", [
+    ("rafdb", _rafdb_root, "test"),
+    ("fer2013", lambda folder: _fer_csv(folder).parent, "test"),
+    ("affectnet", _affectnet_root, "val"),
+])
+def test_dataset_configs_hold_options_of_their_format(tmp_path, name, make_root, split):
+    """configs/<name>.yaml (its data section) opens the format's fixture with the root filled in."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parent.parent / "configs" / f"{name}.yaml").read_text())
+    options = dict(config["data"])
+    assert options.pop("dataset") == name and options.pop("root") is None
+    listed = data.open_dataset(name, root=make_root(tmp_path), split=split, **options)
+    assert listed.items
+    assert listed.class_names == (data.FORMATS[name].class_names or data.AFFECTNET_CLASSES[:7])
