@@ -39,7 +39,8 @@ _TOUR_PART_S = 15.0
 @dataclass(frozen=True)
 class TrueFace:
     """A face as generated: its box (x0, y0, x1, y1) in pixels, which face it is (0 the photo, 1 its mirror image),
-    and the share of its box inside the frame (a face partly out of the picture is less than 1)."""
+    and the share of its box that shows: inside the frame and not behind the box of a face in front (a face partly
+    out of the picture, or passing behind another, is less than 1)."""
 
     box: tuple[float, float, float, float]
     identity: int
@@ -112,14 +113,21 @@ def _box(pose: _Pose, width: int, height: int) -> tuple[float, float, float, flo
     return (cx - half_width, cy - half_height, cx + half_width, cy + half_height)
 
 
+def _covered_share(box: tuple[float, float, float, float], cover: tuple[float, float, float, float]) -> float:
+    width = max(0.0, min(box[2], cover[2]) - max(box[0], cover[0]))
+    height = max(0.0, min(box[3], cover[3]) - max(box[1], cover[1]))
+    return width * height / ((box[2] - box[0]) * (box[3] - box[1]))
+
+
 def true_faces(scenario: str, index: int, fps: float, width: int, height: int) -> list[TrueFace]:
-    """The faces in frame ``index`` whose box is at least partly inside the frame."""
+    """The faces in frame ``index`` whose box is at least partly inside the frame, back to front."""
+    boxes = [(_box(pose, width, height), pose.identity) for pose in _poses(scenario, index / fps)]
     faces = []
-    for pose in _poses(scenario, index / fps):
-        box = _box(pose, width, height)
-        visible = _visible_share(box, width, height)
-        if visible > 0:
-            faces.append(TrueFace(tuple(round(value, 2) for value in box), pose.identity, round(visible, 4)))
+    for number, (box, identity) in enumerate(boxes):
+        hidden = sum(_covered_share(box, cover) for cover, _ in boxes[number + 1:])  # two faces at most overlap
+        visible = max(0.0, _visible_share(box, width, height) - hidden)
+        if _visible_share(box, width, height) > 0:
+            faces.append(TrueFace(tuple(round(value, 2) for value in box), identity, round(visible, 4)))
     return faces
 
 

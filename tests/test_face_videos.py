@@ -48,10 +48,16 @@ def test_leaving_face_goes_out_and_comes_back():
 
 
 def test_crossing_faces_overlap_midway():
+    """The faces cross at 0 s: the one behind (the photo) shows only where the mirror image's box leaves it."""
     start = true_faces("crossing", 0, FPS, WIDTH, HEIGHT)
     apart = true_faces("crossing", 2 * FPS, FPS, WIDTH, HEIGHT)
     assert box_iou(start[0].box, start[1].box) > 0.3 and box_iou(apart[0].box, apart[1].box) == 0.0
-    assert {face.identity for face in start} == {0, 1}
+    assert [face.identity for face in start] == [0, 1]
+    (x0, y0, x1, y1), front = start[0].box, start[1].box
+    uncovered = 1 - (min(x1, front[2]) - max(x0, front[0])) * (min(y1, front[3]) - max(y0, front[1])) / (
+        (x1 - x0) * (y1 - y0))
+    assert start[0].visible == pytest.approx(uncovered, abs=1e-3) and start[0].visible < 0.7
+    assert start[1].visible == 1.0 and all(face.visible == 1.0 for face in apart)
 
 
 def test_written_video_matches_its_frames(tmp_path):
