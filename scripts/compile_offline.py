@@ -2,14 +2,17 @@
 
 For each kernel x autotune config x dtype variant: whether it compiles, the shared memory it asks for against
 ``launch.shared_memory_estimate`` and the H100's limit (does ``launch.usable_configs`` keep or prune it, and is
-that right), registers, spills and ptxas's performance notices. Nothing runs: the numbers depend only on the
+that right), registers, spills and ptxas's performance notices, the main loop's SASS instructions and wgmma
+instructions (nvdisasm of the cubin), and the compile's seconds. Nothing runs: the numbers depend only on the
 Triton and ptxas versions, so a CPU machine shows what a GPU would allocate before one is at hand.
 
     .venv/bin/python scripts/compile_offline.py --out benchmarks/results/offline-compile-sm90a.md
 
-The report has one section per Triton version: a run replaces its own version's section of --out and keeps
-the others. Needs torch (to import fekernels) and a Triton with its NVIDIA backend (the wheel bundles ptxas).
-For another Triton's section, run it with that Triton's Python; if its venv has no torch, put a folder of
+writes the markdown report and, next to it, the same records as JSON (``--json``, default: --out with .json),
+one per compile, for tools (the deterministic-config test, the GPU quick check's compile-time estimate). Each
+has one section per Triton version: a run replaces its own version's section and keeps the others. Needs torch
+(to import fekernels) and a Triton with its NVIDIA backend (the wheel bundles ptxas and nvdisasm). For another
+Triton's section, run it with that Triton's Python; if its venv has no torch, put a folder of
 links to the project venv's site-packages, less triton, on PYTHONPATH (the Triton 3.6 section was made so).
 """
 
@@ -20,12 +23,16 @@ import contextlib
 import dataclasses
 import datetime
 import io
+import json
 import multiprocessing
 import os
 import re
+import resource
 import shlex
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -78,6 +85,10 @@ class Result:
     spill_stores: int | None = None
     spill_loads: int | None = None
     notices: dict[str, str] = dataclasses.field(default_factory=dict)
+    main_loop_instructions: int | None = None
+    main_loop_wgmma: int | None = None
+    seconds: float | None = None
+    cpu_seconds: float | None = None
 
 
 def default_jobs(full: bool = False) -> list[Job]:
@@ -180,6 +191,53 @@ def _parse_ptxas(log: str, result: Result) -> None:
         result.notices.setdefault(code, re.sub(r" in the function '\w+'", "", text).strip())
 
 
+#: A SASS instruction line of nvdisasm: "        /*2ce0*/               @P6 BRA `(.L_x_1) ;".
+_SASS_INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(.*?)\s*;?\s*$")
+_SASS_LABEL = re.compile(r"^(\.L_x_\d+):")
+_SASS_BRANCH = re.compile(r"\bBRA\b.*\((\.L_x_\d+)\)")
+_SASS_WGMMA = re.compile(r"\b[A-Z]*GMMA\.")  # wgmma.mma_async: HGMMA (fp16/bf16/tf32), IGMMA, QGMMA
+
+
+def parse_main_loop(sass: str) -> tuple[int | None, int | None]:
+    """(instructions, wgmma instructions) of the kernel's main loop in nvdisasm's listing: of the loops (a backward
+    branch to a label), the one with the most wgmma instructions, then the longest; (None, None) without a loop."""
+    labels: dict[str, int] = {}
+    instructions: list[str] = []
+    loops: list[tuple[int, int]] = []
+    for line in sass.splitlines():
+        if match := _SASS_LABEL.match(line):
+            labels[match.group(1)] = len(instructions)
+        elif match := _SASS_INSTRUCTION.match(line):
+            instructions.append(match.group(1))
+            branch = _SASS_BRANCH.search(match.group(1))
+            if branch and branch.group(1) in labels and labels[branch.group(1)] < len(instructions) - 1:
+                loops.append((labels[branch.group(1)], len(instructions)))
+    if not loops:
+        return None, None
+    counted = [(sum(bool(_SASS_WGMMA.search(i)) for i in instructions[start:end]), end - start)
+               for start, end in loops]
+    wgmma, length = max(counted)
+    return length, wgmma
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (ptxas): what a compile costs on an idle core, which
+    a loaded machine inflates far less than wall-clock seconds."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _disassemble(cubin: bytes) -> str:
+    """nvdisasm's listing of a cubin (the nvdisasm next to the ptxas Triton uses)."""
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    nvdisasm = Path(get_ptxas(TARGET[1]).path).with_name("nvdisasm")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
+        file.write(cubin)
+        file.flush()
+        return subprocess.run([str(nvdisasm), "-c", file.name], capture_output=True, text=True, check=True).stdout
+
+
 def compile_job(job: Job) -> Result:
     """Compile one job for sm_90a and collect what the compile reports (a failed compile is a result too).
     Sets Triton's environment switches in this process, so call it in a worker or a subprocess."""
@@ -203,14 +261,18 @@ def compile_job(job: Job) -> Result:
     log = io.StringIO()
     try:
         signature, constexprs, attrs = _compile_arguments(tuned.fn, job, config)
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         with contextlib.redirect_stdout(log):
             compiled = triton.compile(ASTSource(tuned.fn, signature, constexprs, attrs), target=GPUTarget(*TARGET),
                                       options={"num_warps": config.num_warps, "num_stages": config.num_stages})
+        result.seconds = round(time.perf_counter() - start, 2)
+        result.cpu_seconds = round(_cpu_seconds() - cpu_start, 2)
     except Exception as error:  # noqa: BLE001 (a kernel that does not compile is what the table reports)
         result.error = f"{type(error).__name__}: {str(error).strip()}"
     else:
         result.shared = compiled.metadata.shared
         _parse_ptxas(log.getvalue(), result)
+        result.main_loop_instructions, result.main_loop_wgmma = parse_main_loop(_disassemble(compiled.asm["cubin"]))
     return result
 
 
@@ -251,7 +313,9 @@ def _row(result: Result) -> str:
     activation = (job.activation or "none") if job.kernel in ACTIVATION_KERNELS else "-"
     cells = [job.kernel, result.config, job.dtype, job.kernel_size, activation,
              ", ".join(f"{s}=False" for s in job.switches_off) or "-", status, _or_dash(result.shared), estimate,
-             _h100_verdict(result), _or_dash(result.registers), spills, ", ".join(sorted(result.notices)) or "-"]
+             _h100_verdict(result), _or_dash(result.registers), spills, ", ".join(sorted(result.notices)) or "-",
+             _or_dash(result.main_loop_instructions), _or_dash(result.main_loop_wgmma), _or_dash(result.seconds),
+             _or_dash(result.cpu_seconds)]
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
 
@@ -290,12 +354,15 @@ def render(results: list[Result], command: str) -> str:
         "the launch requests (`metadata.shared`); estimate: `launch.shared_memory_estimate`; H100: whether "
         f"`launch.usable_configs` keeps the config at the H100's limit of {H100_SHARED_MEMORY} bytes (fallback: "
         "the tile it returns when none fits). Registers, spills (stores/loads, bytes) and notices: ptxas -v of "
-        "the same compile. Pointers 16-byte aligned, C and R divisible by 16, other ints not specialized; every switch "
-        "on unless the variant says otherwise.", "",
+        "the same compile. Main loop: SASS instructions of the loop with the most wgmma instructions (nvdisasm of "
+        "the cubin), and how many of those are wgmma; seconds: the compile's wall-clock time on this machine "
+        "(loaded: see the load average in the JSON), CPU seconds: its CPU time, ptxas included, which load "
+        "inflates far less. Pointers 16-byte aligned, C and R divisible by 16, other ints not specialized; every "
+        "switch on unless the variant says otherwise.", "",
         *_summary(results), "",
         "| kernel | config | dtype | K | activation | variant | status | shared memory | estimate | H100 "
-        "| registers | spills | ptxas notices |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| registers | spills | ptxas notices | main loop instructions | wgmma | seconds | CPU seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(_row(r) for r in results), "",
     ]
     lines += [f"- {code}: {text}" for code, text in sorted(notices.items())]
@@ -303,6 +370,39 @@ def render(results: list[Result], command: str) -> str:
         lines += ["", f"Error, {r.job.kernel} {r.config} {r.job.dtype} K={r.job.kernel_size}:", "```",
                   *r.error.splitlines()[:30], "```"]
     return "\n".join(lines) + "\n"
+
+
+def record(result: Result) -> dict:
+    """One compile as a JSON record."""
+    job = result.job
+    return {"kernel": job.kernel, "config": result.config, "dtype": job.dtype, "K": job.kernel_size,
+            "activation": job.activation, "variant": [f"{s}=False" for s in job.switches_off],
+            "error": result.error, "shared": result.shared, "estimate": result.estimate, "kept": result.kept,
+            "h100": _h100_verdict(result), "registers": result.registers, "spill_stores": result.spill_stores,
+            "spill_loads": result.spill_loads, "C7515": "C7515" in result.notices,
+            "notices": sorted(result.notices), "main_loop_instructions": result.main_loop_instructions,
+            "main_loop_wgmma": result.main_loop_wgmma, "compile_seconds": result.seconds,
+            "compile_cpu_seconds": result.cpu_seconds}
+
+
+def merge_json(existing: dict, results: list[Result], command: str) -> dict:
+    """``existing`` (this tool's JSON, or {}) with this Triton version's section replaced by ``results``."""
+    versions = _versions()
+    sections = dict(existing.get("sections", {}))
+    sections[versions["triton"]] = {**versions, "target": "sm_90a", "date": datetime.date.today().isoformat(),
+                                    "command": command, "machine": _machine(), "cpus": os.cpu_count(),
+                                    "load_average_at_end": [round(load, 2) for load in os.getloadavg()],
+                                    "records": [record(r) for r in results]}
+    return {"title": TITLE.splitlines()[0].removeprefix("# "), "sections": sections}
+
+
+def _machine() -> str:
+    """The CPU's model name (the compile seconds depend on it)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def merge(report: str, section: str) -> str:
@@ -323,6 +423,18 @@ def _sort_key(result: Result) -> tuple:
             list(DTYPES).index(job.dtype), job.kernel_size, ACTIVATIONS.index(job.activation))
 
 
+def _selected(job: Job, only: list[str], parser: argparse.ArgumentParser) -> bool:
+    """Whether ``job`` passes every --only FIELD=VALUE filter (values compared as written: 3, bf16, None)."""
+    fields = {field.name for field in dataclasses.fields(Job)}
+    for condition in only:
+        field, _, value = condition.partition("=")
+        if field not in fields or not _:
+            parser.error(f"--only {condition!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
+        if str(getattr(job, field)) != value:
+            return False
+    return True
+
+
 def _command(argv: list[str]) -> str:
     """This run's command line, with its PYTHONPATH, paths under the working directory made relative."""
 
@@ -341,7 +453,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="write the markdown report here (default: stdout)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiles in parallel")
+    parser.add_argument("--json", type=Path, help="write the JSON records here (default: --out with .json)")
     parser.add_argument("--full", action="store_true", help="add fp16 and every activation")
+    parser.add_argument("--only", action="append", default=[], metavar="FIELD=VALUE",
+                        help="compile only the jobs whose Job field has this value (repeatable; e.g. dtype=bf16, "
+                             "kernel_size=3, activation=None): a subset, for a loaded machine")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     if args.jobs < 1:
@@ -351,20 +467,25 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--out {args.out} exists and is not a report of this tool; refusing to change it")
     if problem := toolchain_problem():
         sys.exit(f"cannot compile for sm_90a: {problem}")
-    jobs = default_jobs(args.full)
+    jobs = [job for job in default_jobs(args.full) if _selected(job, args.only, parser)]
     with tempfile.TemporaryDirectory(prefix="triton-cache-") as cache:
         os.environ["TRITON_CACHE_DIR"] = cache  # inherited by the workers; keeps ~/.triton/cache clean
         context = multiprocessing.get_context("spawn")  # fresh workers: no CUDA or interpreter state inherited
         with context.Pool(min(args.jobs, len(jobs))) as pool:
             results = list(tqdm(pool.imap_unordered(compile_job, jobs), total=len(jobs), desc="compiling",
                                 unit="kernel", file=sys.stderr))
-    report = merge(existing, render(sorted(results, key=_sort_key), _command(argv)))
+    results.sort(key=_sort_key)
+    report = merge(existing, render(results, _command(argv)))
     if args.out is None:
         sys.stdout.write(report)
     else:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report)
         print(f"wrote {args.out}", file=sys.stderr)
+    if json_path := args.json or (args.out and args.out.with_suffix(".json")):
+        previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        json_path.write_text(json.dumps(merge_json(previous, results, _command(argv)), indent=1) + "\n")
+        print(f"wrote {json_path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

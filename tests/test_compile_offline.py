@@ -83,3 +83,60 @@ def test_it_refuses_to_write_into_a_file_that_is_not_its_report(tool, tmp_path, 
         tool.main(["--out", str(notes)])
     assert "is not a report of this tool" in capsys.readouterr().err
     assert notes.read_text() == "# My notes\n"
+
+
+DATA = ROOT / "tests" / "data"
+#: Captured from real runs (Triton 3.8.0's bundled ptxas 12.9 and nvdisasm, this repository's forward_up_kernel,
+#: bf16, K = 3, no activation, compiled for sm_90a by compile_offline.compile_job's arguments): ptxas -v's log
+#: of the 64x64x32 w4 s2 config and of the 128x256x32 w8 s3 one, and `nvdisasm -c` of the first's cubin.
+SMALL_LOG = DATA / "ptxas-forward_up-64x64x32-bf16-K3.log"
+SPILLING_LOG = DATA / "ptxas-forward_up-128x256x32-bf16-K3.log"
+SMALL_SASS = DATA / "nvdisasm-forward_up-64x64x32-bf16-K3.sass"
+
+
+def test_ptxas_logs_parse_into_registers_spills_and_notices(tool):
+    small = tool.Result(tool.Job("forward_up", 5, "bf16", 3), "64x64x32 w4 s2")
+    tool._parse_ptxas(SMALL_LOG.read_text(), small)
+    assert (small.registers, small.spill_stores, small.spill_loads) == (121, 0, 0)
+    assert list(small.notices) == ["C7515"] and small.notices["C7515"].startswith("Potential Performance Loss")
+    spilling = tool.Result(tool.Job("forward_up", 1, "bf16", 3), "128x256x32 w8 s3")
+    tool._parse_ptxas(SPILLING_LOG.read_text(), spilling)
+    assert (spilling.registers, spilling.spill_stores, spilling.spill_loads) == (255, 148, 148)
+
+
+def test_the_main_loop_of_real_nvdisasm_output(tool):
+    """The loop with the wgmma instructions: from label .L_x_1 to its backward branch; 2 wgmma per iteration (a
+    64x64 tile over BLOCK_K = 32, 16 deep each), and the instruction count from the listing's own addresses."""
+    sass = SMALL_SASS.read_text()
+    lines = sass.splitlines()
+    start = lines.index(".L_x_1:") + 1
+    branch = next(index for index, line in enumerate(lines) if "BRA `(.L_x_1)" in line)
+
+    def address(line):
+        return int(line.split("/*")[1].split("*/")[0], 16)
+
+    instructions, wgmma = tool.parse_main_loop(sass)
+    assert wgmma == 2 == sum("HGMMA" in line for line in lines[start:branch])
+    assert instructions == (address(lines[branch]) - address(lines[start])) // 16 + 1 == 364
+    assert tool.parse_main_loop("no listing") == (None, None)
+
+
+def test_json_records_carry_every_field_and_a_run_replaces_its_own_version(tool, monkeypatch):
+    monkeypatch.setattr(tool, "_versions", lambda: {"triton": "3.8.0", "ptxas": "12.9 (V12.9.86)"})
+    result = tool.Result(tool.Job("grad_h", 0, "bf16", 9, "gelu", ("NEED_WEIGHT_GRADS",)), "128x128x64 w8 s3",
+                         shared=1000, estimate=2000, kept=True, registers=255, spill_stores=8, spill_loads=4,
+                         notices={"C7515": "wgmma serialized"}, main_loop_instructions=706, main_loop_wgmma=4,
+                         seconds=1.5, cpu_seconds=1.25)
+    other = {"sections": {"3.6.0": {"records": []}}}
+    merged = tool.merge_json(other, [result], "cmd")
+    assert set(merged["sections"]) == {"3.6.0", "3.8.0"}
+    (row,) = merged["sections"]["3.8.0"]["records"]
+    assert row == {"kernel": "grad_h", "config": "128x128x64 w8 s3", "dtype": "bf16", "K": 9, "activation": "gelu",
+                   "variant": ["NEED_WEIGHT_GRADS=False"], "error": None, "shared": 1000, "estimate": 2000,
+                   "kept": True, "h100": "kept", "registers": 255, "spill_stores": 8, "spill_loads": 4,
+                   "C7515": True, "notices": ["C7515"], "main_loop_instructions": 706, "main_loop_wgmma": 4,
+                   "compile_seconds": 1.5, "compile_cpu_seconds": 1.25}
+    again = tool.merge_json(merged, [], "cmd")
+    assert again["sections"]["3.8.0"]["records"] == [] and "3.6.0" in again["sections"]
+    assert tool._row(result).endswith("| C7515 | 706 | 4 | 1.5 | 1.25 |")
+    assert merged["sections"]["3.8.0"]["cpus"] >= 1 and len(merged["sections"]["3.8.0"]["load_average_at_end"]) == 3
