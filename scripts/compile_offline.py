@@ -484,7 +484,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {args.out}", file=sys.stderr)
     if json_path := args.json or (args.out and args.out.with_suffix(".json")):
         previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
-        json_path.write_text(json.dumps(merge_json(previous, results, _command(argv)), indent=1) + "\n")
+        merged = merge_json(previous, results, _command(argv))
+        json_path.write_text(json.dumps(merged, indent=1, allow_nan=False) + "\n")
         print(f"wrote {json_path}", file=sys.stderr)
 
 

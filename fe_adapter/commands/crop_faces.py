@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         lists = report.lists
         print(f"  wrote {lists['manifest.csv']}, {lists['train.csv']}, {lists['test.csv']}; train on them with")
         print(f"  fe-adapter train data.dataset=list data.train_list={lists['train.csv']} "
-              f"data.test_list={lists['test.csv']} 'data.class_names={json.dumps(classes)}' ...")
+              f"data.test_list={lists['test.csv']} 'data.class_names={json.dumps(classes, allow_nan=False)}' ...")
     if done == 0:
         return 2
     if report.failed or failed_inputs:
