@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 from fe_adapter.device import DeviceError, check_device_name
 
@@ -48,6 +49,14 @@ def seed(text: str) -> int:
 def positive_int(text: str) -> int:
     """An integer >= 1 ("5")."""
     return _integer(text, 1, "expected")
+
+
+def at_least(least: int) -> Callable[[str], int]:
+    """An argument type for an integer >= ``least`` (``at_least(16)`` for a pixel size, say)."""
+    def parse(text: str) -> int:
+        return _integer(text, least, "expected")
+
+    return parse
 
 
 def _integer(text: str, least: int, lead: str) -> int:

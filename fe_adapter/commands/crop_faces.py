@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from fe_adapter._io import check_writable
-from fe_adapter.commands._options import fraction
+from fe_adapter.commands import _options
 from fe_adapter.data.formats import VIDEO_SUFFIXES
 from fe_adapter.predict.inputs import expand_inputs
 
@@ -37,21 +37,10 @@ def _positive_number(text: str) -> float:
     return value
 
 
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def _test_fraction(text: str) -> float:
-    value = fraction(text)
+    value = _options.fraction(text)
     if value == 1.0:
         raise argparse.ArgumentTypeError("expected a fraction below 1 (some videos must be left for training), "
                                          f"got {text!r}")
@@ -68,11 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "in: raw/<class>/<video>)")
     parser.add_argument("--fps", type=_positive_number, default=10.0, help="frames kept per second of video "
                         "(default 10; all frames of a video with fewer)")
-    parser.add_argument("--size", type=_count(16), default=224, help="side of the aligned face crops, pixels "
-                        "(default 224)")
+    parser.add_argument("--size", type=_options.at_least(16), default=224,
+                        help="side of the aligned face crops, pixels (default 224)")
     parser.add_argument("--detector", choices=DETECTOR_NAMES, default="mtcnn", help="face detector (default mtcnn)")
-    parser.add_argument("--min-frames", type=_count(1), default=8, help="a person seen in fewer kept frames is "
-                        "left out (default 8)")
+    parser.add_argument("--min-frames", type=_options.positive_int, default=8,
+                        help="a person seen in fewer kept frames is left out (default 8)")
     parser.add_argument("--test-fraction", type=_test_fraction, default=0.2, metavar="F", help="share of each "
                         "class's videos listed in test.csv, the rest in train.csv (default 0.2; at least one video "
                         "of each class stays for training)")
