@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             print(table([row]).splitlines()[-1], flush=True)
         found = [row for row in rows if row["detector"] == name]
         rows.append({"detector": name, "scenario": "all", **_total(found)})
-    record = {"command": "python scripts/face_detection_eval.py " + " ".join(argv or sys.argv[1:]),
+    record = {"command": " ".join(["python scripts/face_detection_eval.py", *(argv or sys.argv[1:])]),
               "date": date.today().isoformat(), "iou": args.iou, "required_visible": REQUIRED_VISIBLE,
               "seconds_per_video": args.seconds, "every": args.every,
               "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
