@@ -43,8 +43,10 @@ demo test: export GOMP_SPINCOUNT ?= 1000
 demo: $(INSTALLED) $(NATIVE)
 	$(PY) -m fe_adapter demo
 
+# Two pytest workers, a test file each at a time: most tests are one Python thread (subprocesses, decoding,
+# small tensors), so two keep both cores busy; a file stays on one worker, so its module fixtures are built once.
 test: $(INSTALLED) $(NATIVE) lint sanitize
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n 2 --dist loadfile
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check fekernels fe_adapter tests benchmarks scripts
