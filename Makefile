@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NATIVE := fekernels/_native/libfekernels_native.so
 
-.PHONY: demo test lint sanitize bench bench-predict native gpu-check gpu-bench clean
+.PHONY: demo test lint sanitize bench bench-predict native gpu-check gpu-quick gpu-bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ bench-predict: $(INSTALLED)
 gpu-check:
 	@test -n "$(OUT)" || (echo "usage: make gpu-check OUT=dir" && exit 2)
 	PYTHON=$(PYTHON) scripts/gpu_check.sh $(OUT)
+
+# The first GPU check, within 4 minutes cold (scripts/gpu_quick.py); DRY_RUN=1 prints its compile plan and estimated
+# cold time on any machine (with this checkout's venv when there is one).
+gpu-quick:
+	@test -n "$(OUT)$(DRY_RUN)" || (echo "usage: make gpu-quick OUT=dir, or make gpu-quick DRY_RUN=1" && exit 2)
+	PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/gpu_quick.py $(if $(DRY_RUN),--dry-run,--out $(OUT))
 
 gpu-bench:
 	@test -n "$(OUT)" || (echo "usage: make gpu-bench OUT=dir" && exit 2)
