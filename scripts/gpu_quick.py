@@ -270,7 +270,7 @@ def run(out: Path, launch) -> dict:
     result["rows"] += backward_profile()
     result["seconds"] = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu-quick.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "gpu-quick.json").write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
     return result
 
 
