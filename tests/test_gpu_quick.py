@@ -29,7 +29,8 @@ def test_the_dry_run_prints_its_compiles_and_a_cold_time_within_the_budget():
     """In a fresh process with the interpreter off (the plan is of compiled kernels: every config each kernel keeps
     on an H100 at the ViT-B shape), timed by the CPU seconds of the committed offline compile."""
     env = {**os.environ, "TRITON_INTERPRET": "0"}
-    run = subprocess.run(["make", "-s", "gpu-quick", "DRY_RUN=1"], cwd=ROOT, env=env, capture_output=True, text=True)
+    run = subprocess.run(["make", "-s", "gpu-quick", "DRY_RUN=1", f"PYTHON={sys.executable}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True)  # PYTHON: where there is no .venv (a GPU machine)
     assert run.returncode == 0, run.stdout + run.stderr
     plan = re.search(r"gpu-quick plan: (\d+) Triton compiles forward_up (\d+), grad_h (\d+), grad_x (\d+), "
                      r"grad_z (\d+)", run.stdout)
