@@ -33,10 +33,17 @@ from .params import (
     ParameterReport as ParameterReport,
     parameter_report as parameter_report,
 )
+from .image_model import (
+    load_image_model as load_image_model,
+    save_image_model as save_image_model,
+)
 from .predict import (
     PredictionError as PredictionError,
     Predictor as Predictor,
     VideoPrediction as VideoPrediction,
+)
+from .training.run import (
+    pretrain_image as pretrain_image,
 )
 from .vit import (
     AdaptedBlock as AdaptedBlock,

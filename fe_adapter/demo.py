@@ -1,12 +1,14 @@
 """The demo: FE-Adapter's claim in miniature, on a CPU in a few minutes, with no downloads.
 
-1. Pretrain a small ViT as an *image* expression classifier on single synthetic faces.
+1. Pretrain a small ViT as an *image* expression classifier on single synthetic faces (``fe-adapter
+   pretrain-image``'s code).
 2. Freeze it and train FE-Adapters (plus a head) on synthetic *video* labels.
 3. Train the frame-averaging baseline: the same frozen backbone, a head on mean frame features, no adapters.
 4. Compare UAR/WAR, per-class recall and trainable parameters. Two classes (a smile's onset and its
    offset) hold the same frames in opposite order: only a model of time can tell them apart.
 
-Both video models train with ``fe_adapter.training.run.run_training``, the code behind ``fe-adapter train``.
+The image model trains with ``fe_adapter.pretrain_image`` (``fe-adapter pretrain-image``), both video models with
+``fe_adapter.training.run.run_training`` (``fe-adapter train``): one Trainer for all three.
 Run with ``make demo`` or ``fe-adapter demo [--seed N] [--out runs/demo]``; docs/demo.md explains the design.
 """
 
@@ -23,16 +25,14 @@ from pathlib import Path
 
 import timm
 import torch
-from safetensors.torch import save_file
-from torch.utils.data import DataLoader, TensorDataset
 
 from fe_adapter import data
-from fe_adapter._io import atomic_write
 from fe_adapter._json import write_json
 from fe_adapter.training.config import config_from_dict
+from fe_adapter.training.folder import DEMO_IMAGE_MODEL as IMAGE_MODEL
 from fe_adapter.training.folder import DEMO_MODELS, check_demo_folder
 from fe_adapter.training.report import plot_confusion, plot_run_comparison
-from fe_adapter.training.run import run_training, setup_logging
+from fe_adapter.training.run import pretrain_image, run_training, setup_logging
 
 log = logging.getLogger("fe_adapter.demo")
 
@@ -62,51 +62,29 @@ FULL = DemoSize(images=2400, image_epochs=8, train_clips=360, test_clips=180, ep
 QUICK = DemoSize(images=2400, image_epochs=6, train_clips=360, test_clips=120, epochs=4)  # tests/test_demo.py
 
 
-def _identity_batches(count: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
-    """Shuffled batches of whole identities (SyntheticFaces image i is identity i // 4): within a batch the
-    faces differ only in expression, the signal the classifier has to find."""
-    group = len(data.FRAME_CLASSES)
-    order = (torch.randperm(count // group, generator=generator)[:, None] * group + torch.arange(group)).flatten()
-    return [order[start:start + batch_size].tolist() for start in range(0, len(order), batch_size)]
+def _image_config(out_dir: Path, images: int, epochs: int, seed: int) -> dict:
+    """The image pretraining config (``fe-adapter pretrain-image``) of the demo's image model: single synthetic faces,
+    no augmentation (the faces are new identities already), batches of whole identities (each face in all four
+    expressions: within a batch faces differ only in expression; at the demo's 8 epochs shuffled batches do as
+    well, docs/demo.md), from scratch, the last epoch kept (no epoch is picked by its test score)."""
+    return {
+        "data": {"dataset": "synthetic_faces", "options": {"count": images, "size": BACKBONE_KWARGS["img_size"],
+                                                           "seed": seed},
+                 "batch_size": 64, "group_size": len(data.FRAME_CLASSES), "augment": False, "cache": True,
+                 "num_workers": 0},
+        "model": {"backbone": BACKBONE, "backbone_kwargs": BACKBONE_KWARGS, "drop_path": 0.0},
+        "optim": {"epochs": epochs, "lr": 2e-3, "weight_decay": 0.05, "layer_decay": None,
+                  "warmup_epochs": 0.15 * epochs, "label_smoothing": 0.0},
+        "run": {"out_dir": str(out_dir), "progress": False, "tensorboard": False, "seed": seed},
+    }
 
 
 def pretrain_image_classifier(out: Path, images: int, epochs: int, seed: int = 0) -> tuple[Path, float]:
-    """Train the ViT on single synthetic faces (4 static expressions); save its weights; return (path, accuracy).
-
-    Batches hold whole identities (each face in all four expressions): within a batch faces differ only in
-    expression. (At the demo's 8 epochs, shuffled batches do as well: docs/demo.md.)"""
-    torch.manual_seed(seed)
-    size = BACKBONE_KWARGS["img_size"]
-    model = timm.create_model(BACKBONE, pretrained=False, num_classes=len(data.FRAME_CLASSES), **BACKBONE_KWARGS)
-
-    def rendered(split: str, count: int) -> TensorDataset:  # render once, reuse every epoch
-        faces = data.SyntheticFaces(count, split, seed, size)
-        samples = [faces[index] for index in range(count)]
-        return TensorDataset(torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples]))
-
-    train, test = rendered("train", images), DataLoader(rendered("test", images // 4), batch_size=256)
-    generator, batch_size = torch.Generator().manual_seed(seed), 64
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    steps = epochs * len(_identity_batches(images, batch_size, generator))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.15)
-    for epoch in range(epochs):
-        model.train()
-        for batch in _identity_batches(images, batch_size, generator):
-            faces, labels = train[batch]
-            loss = torch.nn.functional.cross_entropy(model(faces), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        log.info(f"image classifier epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}")
-    model.eval()
-    with torch.no_grad():
-        correct = sum((model(x).argmax(1) == y).sum().item() for x, y in test)
-    accuracy = correct / len(test.dataset)
-    path = out / "image_classifier.safetensors"
-    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda temporary: save_file(tensors, temporary))  # the user's umask, as every output
-    return path, accuracy
+    """Train the ViT on single synthetic faces (4 static expressions) with ``fe-adapter pretrain-image``'s code into
+    ``out/image_model``; return (the last epoch's image model, its accuracy on the held-out faces)."""
+    summary = pretrain_image(_image_config(out / IMAGE_MODEL, images, epochs, seed))
+    setup_logging(out, True)
+    return out / IMAGE_MODEL / "last.safetensors", summary["last"]["metrics"]["war"]
 
 
 def _video_config(out_dir: Path, backbone: Path, placement: str, size: DemoSize, seed: int) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from torch import nn
 
 from fe_adapter.backbone_weights import load_backbone_weights
 from fe_adapter.config import AdapterConfig
+from fe_adapter.image_model import recorded_statistics
 from fe_adapter.vit import adapt, set_num_frames
 from fekernels._checks import check_int
 
@@ -124,7 +126,9 @@ def create_model(
         dropout: dropout before the linear head.
         backbone_kwargs: extra arguments for ``timm.create_model`` (e.g. ``img_size=112``).
         mean, std: per-channel pixel statistics the image model was trained with (on a 0..1 scale), when they
-            differ from the timm defaults of ``backbone``'s weights tag; recorded in adapter checkpoints.
+            differ from the timm defaults of ``backbone``'s weights tag; recorded in adapter checkpoints. When
+            neither is given and ``checkpoint`` is an image model of ``fe-adapter pretrain-image``, the statistics
+            it records are used.
         random_backbone: build the backbone with random weights on purpose (tests; or weights you load
             yourself), without the warning that a model with neither ``checkpoint`` nor ``pretrained`` gets:
             adapters on a frozen random backbone learn next to nothing.
@@ -144,6 +148,12 @@ def create_model(
                       UserWarning, stacklevel=2)
     model = timm.create_model(backbone, pretrained=pretrained, num_classes=0, **architecture)
     weights = None
+    if checkpoint is not None and mean is None and std is None:
+        recorded = recorded_statistics(checkpoint)
+        if recorded is not None:
+            mean, std = recorded
+            logging.getLogger("fe_adapter").info(f"{Path(checkpoint).name}: the image model's input statistics: "
+                                                 f"mean {mean}, std {std}")
     if checkpoint is not None:
         weights = load_backbone_weights(model, checkpoint)
     elif pretrained:

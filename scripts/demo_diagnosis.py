@@ -131,20 +131,22 @@ def image_batches_ablation(folder: Path, images: int, epochs: int, seeds: list[i
     """The image model with the demo's batches of whole identities against plain shuffled batches, per seed."""
     from fe_adapter import demo
 
-    identity_batches = demo._identity_batches
+    identity_batches = demo._image_config
 
-    def shuffled_batches(count, batch_size, generator):
-        return [b.tolist() for b in torch.randperm(count, generator=generator).split(batch_size)]
+    def shuffled_batches(*args, **kwargs):  # the same config, images drawn one by one
+        config = identity_batches(*args, **kwargs)
+        config["data"]["group_size"] = 1
+        return config
 
     results: dict[str, list[float]] = {"identity batches": [], "shuffled batches": []}
     try:
         for name, batches in (("identity batches", identity_batches), ("shuffled batches", shuffled_batches)):
-            demo._identity_batches = batches
+            demo._image_config = batches
             for seed in seeds:
                 results[name].append(demo.pretrain_image_classifier(folder / f"{name}_{seed}", images, epochs,
                                                                     seed)[1])
     finally:
-        demo._identity_batches = identity_batches
+        demo._image_config = identity_batches
     return {"seeds": seeds, "epochs": epochs, "accuracy": results}
 
 
@@ -373,7 +375,7 @@ def main(argv: list[str] | None = None) -> Path:
             report("cnn", cnn_reference(args.images))
         if "sampling" in args.parts:
             report("sampling", mirror_sampling())
-        if "batches" in args.parts and hasattr(demo, "_identity_batches"):
+        if "batches" in args.parts and hasattr(demo, "_image_config"):
             report("image batches", image_batches_ablation(Path(folder), args.images, epochs, [0, 1, 2]))
         if "backbones" in args.parts:
             report("backbones", backbones(Path(folder), args.images))

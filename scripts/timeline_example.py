@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main(run: Path = ROOT / "runs" / "demo") -> Path:
     predictor = Predictor.from_checkpoint(run / "fe_adapter" / "best.safetensors",
-                                          backbone_checkpoint=run / "image_classifier.safetensors")
+                                          backbone_checkpoint=run / "image_model" / "last.safetensors")
     with tempfile.TemporaryDirectory() as folder:
         video = face_video(Path(folder) / "astronaut.mp4")
         prediction = predictor.predict_video(video, window=1.0, stride=0.25)

@@ -63,6 +63,7 @@ def valid_arguments(command: str, folder: Path) -> list[str]:
     config = ["--config", str(REPOSITORY / "configs" / "dfew.yaml")]  # a real config: its keys need torch to check
     arguments = {"train": config, "cv": config, "demo": [], "eval": [*config, "--checkpoint", str(adapters)],
                  "predict": [str(video), "--checkpoint", str(adapters)], "export": [str(adapters)],
-                 "crop-faces": [str(video), str(folder / "faces")]}
+                 "crop-faces": [str(video), str(folder / "faces")],
+                 "pretrain-image": [], "predict-image": [str(video), "--model", str(adapters)]}
     assert command in arguments, f"tests/cli_probes.py: add the new command {command!r} to valid_arguments"
     return arguments[command]

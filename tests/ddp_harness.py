@@ -13,21 +13,29 @@ from pathlib import Path
 import torch
 
 from fe_adapter import data
-from fe_adapter.training import Trainer, config_from_dict
+from fe_adapter.training import ImageTask, Trainer, config_from_dict, image_config_from_dict
 from fe_adapter.training.distributed import init_distributed, shutdown_distributed
 
 
 def train_and_save(config_values: dict, out: Path) -> Path:
     """Train ``optim.epochs`` epochs and write ``out/rank{rank}.pt``; the clips must have exactly
-    ``data.num_frames`` frames, so that training-time frame sampling has a single choice."""
+    ``data.num_frames`` frames, so that training-time frame sampling has a single choice. ``"task": "image"`` in
+    the values trains the image classifier (``ImageTask``; no augmentation must be configured)."""
     dist = init_distributed("cpu")
+    values = dict(config_values)
+    image = values.pop("task", "video") == "image"
     try:
-        trainer = Trainer(config_from_dict(config_values), dist)
-        # no random crop, flip or jitter: every process sees the very same pixels of a clip
-        trainer.train_set.transform = data.eval_transform(data.normalization_for(trainer.model))
+        if image:
+            trainer = Trainer(image_config_from_dict(values), dist, ImageTask())
+        else:
+            trainer = Trainer(config_from_dict(values), dist)
+            # no random crop, flip or jitter: every process sees the very same pixels of a clip
+            trainer.train_set.transform = data.eval_transform(data.normalization_for(trainer.model))
         for epoch in range(trainer.config.optim.epochs):
             trainer.train_epoch(epoch)
         weights = {n: p.detach() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        if image:  # every weight of the ViT trains: compare AdamW's first moment (the gradients), see the test
+            weights = {n: trainer.optimizer.state[p]["exp_avg"] for n, p in trainer.model.named_parameters()}
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"rank{dist.rank}.pt"
         torch.save(weights, path)

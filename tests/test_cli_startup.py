@@ -165,6 +165,14 @@ def _own_refusals(name: str, folder: Path) -> list[tuple[list[str], str]]:
                        (["crop-faces", str(video), str(folder / "faces"), "--fps", "0"], "expected a positive number"),
                        (["crop-faces", str(video), str(folder / "faces"), "--test-fraction", "1"],
                         "expected a fraction below 1")],
+        "pretrain-image": [(["pretrain-image", "--resume", "--overwrite"], "pass one of them"),
+                           (["pretrain-image", "data.num_frames=16"], "unknown key data.num_frames; allowed keys")],
+        "predict-image": [(["predict-image", str(video), "--model", str(folder / "none.safetensors")],
+                           "image model not found"),
+                          (["predict-image", str(folder / "missing.png"), "--model", str(adapters)],
+                           "missing.png: image not found"),
+                          (["predict-image", str(video), "--model", str(adapters), "--top", "0"],
+                           "--top must be >= 1")],
     }[name]
 
 
@@ -203,8 +211,9 @@ def test_every_public_name_is_importable():
     assert fe_adapter.__all__ == [
         "AdaptedBlock", "AdapterConfig", "CheckpointError", "ExportError", "FEAdapter", "PLACEMENTS",
         "ParameterReport", "PredictionError", "Predictor", "VideoClassifier", "VideoPrediction", "adapt", "adapters",
-        "classifier_heads", "create_model", "data", "export_model", "faces", "load_adapters", "load_model",
-        "parameter_report", "predict", "read_adapter_config", "save_adapters", "set_num_frames", "training"]
+        "classifier_heads", "create_model", "data", "export_model", "faces", "load_adapters", "load_image_model",
+        "load_model", "parameter_report", "predict", "pretrain_image", "read_adapter_config", "save_adapters",
+        "save_image_model", "set_num_frames", "training"]
     from fe_adapter import create_model
     from fe_adapter.model import create_model as defined
 

@@ -10,7 +10,14 @@ from fe_adapter.training import load_config
 from fe_adapter.training.run import run_evaluation
 from tests.ddp_harness import train_and_save
 from tests.media import numbered_frames, write_frame_folder
-from tests.training_cases import as_overrides, noise_clip, run_module, tiny_config, with_backbone_file
+from tests.training_cases import (
+    as_overrides,
+    assert_ranks_match_one_process,
+    noise_clip,
+    run_module,
+    tiny_config,
+    with_backbone_file,
+)
 
 
 def test_two_ranks_end_with_the_weights_of_one_process_on_the_same_global_batch(tmp_path):
@@ -33,12 +40,7 @@ def test_two_ranks_end_with_the_weights_of_one_process_on_the_same_global_batch(
 
     values["data"]["batch_size"] = 4
     single = torch.load(train_and_save(values, tmp_path / "single"))
-    rank0, rank1 = (torch.load(tmp_path / "ddp" / f"rank{rank}.pt") for rank in (0, 1))
-    assert single.keys() == rank0.keys() == rank1.keys()
-    for name, value in single.items():
-        assert torch.equal(rank0[name], rank1[name]), name
-        torch.testing.assert_close(rank0[name], value, rtol=1e-5, atol=5e-6,
-                                   msg=lambda message, name=name: f"{name}: {message}")
+    assert_ranks_match_one_process(single, *(torch.load(tmp_path / "ddp" / f"rank{rank}.pt") for rank in (0, 1)))
 
 
 def test_two_process_ddp_run_matches_single_process_evaluation(tmp_path):

@@ -29,7 +29,7 @@ def test_quick_demo_writes_the_comparison(quick_demo):
         model = results["models"][name]
         assert (out / folder / "report" / "confusion.png").is_file() and (out / f"confusion_{folder}.png").is_file()
         assert [record["epoch"] for record in model["history"]] == list(range(1, demo.QUICK.epochs + 1))
-    assert (out / "curves.png").is_file() and (out / "image_classifier.safetensors").is_file()
+    assert (out / "curves.png").is_file() and (out / "image_model" / "last.safetensors").is_file()
     assert "recall happy_onset (order only)" in (out / "summary.md").read_text()
     (out.parent / "reference").write_text("")  # a file made as any other, under this process's umask
     expected = stat.S_IMODE((out.parent / "reference").stat().st_mode)
@@ -98,11 +98,18 @@ def test_the_baseline_is_blind_to_frame_order_and_the_adapters_are_not(tmp_path)
 
 
 def test_image_classifier_batches_hold_whole_identities():
-    batches = demo._identity_batches(24, 8, torch.Generator().manual_seed(0))
-    assert sorted(index for batch in batches for index in batch) == list(range(24))
-    for batch in batches:  # an identity's four images (4k .. 4k+3, one per expression) share a batch
+    """data.group_size=4, as the demo's image model trains: every batch holds each of its identities' four faces."""
+    from fe_adapter.data.image_dataset import GroupSampler
+
+    def batches(seed: int) -> list[list[int]]:
+        order = list(GroupSampler(24, 4, torch.Generator().manual_seed(seed)))
+        return [order[start:start + 8] for start in range(0, 24, 8)]
+
+    assert demo._image_config(demo.Path("x"), 24, 1, 0)["data"]["group_size"] == 4
+    assert sorted(index for batch in batches(0) for index in batch) == list(range(24))
+    for batch in batches(0):  # an identity's four images (4k .. 4k+3, one per expression) share a batch
         assert all(set(range(4 * (index // 4), 4 * (index // 4) + 4)) <= set(batch) for index in batch)
-    assert batches != demo._identity_batches(24, 8, torch.Generator().manual_seed(1))
+    assert batches(0) != batches(1)
 
 
 def test_demo_replaces_only_its_own_earlier_output(tmp_path, capsys):

@@ -6,42 +6,24 @@ import json
 import logging
 import signal
 import statistics
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
 from fe_adapter import cli
-from tests.training_cases import as_overrides, dfew_tree, run_module, tiny_config
+from tests.training_cases import (
+    as_overrides,
+    assert_runs_end_alike,
+    dfew_tree,
+    kill_hook,
+    log_without_timings,
+    run_module,
+    tiny_config,
+)
 
-TIMINGS = ("clips_per_s", "seconds")
 # 24 clips in batches of 4: 6 steps an epoch. The kill comes after the 2nd step of epoch 2.
 KILL_AT_STEP = 8
-KILL_HOOK = f'''
-"""Loaded by the interpreter at start-up (sitecustomize): kill this process in the middle of an epoch."""
-import os
-import signal
-
-from fe_adapter.training.trainer import Trainer
-
-_step = Trainer._optimizer_step
-
-
-def _step_then_die(self, *args, **kwargs):
-    _step(self, *args, **kwargs)
-    if self.step == {KILL_AT_STEP}:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-Trainer._optimizer_step = _step_then_die
-'''
-
-
-def _log_without_timings(out_dir: Path) -> list[dict]:
-    records = [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in record.items() if k not in TIMINGS} for record in records]
 
 
 def test_train_resume_after_a_kill_mid_epoch_ends_bitwise_like_the_uninterrupted_run(tmp_path):
@@ -53,27 +35,19 @@ def test_train_resume_after_a_kill_mid_epoch_ends_bitwise_like_the_uninterrupted
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     (tmp_path / "hook").mkdir()
-    (tmp_path / "hook" / "sitecustomize.py").write_text(KILL_HOOK)
+    (tmp_path / "hook" / "sitecustomize.py").write_text(kill_hook(KILL_AT_STEP))
     config["run"]["out_dir"] = str(tmp_path / "resumed")
     killed = run_module("fe_adapter", ["train", *as_overrides(config)], first_on_path=tmp_path / "hook")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     state = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
     assert state["epoch"] == 1 and state["step"] == 6  # the last completed epoch, 2 steps before the kill
-    assert len(_log_without_timings(tmp_path / "resumed")) == 1
+    assert len(log_without_timings(tmp_path / "resumed")) == 1
 
     resumed = run_module("fe_adapter", ["train", "--resume", *as_overrides(config)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
-    for name in ("last.safetensors", "best.safetensors"):
-        expected, got = load_file(tmp_path / "uninterrupted" / name), load_file(tmp_path / "resumed" / name)
-        assert expected.keys() == got.keys()
-        assert all(torch.equal(got[key], value) for key, value in expected.items()), name
-    expected_state = torch.load(tmp_path / "uninterrupted" / "last.pt", weights_only=False)
-    got_state = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
-    assert got_state["step"] == expected_state["step"] == 18
-    for index, moments in expected_state["optimizer"]["state"].items():
-        assert all(torch.equal(got_state["optimizer"]["state"][index][key], value) for key, value in moments.items())
-    assert _log_without_timings(tmp_path / "resumed") == _log_without_timings(tmp_path / "uninterrupted")
+    _, got_state = assert_runs_end_alike(tmp_path / "uninterrupted", tmp_path / "resumed")
+    assert got_state["step"] == 18
 
 
 def test_cv_trains_each_fold_on_its_own_split_into_its_own_folder_and_reports_their_mean(tmp_path, capsys):

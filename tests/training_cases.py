@@ -87,3 +87,62 @@ def dfew_tree(root: Path, frames: str = "clip_224x224") -> dict[int, tuple[list[
             rows = "".join(f"{clip},{clip % 7 + 1}\n" for clip in clips)
             (folder / f"set_{fold}.csv").write_text("video_name,label\n" + rows)
     return folds
+
+
+#: What a run's log.jsonl records that differs between two runs of the same computation.
+TIMINGS = ("clips_per_s", "images_per_s", "seconds")
+
+
+def kill_hook(step: int) -> str:
+    """A ``sitecustomize.py`` (see ``run_module``'s ``first_on_path``) that kills the run (SIGKILL) right after
+    its optimizer step number ``step``: in the middle of an epoch, for the resume tests."""
+    return f'''
+"""Loaded by the interpreter at start-up (sitecustomize): kill this process in the middle of an epoch."""
+import os
+import signal
+
+from fe_adapter.training.trainer import Trainer
+
+_step = Trainer._optimizer_step
+
+
+def _step_then_die(self, *args, **kwargs):
+    _step(self, *args, **kwargs)
+    if self.step == {step}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+Trainer._optimizer_step = _step_then_die
+'''
+
+
+def log_without_timings(out_dir: Path) -> list[dict]:
+    """The records of a run's log.jsonl without its timings."""
+    records = [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in record.items() if k not in TIMINGS} for record in records]
+
+
+def assert_ranks_match_one_process(single: dict, rank0: dict, rank1: dict) -> None:
+    """Two DDP ranks hold identical weights, equal (to float rounding) to one process's on the same global batch."""
+    assert single.keys() == rank0.keys() == rank1.keys()
+    for name, value in single.items():
+        assert torch.equal(rank0[name], rank1[name]), name
+        torch.testing.assert_close(rank0[name], value, rtol=1e-5, atol=5e-6,
+                                   msg=lambda message, name=name: f"{name}: {message}")
+
+
+def assert_runs_end_alike(expected_dir: Path, got_dir: Path) -> tuple[dict, dict]:
+    """Two runs' checkpoints, optimizer states and logs are bitwise equal; returns their last.pt states."""
+    from safetensors.torch import load_file
+
+    for name in ("last.safetensors", "best.safetensors"):
+        expected, got = load_file(expected_dir / name), load_file(got_dir / name)
+        assert expected.keys() == got.keys()
+        assert all(torch.equal(got[key], value) for key, value in expected.items()), name
+    expected_state = torch.load(expected_dir / "last.pt", weights_only=False)
+    got_state = torch.load(got_dir / "last.pt", weights_only=False)
+    assert got_state["step"] == expected_state["step"]
+    for index, moments in expected_state["optimizer"]["state"].items():
+        assert all(torch.equal(got_state["optimizer"]["state"][index][key], value) for key, value in moments.items())
+    assert log_without_timings(got_dir) == log_without_timings(expected_dir)
+    return expected_state, got_state

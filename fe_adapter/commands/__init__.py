@@ -23,7 +23,7 @@ import importlib
 from types import ModuleType
 
 #: The commands, in the order ``fe-adapter --help`` lists them.
-COMMANDS = ("train", "eval", "cv", "predict", "crop-faces", "export", "demo")
+COMMANDS = ("train", "eval", "cv", "predict", "crop-faces", "export", "demo", "pretrain-image", "predict-image")
 
 
 def load(name: str) -> ModuleType:

@@ -25,12 +25,14 @@ def add_run_folder_arguments(parser: argparse.ArgumentParser, what: str) -> None
                         "refuses a folder that holds files)")
 
 
-def read_checked(config: Path | None, overrides: list[str]) -> tuple[dict[str, Any], RunConfig]:
+def read_checked(config: Path | None, overrides: list[str], root: type | None = None,
+                 ) -> tuple[dict[str, Any], RunConfig]:
     """The config's values, its keys checked, and its run section checked: what the folder checks need, found
-    without torch. The other values are checked by ``config_from_dict`` when the command runs."""
+    without torch. The other values are checked by ``config_from_dict`` when the command runs. ``root``: the kind
+    of config (default: video training's ``TrainConfig``)."""
     values = read_config(config, overrides)
-    check_keys(values)
-    return values, config_section(values, "run")
+    check_keys(values, root)
+    return values, config_section(values, "run", root)
 
 
 def resume_line(command: str, argv: list[str], out_dir: Path, resumable: bool) -> str:

@@ -28,7 +28,45 @@ class ClipSample:
     index: int = -1  # position in the dataset: unique even when a list names one file twice
 
 
-class ClipDataset(Dataset):
+class LabelledItems(Dataset):
+    """What clip and image datasets share: their listed items (those that exist, at least ``min_readable`` of the
+    listed ones, else ``DatasetError``), class names, labels, class counts and subsets. ``what`` names an item in
+    messages ("clip", "image")."""
+
+    def __init__(self, listed: ClipList, min_readable: float, what: str) -> None:
+        count = len(listed.items) + len(listed.missing)
+        if count == 0:
+            raise DatasetError(f"{listed.source or f'the {what} list'} lists no {what}s")
+        if len(listed.items) < min_readable * count:
+            examples = ", ".join(f"{item.path} ({item.origin})" for item in listed.missing[:3])
+            raise DatasetError(f"only {len(listed.items)} of {count} listed {what}s exist (min_readable = "
+                               f"{min_readable:.0%}); missing e.g. {examples}")
+        self.items: list = list(listed.items)
+        self.class_names: tuple[str, ...] = tuple(listed.class_names)
+        self.source = listed.source
+        self._warned: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def subset(self, indices: Sequence[int]) -> LabelledItems:
+        """A copy of this dataset that holds only the items at ``indices`` (e.g. a validation split)."""
+        part = copy.copy(self)
+        part.items = [self.items[index] for index in indices]
+        part._warned = set()
+        return part
+
+    @property
+    def labels(self) -> list[int]:
+        return [item.label for item in self.items]
+
+    def class_counts(self) -> list[int]:
+        """Items per class, index = label (for class-weighted losses and balanced sampling)."""
+        counts = Counter(self.labels)
+        return [counts.get(index, 0) for index in range(len(self.class_names))]
+
+
+class ClipDataset(LabelledItems):
     """Clips sampled to ``num_frames`` frames, transformed identically across frames.
 
     Args:
@@ -63,42 +101,13 @@ class ClipDataset(Dataset):
         if num_frames < 1 or temporal_views < 1 or stride < 1:
             raise ValueError(f"num_frames, temporal_views and stride must be >= 1, got {num_frames}, "
                              f"{temporal_views}, {stride}")
-        listed = len(clips.items) + len(clips.missing)
-        if listed == 0:
-            raise DatasetError(f"{clips.source or 'the clip list'} lists no clips")
-        if len(clips.items) < min_readable * listed:
-            examples = ", ".join(f"{item.path} ({item.origin})" for item in clips.missing[:3])
-            raise DatasetError(f"only {len(clips.items)} of {listed} listed clips exist (min_readable = "
-                               f"{min_readable:.0%}); missing e.g. {examples}")
-        self.items: list[ClipItem] = list(clips.items)
-        self.class_names: tuple[str, ...] = tuple(clips.class_names)
-        self.source = clips.source
+        super().__init__(clips, min_readable, "clip")
         self.num_frames = num_frames
         self.sampling = sampling
         self.stride = stride
         self.train = train
         self.temporal_views = 1 if train else temporal_views
         self.transform = transform or (train_transform() if train else eval_transform())
-        self._warned: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def subset(self, indices: Sequence[int]) -> ClipDataset:
-        """A copy of this dataset that holds only the clips at ``indices`` (e.g. a validation split)."""
-        part = copy.copy(self)
-        part.items = [self.items[index] for index in indices]
-        part._warned = set()
-        return part
-
-    @property
-    def labels(self) -> list[int]:
-        return [item.label for item in self.items]
-
-    def class_counts(self) -> list[int]:
-        """Clips per class, index = label (for class-weighted losses and balanced sampling)."""
-        counts = Counter(self.labels)
-        return [counts.get(index, 0) for index in range(len(self.class_names))]
 
     def read(self, item: ClipItem, indices_for: Callable[[int], Sequence[int]]) -> np.ndarray:
         """(len(indices), H, W, 3) uint8 frames of ``item``; raises UnreadableClip. Subclasses may override."""

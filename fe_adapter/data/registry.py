@@ -147,3 +147,14 @@ register(DatasetFormat("image_folder", "image", images.image_folder, None, (),
                        "root/{split}/<class>/*.jpg (torchvision's ImageFolder layout)"))
 register(DatasetFormat("image_list", "image", images.image_list, None, (),
                        "a list file of '<path> <label>' or 'path,label' lines, paths relative to root"))
+
+
+def _synthetic_faces(split: str = "train", count: int = 2400, size: int = 112, seed: int = 0,
+                     class_names: Sequence[str] | None = None) -> ImageList:
+    from fe_adapter.data.synthetic import synthetic_faces  # loads torch
+
+    return synthetic_faces(split, count, size, seed, class_names)
+
+
+register(DatasetFormat("synthetic_faces", "image", _synthetic_faces, sources.FRAME_CLASSES, ("train", "val", "test"),
+                       "procedurally drawn single faces, each identity in 4 expressions (no files; the demo's images)"))

@@ -25,6 +25,8 @@ MAFW_CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "
                 "anxiety", "helplessness", "disappointment")
 #: The synthetic clips' classes (``fe_adapter.data.synthetic``), here so that they are known without torch.
 SYNTHETIC_CLASSES = ("neutral", "happy", "sad", "surprise", "happy_onset", "happy_offset")
+#: The synthetic single faces' classes (``SyntheticFaces``, the image format "synthetic_faces").
+FRAME_CLASSES = ("neutral", "happy", "sad", "surprise")
 SPLITS = ("train", "test")
 FOLDS = (1, 2, 3, 4, 5)
 

@@ -21,10 +21,10 @@ import torch
 from torch.utils.data import Dataset
 
 from fe_adapter.data.dataset import ClipDataset
-from fe_adapter.data.sources import SYNTHETIC_CLASSES, ClipItem, ClipList
+from fe_adapter.data.images import ImageItem, ImageList
+from fe_adapter.data.sources import FRAME_CLASSES, SYNTHETIC_CLASSES, ClipItem, ClipList, DatasetError
 from fe_adapter.data.transforms import Normalization, eval_transform
 
-FRAME_CLASSES = ("neutral", "happy", "sad", "surprise")
 #: Class pairs whose clips hold the same frames in opposite temporal order.
 ORDER_ONLY_PAIRS = (("happy_onset", "happy_offset"),)
 #: The lengths (in frames) a synthetic clip can have.
@@ -209,12 +209,34 @@ class SyntheticFaces(Dataset):
     def __len__(self) -> int:
         return self.num_images
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def render(self, index: int) -> np.ndarray:
+        """Image ``index`` as (size, size, 3) uint8 pixels."""
         identity, label = divmod(index, len(FRAME_CLASSES))
         identity_seed = _clip_seed(self.seed + 7919, self.split, identity)
         face = _random_face(np.random.default_rng(identity_seed), self.size)
         rng = np.random.default_rng([identity_seed, label])  # this image's intensity and camera noise
         intensity = 0.0 if label == 0 else rng.uniform(0.6, 1.0)
-        image = _render(face, FRAME_CLASSES[label], intensity, (0.0, 0.0), self.size, rng)
-        tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-        return tensor, label
+        return _render(face, FRAME_CLASSES[label], intensity, (0.0, 0.0), self.size, rng)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        tensor = torch.from_numpy(self.render(index)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        return tensor, index % len(FRAME_CLASSES)
+
+
+def synthetic_faces(split: str = "train", count: int = 2400, size: int = 112, seed: int = 0,
+                    class_names: Sequence[str] | None = None) -> ImageList:
+    """The single synthetic faces of ``SyntheticFaces`` as an ``ImageList`` (pixels rendered once, held in memory):
+    the image format "synthetic-faces" of ``fe_adapter.data.registry``, on which the demo pretrains its image model.
+    Image ``i`` is identity ``i // 4`` in expression ``i % 4`` (``data.group_size=4`` keeps identities together).
+    ``count`` is the training split's size; the val and test splits hold a quarter as many (other identities)."""
+    if class_names is not None and tuple(class_names) != FRAME_CLASSES:
+        raise DatasetError(f"the synthetic faces have the classes {', '.join(FRAME_CLASSES)} in this order, not "
+                           f"{', '.join(class_names)}")
+    if count < len(FRAME_CLASSES) or count % len(FRAME_CLASSES):
+        raise DatasetError(f"count must be a positive multiple of {len(FRAME_CLASSES)} (whole identities), got {count}")
+    if split != "train":
+        count = max(len(FRAME_CLASSES), count // 4 // len(FRAME_CLASSES) * len(FRAME_CLASSES))
+    faces = SyntheticFaces(count, split, seed, size)
+    items = [ImageItem(None, index % len(FRAME_CLASSES), f"synthetic/{split}/{index:06d}", pixels=faces.render(index))
+             for index in range(count)]
+    return ImageList(items, FRAME_CLASSES, [], f"the synthetic {split} faces ({count})")

@@ -12,7 +12,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -137,8 +137,8 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
 }
 
 
-def _check_range(key: str, value: float) -> None:
-    low, high, low_closed, high_closed = _RANGES[key]
+def _check_range(key: str, value: float, ranges: dict[str, tuple] = _RANGES) -> None:
+    low, high, low_closed, high_closed = ranges[key]
     too_low = low is not None and (value < low if low_closed else value <= low)
     too_high = high is not None and (value > high if high_closed else value >= high)
     if not (too_low or too_high):
@@ -197,23 +197,31 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     raise ConfigError(f"{key} must be {names}, got {value!r}")
 
 
-def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
+def _rules(root: type) -> tuple[dict, dict, set]:
+    """The value rules of a config kind: the video ones, with what ``root`` (e.g. the image pretraining config)
+    adds or replaces in its class variables CHOICES, RANGES and POSITIVE."""
+    return ({**_CHOICES, **getattr(root, "CHOICES", {})}, {**_RANGES, **getattr(root, "RANGES", {})},
+            _POSITIVE | getattr(root, "POSITIVE", set()))
+
+
+def _build_section(name: str, cls: type, values: dict[str, Any], root: type | None = None) -> Any:
     _check_section_keys(name, cls, values)
+    all_choices, ranges, positive = _rules(root or TrainConfig)
     hints = typing.get_type_hints(cls)
     checked = {}
     for key, value in values.items():
         full = f"{name}.{key}"
         value = _coerce(full, value, hints[key])
-        choices = _CHOICES.get(full)
+        choices = all_choices.get(full)
         choices = choices() if callable(choices) else choices
         if choices is not None and value not in choices:
             raise ConfigError(f"{full} must be one of {choices}, got {value!r}")
-        if full in _POSITIVE and value < 1:
+        if full in positive and value is not None and value < 1:
             raise ConfigError(f"{full} must be >= 1, got {value!r}")
         if full == "optim.lr" and value <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {value!r}")
-        if full in _RANGES and value is not None:
-            _check_range(full, value)
+        if full in ranges and value is not None:
+            _check_range(full, value, ranges)
         if full == "run.device" and not DEVICE_NAME.fullmatch(value):
             raise ConfigError(f"run.device must be {DEVICE_NAMES}, got {value!r}")
         if full == "model.backbone_kwargs":
@@ -236,10 +244,11 @@ def _check_section_keys(name: str, cls: type, values: Any) -> None:
         raise ConfigError(f"unknown key {name}.{unknown[0]}; allowed keys in {name}: {', '.join(allowed)}")
 
 
-def check_keys(values: dict[str, Any]) -> None:
+def check_keys(values: dict[str, Any], root: type | None = None) -> None:
     """Raise ConfigError for an unknown section or key (naming it and what is allowed), before any value is
-    checked: a typo is refused without loading torch."""
-    sections = typing.get_type_hints(TrainConfig)
+    checked: a typo is refused without loading torch. ``root``: the kind of config (default ``TrainConfig``)."""
+    sections = {name: hint for name, hint in typing.get_type_hints(root or TrainConfig).items()
+                if typing.get_origin(hint) is not ClassVar}
     unknown = sorted(set(values) - set(sections))
     if unknown:
         raise ConfigError(f"unknown section {unknown[0]!r}; allowed sections: {', '.join(sections)}")
@@ -247,10 +256,12 @@ def check_keys(values: dict[str, Any]) -> None:
         _check_section_keys(name, cls, values.get(name) or {})
 
 
-def config_section(values: dict[str, Any], name: str) -> Any:
+def config_section(values: dict[str, Any], name: str, root: type | None = None) -> Any:
     """One section of the config ``values`` describe (e.g. "run"), its values checked; it loads torch only for
-    keys whose choices need it (data.sampling, model.activation, model.impl)."""
-    return _build_section(name, typing.get_type_hints(TrainConfig)[name], values.get(name) or {})
+    keys whose choices need it (data.sampling, model.activation, model.impl). ``root``: the kind of config
+    (default ``TrainConfig``)."""
+    root = root or TrainConfig
+    return _build_section(name, typing.get_type_hints(root)[name], values.get(name) or {}, root)
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
@@ -267,13 +278,18 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     if config.data.frames != DataConfig.frames and "frames" not in dataset_format.options():
         raise ConfigError(f"data.frames picks DFEW's frame folder; it has no meaning for data.dataset = "
                           f"{config.data.dataset!r}")
-    if config.optim.min_lr > config.optim.lr:
-        raise ConfigError(f"optim.min_lr ({config.optim.min_lr:g}) must not exceed optim.lr ({config.optim.lr:g}): "
-                          "it is the floor the cosine schedule decays to")
+    check_min_lr(config.optim)
     if config.model.random_backbone and (config.model.checkpoint or config.model.pretrained):
         raise ConfigError("model.random_backbone=true asks for a randomly initialised backbone; leave "
                           "model.checkpoint and model.pretrained unset with it")
     return config
+
+
+def check_min_lr(optim: Any) -> None:
+    """Refuse an ``optim`` section whose ``min_lr``, the floor of the cosine schedule, exceeds its ``lr``."""
+    if optim.min_lr > optim.lr:
+        raise ConfigError(f"optim.min_lr ({optim.min_lr:g}) must not exceed optim.lr ({optim.lr:g}): it is the floor "
+                          "the cosine schedule decays to")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -26,8 +26,10 @@ REPORT_OUTPUTS = ("metrics.json", "config.yaml", "confusion.png", "curves.png", 
 
 #: The demo's two models, by name, and the folder of each in the demo's --out.
 DEMO_MODELS = {"FE-Adapter": "fe_adapter", "frame-averaging baseline": "baseline"}
+#: The demo's image model's run folder (``fe-adapter pretrain-image``) in its --out.
+DEMO_IMAGE_MODEL = "image_model"
 #: What the demo writes into its --out, the only entries it replaces there.
-DEMO_OUTPUTS = {"image_classifier.safetensors", "demo.json", "summary.md", "curves.png", "train.log",
+DEMO_OUTPUTS = {DEMO_IMAGE_MODEL, "demo.json", "summary.md", "curves.png", "train.log",
                 *DEMO_MODELS.values(), *(f"confusion_{folder}.png" for folder in DEMO_MODELS.values())}
 
 

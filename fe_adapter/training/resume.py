@@ -28,7 +28,7 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
 def check_resume(stored: dict[str, Any], given: TrainConfig, completed_epochs: int, source: str) -> list[str]:
     """Refuse (ConfigError, one line listing every difference) a config that differs from ``stored`` in a
     key that changes what the run computes; return a notice for each allowed change."""
-    defaults, old, new = _flat(TrainConfig().to_dict()), _flat(stored), _flat(given.to_dict())
+    defaults, old, new = _flat(type(given)().to_dict()), _flat(stored), _flat(given.to_dict())
     refused, notices = [], []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key, defaults.get(key)), new.get(key, defaults.get(key))

@@ -75,11 +75,12 @@ def _scores(result: dict[str, Any]) -> str:
     return f"UAR {metrics['uar']:.2%}{uar_note(metrics)}, WAR {metrics['war']:.2%}"
 
 
-def run_training(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+def run_training(config: TrainConfig, resume: bool = False, overwrite: bool = False, task: Any = None) -> dict:
     """Train (under torchrun: one process of a DDP job), write the report on rank 0, return the summary.
 
     ``run.out_dir`` must be empty or absent, unless ``resume`` (continue the run whose ``last.pt`` it holds)
-    or ``overwrite`` (remove the previous run's files first; other files stay).
+    or ``overwrite`` (remove the previous run's files first; other files stay). ``task``: what is trained
+    (``fe_adapter.training.task``; default FE-Adapters on clips).
     """
     from fe_adapter.training.distributed import init_distributed, shutdown_distributed
     from fe_adapter.training.report import write_report
@@ -94,7 +95,7 @@ def run_training(config: TrainConfig, resume: bool = False, overwrite: bool = Fa
         with _logging_for_run(out_dir, dist.is_main, mode="a" if resume else "w"):
             if removed:
                 log.info(f"--overwrite: removed the previous run's {', '.join(removed)} from {out_dir}")
-            trainer = Trainer(config, dist)
+            trainer = Trainer(config, dist, task)
             summary = trainer.fit(resume=resume)
             if dist.is_main:
                 predictions = {"predictions.csv": trainer.best_evaluation,
@@ -108,6 +109,28 @@ def run_training(config: TrainConfig, resume: bool = False, overwrite: bool = Fa
         return summary
     finally:
         shutdown_distributed()
+
+
+def pretrain_image(config: Any, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train an image emotion classifier (``fe-adapter pretrain-image``) with the Trainer of video training; return
+    the summary (as ``metrics.json``). ``config``: an ``ImageTrainConfig``, a dict of its sections or a YAML file.
+
+    ``run.out_dir`` receives ``best.safetensors`` and ``last.safetensors`` (image models: the weights under timm's
+    names with class names, input size, mean and std as metadata; ``fe-adapter train model.checkpoint=FILE``
+    loads them), ``last.pt``, the logs and ``report/``, as a video run. The folder rules are those of
+    ``run_training``. docs/pretrain.md describes the recipe.
+    """
+    from fe_adapter.training.image_config import ImageTrainConfig, image_config_from_dict, load_image_config
+    from fe_adapter.training.image_task import ImageTask
+
+    if isinstance(config, (str, Path)):
+        config = load_image_config(config)
+    elif isinstance(config, dict):
+        config = image_config_from_dict(config)
+    elif not isinstance(config, ImageTrainConfig):
+        raise TypeError(f"config must be an ImageTrainConfig, a dict of its sections or a YAML file, got "
+                        f"{type(config).__name__}")
+    return run_training(config, resume, overwrite, ImageTask())
 
 
 def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, split: str = "test",

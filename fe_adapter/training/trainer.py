@@ -1,4 +1,5 @@
-"""``Trainer``: train FE-Adapter on a frozen ViT, evaluate UAR/WAR, checkpoint and resume."""
+"""``Trainer``: train FE-Adapter on a frozen ViT (or, with an ``ImageTask``, the image classifier it starts from),
+evaluate UAR/WAR, checkpoint and resume."""
 
 from __future__ import annotations
 
@@ -18,14 +19,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import fekernels
 from fe_adapter import data
 from fe_adapter._json import to_json
-from fe_adapter.checkpoint import save_adapters
 from fe_adapter.device import resolve_device
 from fe_adapter.metrics import Metrics
 from fe_adapter.params import parameter_report
-from fe_adapter.training.builders import build_datasets, build_model, check_training_classes, dataset_classes
 from fe_adapter.training.config import ConfigError, TrainConfig
 from fe_adapter.training.distributed import Distributed
 from fe_adapter.training.evaluation import (
@@ -34,9 +32,10 @@ from fe_adapter.training.evaluation import (
     deterministic_algorithms,
     evaluate,
 )
-from fe_adapter.training.recipe import class_weights, cosine_with_warmup
+from fe_adapter.training.recipe import cosine_with_warmup
 from fe_adapter.training.resume import check_resume
 from fe_adapter.training.state import load_training_state, restore_rng, save_training_state
+from fe_adapter.training.task import Task, VideoTask
 
 log = logging.getLogger("fe_adapter.train")
 
@@ -61,7 +60,7 @@ def _with_run_settings(method: Callable) -> Callable:
 
 
 class Trainer:
-    """Everything one training run needs, built from a ``TrainConfig``.
+    """Everything one training run needs, built from a ``TrainConfig`` (or the config of another ``task``).
 
     ``fit()`` trains for ``optim.epochs`` epochs, evaluating after each, keeping the best epoch by
     ``run.select_metric`` (on the validation split when ``data.val_fraction`` carves one, else on the test
@@ -69,41 +68,38 @@ class Trainer:
     ``fit(resume=True)`` starts again after the last completed epoch (the work of an interrupted epoch is done
     again). Each epoch reseeds every random source with ``seed + epoch``, so the resumed run ends exactly as the
     uninterrupted run would have.
+
+    ``task`` says what is trained (``fe_adapter.training.task``): FE-Adapters on clips by default
+    (``VideoTask``), or the image classifier (``ImageTask``, with an ``ImageTrainConfig``).
     """
 
-    def __init__(self, config: TrainConfig, dist: Distributed | None = None) -> None:
+    def __init__(self, config: TrainConfig, dist: Distributed | None = None, task: Task | None = None) -> None:
         self.config = config
+        self.task = task or VideoTask()
         self.dist = dist or Distributed()
         self.device = resolve_device(config.run.device, "run.device", self.dist.local_rank)
         self.out_dir = Path(config.run.out_dir)
         seed_everything(config.run.seed)
 
-        class_names = dataset_classes(config.data)
-        model = build_model(config.model, len(class_names), config.data.num_frames, class_names,
-                            config.data.img_size)
-        self.model = model.to(self.device)
-        normalization = data.normalization_for(model)
-        if config.data.img_size:
-            normalization = data.Normalization(config.data.img_size, normalization.mean, normalization.std)
-        self.train_set, self.val_set, self.test_set = build_datasets(config.data, normalization, config.run.seed)
+        self.model = self.task.build_model(config).to(self.device)
+        self.train_set, self.val_set, self.test_set = self.task.build_datasets(config, self.model, config.run.seed)
         if self.train_set.class_names != self.test_set.class_names:
             raise ValueError(f"train and test splits name different classes: {self.train_set.class_names} vs "
                              f"{self.test_set.class_names}; set data.class_names")
-        check_training_classes(self.train_set, config.data.empty_classes)
+        self.task.check_classes(config, self.train_set)
 
         shard = (self.dist.rank, self.dist.world_size) if self.dist.enabled else None
-        loader_options = dict(num_workers=config.data.num_workers, seed=config.run.seed, shard=shard)
         eval_batch_size = config.data.eval_batch_size or config.data.batch_size
-        self.train_loader = data.make_loader(self.train_set, config.data.batch_size, train=True,
-                                             balanced=config.data.balanced, **loader_options)
-        self.val_loader = None if self.val_set is None else data.make_loader(self.val_set, eval_batch_size,
-                                                                             train=False, **loader_options)
-        self.test_loader = data.make_loader(self.test_set, eval_batch_size, train=False, **loader_options)
+        seed = config.run.seed
+        self.train_loader = self.task.make_loader(config, self.train_set, config.data.batch_size, True, seed, shard)
+        self.val_loader = None if self.val_set is None else self.task.make_loader(
+            config, self.val_set, eval_batch_size, False, seed, shard)
+        self.test_loader = self.task.make_loader(config, self.test_set, eval_batch_size, False, seed, shard)
         self._check_steps()
 
         self.amp_dtype = autocast_dtype(config.optim.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.optimizer = self._optimizer()
+        self.optimizer = self.task.optimizer(config, self.model)
         # one step per group of `accumulation` consecutive batches, whatever the groups turn out to hold
         self.steps_per_epoch = math.ceil(len(self.train_loader) / config.optim.accumulation)
         self.total_steps = self.steps_per_epoch * config.optim.epochs
@@ -111,9 +107,7 @@ class Trainer:
         floor = config.optim.min_lr / config.optim.lr
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: cosine_with_warmup(step, self.warmup_steps, self.total_steps, floor))
-        self.class_weights = class_weights(self.train_set.class_counts()) if config.optim.class_weighted else None
-        weight = None if self.class_weights is None else self.class_weights.to(self.device)
-        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.optim.label_smoothing)
+        self.task.setup_loss(config, self.train_set, self.device)
         self.network = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type ==
                                                 "cuda" else None) if self.dist.enabled else self.model)
         self.epoch, self.step = 0, 0
@@ -128,10 +122,10 @@ class Trainer:
         """Refuse a run whose epochs would take no optimizer step (every batch short, hence dropped)."""
         if len(self.train_loader) > 0:
             return
-        clips, processes = len(self.train_set), self.dist.world_size
+        clips, processes, unit = len(self.train_set), self.dist.world_size, self.task.unit
         share = clips // processes
-        each = f"the {share} training clips each of the {processes} processes gets" if processes > 1 else \
-            f"the {clips} training clips"
+        each = f"the {share} training {unit} each of the {processes} processes gets" if processes > 1 else \
+            f"the {clips} training {unit}"
         carved = f" (data.val_fraction held out {len(self.val_set)})" if self.val_set is not None else ""
         raise ConfigError(f"data.batch_size = {self.config.data.batch_size} is more than {each}{carved}: an epoch "
                           "drops its last incomplete batch, so it would take no optimizer step; set data.batch_size "
@@ -142,39 +136,38 @@ class Trainer:
         """Where the best epoch is chosen: "val" with a validation split, else "test"."""
         return "test" if self.val_set is None else "val"
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        """AdamW on the trainable parameters; no weight decay on biases and other 1-D tensors."""
-        decay, no_decay = [], []
-        for param in self.model.parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim <= 1 else decay).append(param)
-        groups = [{"params": decay, "weight_decay": self.config.optim.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.config.optim.lr)
+    @property
+    def criterion(self) -> nn.Module:
+        """The loss of a batch (the task's)."""
+        return self.task.criterion
+
+    @property
+    def class_weights(self) -> torch.Tensor | None:
+        """The per-class loss weights (``optim.class_weighted``), or None."""
+        return self.task.class_weights
 
     def describe(self) -> list[str]:
         """The first lines of the log: implementation, device, dtypes, parameters, data, batches and steps."""
         report = parameter_report(self.model)
-        impl = self.config.model.impl
-        probe = torch.empty(0, device=self.device, dtype=self.amp_dtype or torch.float32)
-        resolved = fekernels.resolve_impl(impl, probe)
-        config = self.config
+        config, unit = self.config, self.task.unit
         batch, processes, accumulation = config.data.batch_size, self.dist.world_size, config.optim.accumulation
         val = f" / {len(self.val_set)} val" if self.val_set is not None else ""
         selection = (f"best epoch chosen by {config.run.select_metric.upper()} on the val split (data.val_fraction "
                      f"= {config.data.val_fraction:g} of the training split)" if self.val_set is not None else
                      f"best epoch chosen by {config.run.select_metric.upper()} on the test split (an optimistic "
                      "estimate; data.val_fraction selects on a validation split instead)")
+        dtype = getattr(config.model, "backbone_dtype", None)
+        frames = f" of {config.data.num_frames} frames" if hasattr(config.data, "num_frames") else ""
         return [
-            f"adapter op implementation: {resolved} (impl={impl!r})",
-            f"device: {self.device}, processes: {processes}, autocast: {self.amp_dtype}, "
-            f"backbone dtype: {config.model.backbone_dtype}",
+            *self.task.describe(self),
+            f"device: {self.device}, processes: {processes}, autocast: {self.amp_dtype}"
+            + (f", backbone dtype: {dtype}" if dtype else ""),
             f"parameters: {report.trainable:,} trainable of {report.total:,} ({report.trainable_share:.2%}); "
             f"adapters {report.parts['adapters'].total:,}, head {report.parts['head'].total:,}",
-            f"data: {config.data.dataset}, {len(self.train_set)} train{val} / {len(self.test_set)} test clips of "
-            f"{config.data.num_frames} frames, classes {', '.join(self.train_set.class_names)}",
-            f"batches: {batch} clips per process x {processes} process(es) x {accumulation} accumulation = "
-            f"{batch * processes * accumulation} clips per optimizer step; {self.steps_per_epoch} steps per epoch "
+            f"data: {config.data.dataset}, {len(self.train_set)} train{val} / {len(self.test_set)} test {unit}"
+            f"{frames}, classes {', '.join(self.train_set.class_names)}",
+            f"batches: {batch} {unit} per process x {processes} process(es) x {accumulation} accumulation = "
+            f"{batch * processes * accumulation} {unit} per optimizer step; {self.steps_per_epoch} steps per epoch "
             f"({len(self.train_loader)} batches), {self.total_steps} in all, {self.warmup_steps} of warm-up",
             selection,
         ]
@@ -195,13 +188,6 @@ class Trainer:
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-
-    def _weight_of(self, labels: torch.Tensor) -> float:
-        """What a batch adds to its group's loss denominator: its clips, or their class weights' sum (the
-        denominator of a class-weighted mean loss)."""
-        if self.class_weights is None:
-            return float(len(labels))
-        return self.class_weights[labels].double().sum().item()
 
     @_with_run_settings
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -229,17 +215,14 @@ class Trainer:
             # the group's loss is divided by what a full group would hold; _optimizer_step corrects the rest
             nominal = group_batches * self.config.data.batch_size
             if not self.dist.any(len(batch) == 0, self.device):  # every rank skips together: no rank waits forever
-                weight = self._weight_of(batch.labels)
-                clips, labels = batch.clips.to(self.device, non_blocking=True), batch.labels.to(self.device)
-                with self._autocast():
-                    loss = self.criterion(self.network(clips).float(), labels)
+                loss, weight = self.task.loss(self.network, batch, self.device, self._autocast)
                 self.scaler.scale(loss / (nominal / weight)).backward()  # = sum of weighted clip losses / nominal
                 group_weight += weight
                 loss_sum += loss.item() * weight
                 weight_sum += weight
                 clips_seen += len(batch)
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
-                                clips_per_s=f"{clips_seen / (time.perf_counter() - start):.1f}")
+                bar.set_postfix({"loss": f"{loss.item():.3f}", "lr": f"{self.scheduler.get_last_lr()[0]:.2e}",
+                                 f"{self.task.unit}_per_s": f"{clips_seen / (time.perf_counter() - start):.1f}"})
             if index == group_start + group_batches - 1:
                 self._optimizer_step(group_weight, nominal)
                 group_weight = 0.0
@@ -249,7 +232,7 @@ class Trainer:
         elapsed = time.perf_counter() - start
         loss_sum, weight_sum = self.dist.sum([loss_sum, weight_sum], self.device)
         return {"loss": loss_sum / max(weight_sum, 1e-12), "lr": self.scheduler.get_last_lr()[0],
-                "clips_per_s": clips_seen * self.dist.world_size / elapsed, "seconds": elapsed}
+                f"{self.task.unit}_per_s": clips_seen * self.dist.world_size / elapsed, "seconds": elapsed}
 
     def _optimizer_step(self, group_weight: float, nominal: int) -> None:
         """Step on the accumulated gradient, rescaled from ``nominal`` clips per rank to the group's real
@@ -270,11 +253,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
+        self.task.after_step(self.model, self.step)
 
     @_with_run_settings
     def evaluate(self, loader: DataLoader | None = None, split: str = "test") -> Evaluation:
         """UAR/WAR over a whole split (default: the test split; all ranks' shares gathered; views averaged)."""
-        return evaluate(self.model, loader or self.test_loader, self.device, self.amp_dtype, self.dist,
+        return evaluate(self.task.eval_model(self.model), loader or self.test_loader, self.device, self.amp_dtype,
+                        self.dist,
                         self.config.run.progress, self.config.data.min_readable, split)
 
     # the run ----------------------------------------------------------------------------------------
@@ -282,7 +267,9 @@ class Trainer:
         """What resuming needs: config, trainable weights, optimizer, schedule, scaler, progress, history, and
         the best epoch's test predictions (its predictions.csv)."""
         best = self.best_evaluation
+        task_state = self.task.state_dict()
         return {
+            **({"task": task_state} if task_state is not None else {}),
             "config": self.config.to_dict(),
             "model": {name: param.detach().cpu() for name, param in self.model.named_parameters()
                       if param.requires_grad},
@@ -308,6 +295,7 @@ class Trainer:
         if reshaped:
             raise ValueError(f"{source} does not match the model: {'; '.join(reshaped[:3])}")
         self.model.load_state_dict(state["model"], strict=False)
+        self.task.load_state_dict(state.get("task"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -381,11 +369,12 @@ class Trainer:
             if self.dist.is_main:
                 scores = f"val {val.metrics.summary()}, test {test.metrics.summary()}" if val else \
                     test.metrics.summary()
-                log.info(f"epoch {self.epoch}: loss {stats['loss']:.4f}, {scores}, {stats['clips_per_s']:.1f} clips/s")
+                speed = stats[f"{self.task.unit}_per_s"]
+                log.info(f"epoch {self.epoch}: loss {stats['loss']:.4f}, {scores}, {speed:.1f} {self.task.unit}/s")
                 self._log(record, writer)
                 if improved:
-                    save_adapters(self.model, self.out_dir / "best.safetensors")
-                save_adapters(self.model, self.out_dir / "last.safetensors")
+                    self.task.save(self.task.eval_model(self.model), self.out_dir / "best.safetensors")
+                self.task.save(self.task.eval_model(self.model), self.out_dir / "last.safetensors")
                 save_training_state(state_path, self.state_dict())
             self.dist.barrier()
         if writer is not None:
