@@ -236,3 +236,19 @@ def test_frames_must_come_in_order(mtcnn):
         tracker.update(blank(), 3)
     with pytest.raises(ValueError, match="detect_every must be an integer >= 1"):
         FaceTracker(mtcnn, detect_every=0)
+
+
+def test_template_correlation_is_scikit_image_s():
+    """The tracker's own normalised cross-correlation (no scipy import) against skimage.feature.match_template, and
+    zero (not NaN) on a flat region."""
+    from skimage.feature import match_template
+
+    from fe_adapter.faces.tracking import normalised_correlation
+
+    rng = np.random.default_rng(1)
+    region = rng.random((64, 64)).astype(np.float32)
+    template = region[10:42, 20:52] + 0.1 * rng.random((32, 32)).astype(np.float32)
+    found = normalised_correlation(region, template)
+    np.testing.assert_allclose(found, match_template(region, template), rtol=0, atol=1e-5)
+    assert np.unravel_index(found.argmax(), found.shape) == (10, 20)
+    assert (normalised_correlation(np.ones((64, 64)), template) == 0).all()

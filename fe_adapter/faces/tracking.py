@@ -1,7 +1,7 @@
 """Following every face of a video across frames, with an id per person.
 
-The detector runs on every ``detect_every``-th video frame; detections are matched to the live tracks (the
-Hungarian assignment on box overlap plus landmark distance, against each track's box moved on by its velocity),
+The detector runs on every ``detect_every``-th video frame; detections are matched to the live tracks (greedy
+assignment, cheapest first, on box overlap plus landmark distance, against each track's box moved on by its velocity),
 and a face nobody matches starts a new track. Between detections each track is followed by matching a small grey
 template of its last detected face around where it should be (cheap: a few thousand pixels per face). A track that
 misses a detection keeps its last box (flagged) and its id if it is found again within ``max_missed`` detections;
@@ -21,7 +21,6 @@ _LUMA = np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
 _TEMPLATE = 32  # side of a track's template, pixels: the follow step's resolution is the face's side / 32
 _SEARCH = 0.5  # between detections a face is looked for up to half its side away from where it should be
 _MIN_CORRELATION = 0.3  # below this the template is lost: the face keeps its box until the next detection
-_NO_MATCH = 1e6  # the assignment's cost of a pair beyond the gates
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,13 +147,10 @@ class FaceTracker:
         return max(tracks, key=lambda stats: (stats.frames_seen, stats.mean_side, -stats.track_id)).track_id
 
     def _associate(self, frame: np.ndarray, index: int, faces: list[Face]) -> list[TrackedFace]:
-        from scipy.optimize import linear_sum_assignment
-
         pairs: list[tuple[int, int]] = []
         if self._live and faces:
             cost = np.array([[self._cost(track.predicted(index), face) for face in faces] for track in self._live])
-            rows, columns = linear_sum_assignment(np.minimum(cost, _NO_MATCH))  # infinite costs: no full assignment
-            pairs = [(row, column) for row, column in zip(rows, columns, strict=True) if cost[row, column] < _NO_MATCH]
+            pairs = _assign(cost)
         result: list[TrackedFace] = []
         matched_tracks = {row for row, _ in pairs}
         for row, column in pairs:
@@ -217,6 +213,23 @@ class FaceTracker:
         return TrackedFace(track.id, found, detected=False, followed=True)
 
 
+def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
+    """(track, face) pairs of finite cost, cheapest first, each track and face used once: greedy matching, which is
+    the optimal assignment whenever each face's cheapest track is its own (faces a frame apart); scipy's Hungarian
+    solver would cost the command seconds of start-up (scipy.optimize's import) for the same pairs."""
+    rows, columns = np.unravel_index(np.argsort(cost, axis=None, kind="stable"), cost.shape)
+    pairs: list[tuple[int, int]] = []
+    used_rows, used_columns = set(), set()
+    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
+        if not np.isfinite(cost[row, column]):
+            break
+        if row not in used_rows and column not in used_columns:
+            pairs.append((row, column))
+            used_rows.add(row)
+            used_columns.add(column)
+    return pairs
+
+
 def check_detect_every(value: int) -> int:
     """``value`` if it is an integer >= 1, else ValueError naming ``detect_every``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -243,15 +256,27 @@ def _template(frame: np.ndarray, face: Face) -> np.ndarray:
     return _grey_patch(frame, face, 1.0, _TEMPLATE)
 
 
+def normalised_correlation(region: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """The normalised cross-correlation (-1..1) of ``template`` at every position where it fits inside ``region``
+    (as scikit-image's ``match_template``, whose import pulls in scipy.signal and scipy.stats: seconds of start-up
+    for a 33x33 result that numpy gives at once)."""
+    windows = np.lib.stride_tricks.sliding_window_view(region.astype(np.float64), template.shape)
+    centred = template.astype(np.float64) - template.mean()
+    products = np.einsum("ijkl,kl->ij", windows, centred)  # the windows' means drop out: centred sums to 0
+    count = template.size
+    sums = windows.sum(axis=(2, 3))
+    squares = np.einsum("ijkl,ijkl->ij", windows, windows)
+    spread = np.sqrt(np.maximum(squares - sums**2 / count, 0.0)) * np.sqrt((centred**2).sum())
+    return np.divide(products, spread, out=np.zeros_like(products), where=spread > 1e-9)
+
+
 def _match(frame: np.ndarray, template: np.ndarray, expected: Face) -> Face | None:
     """``expected`` moved to where ``template`` matches best within ``_SEARCH`` of a side; None when nothing
     correlates well enough."""
-    from skimage.feature import match_template
-
     extent = 1.0 + 2 * _SEARCH
     pixels = round(_TEMPLATE * extent)
     region = _grey_patch(frame, expected, extent, pixels)
-    scores = match_template(region, template)
+    scores = normalised_correlation(region, template)
     row, column = np.unravel_index(int(np.argmax(scores)), scores.shape)
     if scores[row, column] < _MIN_CORRELATION:
         return None
