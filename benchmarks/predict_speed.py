@@ -1,0 +1,285 @@
+"""How much faster than real time ``fe-adapter predict`` runs: seconds of video per second of wall time of the whole
+command (a fresh process: start-up, model loading, decoding, faces, model, outputs), per face detector.
+
+    python -m benchmarks.predict_speed                    # demo-size model on 60 s, ViT-B on 10 s; benchmarks/results/
+    python -m benchmarks.predict_speed --models demo --detectors mtcnn   # a quicker look
+
+The video is ``benchmarks.face_videos``'s "tour" (the astronaut photo moving, zooming, tilting, leaving the frame:
+15 s each), 1280x720 at 25 fps, h264, cached in ``--media``. The models have random weights (time does not depend
+on them): the demo's image model size (``fe_adapter.demo``: a 4-block ViT of width 64 at 40 px, T = 8) and ViT-B/16
+at 224 px (T = 16 or as ``--vit-b-frames`` lists). ``--faces none`` (clips that are already face crops) is timed for
+reference: it finds no faces.
+
+Each case runs once plain (the wall time, ``speed`` = video seconds / wall seconds; and the CPU time of the process,
+which a loaded machine does not inflate as much), and the demo-size cases and the first ViT-B one once under cProfile
+(``python -m cProfile``), whose cumulative times split the run into start-up (imports and model loading: all
+before the first frame), decoding (PyAV's decoder and the frame conversion), face detection, following faces
+between detections, cropping/alignment, the model, and the rest; profiling slows Python-heavy parts a little, so
+the shares come from that run and the speed from the plain one.
+
+"Boxes true": on the frames the windows use (the same plan as predict), the boxes of the video's main face from
+``FaceTracker`` set up as predict sets it up (detection on a stride, following in between) are compared with the
+detector's own box on every one of those frames: the share of frames with IoU >= 0.7 (frames where the per-frame
+detection finds no face, the face being out of the picture, are counted apart).
+
+The machine is recorded (CPU, cores, threads, versions, load average before and after): on a shared machine every
+number here is slower than on an idle one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile  # noqa: F401 - the profiled runs use it through ``python -m cProfile``
+import os
+import platform
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from fe_adapter._json import write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+FPS, WIDTH, HEIGHT = 25, 1280, 720
+#: The parts a profiled run is split into: (name, test on a profiled function's (file, line, name)).
+PARTS = (
+    ("decode", lambda file, name: (name == "frames" and file.endswith("readers.py")) or name == "to_ndarray"),
+    ("detection", lambda file, name: name == "detect" and file.endswith("detectors.py")),
+    ("following", lambda file, name: name == "_follow" and file.endswith("tracking.py")),
+    ("alignment", lambda file, name: name in ("align_face", "crop_face")),
+    ("model", lambda file, name: name == "_probabilities" and file.endswith("predictor.py")),
+)
+
+
+def model_files(name: str, folder: Path, frames: int) -> tuple[Path, Path]:
+    """(adapter checkpoint, backbone weights) of a random model: "demo" (the demo's image model) or "vit-b"."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    import fe_adapter
+    from fe_adapter import demo
+
+    backbone, kwargs, bottleneck = (demo.BACKBONE, demo.BACKBONE_KWARGS, 32) if name == "demo" else \
+        ("vit_base_patch16_224", {}, 384)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"{name}-backbone.safetensors"
+    torch.manual_seed(0)
+    if not weights.is_file():
+        image_model = timm.create_model(backbone, pretrained=False, **kwargs)
+        save_file({k: v.contiguous() for k, v in image_model.state_dict().items()}, str(weights))
+    model = fe_adapter.create_model(backbone, num_classes=7, num_frames=frames, checkpoint=weights,
+                                    backbone_kwargs=kwargs, bottleneck=bottleneck)
+    with torch.no_grad():
+        for adapter in fe_adapter.adapters(model):
+            for parameter in adapter.parameters():
+                parameter.normal_(0, 0.02)
+    return fe_adapter.save_adapters(model, folder / f"{name}-T{frames}.safetensors"), weights
+
+
+def _command(video: Path, adapters: Path, weights: Path, faces: str, out: Path, stride: float) -> list[str]:
+    selection = ["--faces", "none"] if faces == "none" else ["--detector", faces]
+    return ["predict", str(video), "--checkpoint", str(adapters), "--backbone-checkpoint", str(weights),
+            "--out", str(out), "--overwrite", "--device", "cpu", "--stride", f"{stride}s", *selection]
+
+
+def _environment(threads: int) -> dict[str, str]:
+    return {**os.environ, "GOMP_SPINCOUNT": "1000", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))}
+
+
+def shares(profile: Path, total: float) -> dict[str, float]:
+    """Seconds per part of a profiled run (``PARTS``; start-up: everything before ``predict_video``; other: the
+    rest), from cumulative times; a part nested in another (a detection inside a tracker update) is counted once."""
+    stats = pstats.Stats(str(profile))
+    seconds = dict.fromkeys([name for name, _ in PARTS], 0.0)
+    predicting = 0.0
+    for (file, _, function), (_, _, _, cumulative, _) in stats.stats.items():
+        if function == "predict_video" and file.endswith("predictor.py"):
+            predicting += cumulative
+        for name, test in PARTS:
+            if test(file, function):
+                seconds[name] += cumulative
+    seconds["start-up"] = max(0.0, total - predicting)
+    seconds["other"] = max(0.0, total - sum(seconds.values()))
+    return seconds
+
+
+def _children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_case(video: Path, duration: float, adapters: Path, weights: Path, faces: str, stride: float, threads: int,
+             scratch: Path, profile: bool) -> dict:
+    """One case: the plain run's wall time, CPU time and speed, and (``profile``) the profiled run's split."""
+    arguments = _command(video, adapters, weights, faces, scratch / "out", stride)
+    env = _environment(threads)
+    cpu, started = _children_cpu_seconds(), time.perf_counter()
+    finished = subprocess.run([sys.executable, "-m", "fe_adapter", *arguments], env=env, capture_output=True,
+                              text=True)
+    wall, cpu = time.perf_counter() - started, _children_cpu_seconds() - cpu
+    if finished.returncode not in (0, 3):
+        raise RuntimeError(f"fe-adapter {' '.join(arguments)} failed ({finished.returncode}): "
+                           f"{finished.stderr[-2000:]}")
+    row = {"faces": faces, "stride_s": stride, "threads": threads, "wall_s": wall, "cpu_s": cpu, "video_s": duration,
+           "speed": duration / wall, "share": None}
+    if profile:
+        path = scratch / "run.prof"
+        started = time.perf_counter()
+        profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(path), "-m", "fe_adapter", *arguments],
+                                  env=env, capture_output=True, text=True)
+        if profiled.returncode not in (0, 3):
+            raise RuntimeError(f"the profiled run failed ({profiled.returncode}): {profiled.stderr[-2000:]}")
+        row["profiled_wall_s"] = time.perf_counter() - started
+        row["share"] = {part: seconds / row["profiled_wall_s"]
+                        for part, seconds in shares(path, row["profiled_wall_s"]).items()}
+    return row
+
+
+def boxes_true(video: Path, detector_name: str, frames: int, window: float, stride: float) -> dict:
+    """On the frames the windows use: the main face's box as predict follows it (``FaceTracker`` with predict's
+    ``detect_every``; in each frame, of the faces seen there, the person seen in the most frames so far) against the
+    detector's own faces on each of those frames (the best-overlapping one)."""
+    from fe_adapter.data.readers import VideoReader
+    from fe_adapter.faces import FaceTracker, make_detector
+    from fe_adapter.faces.face import box_iou
+    from fe_adapter.predict.predictor import DETECT_EVERY
+    from fe_adapter.predict.windows import plan_windows
+
+    detector = make_detector(detector_name)
+    tracker = FaceTracker(detector, detect_every=DETECT_EVERY)
+    seen: dict[int, int] = {}
+    compared = agree = no_reference = missing = 0
+    with VideoReader(video) as reader:
+        plans = plan_windows(reader.frame_count, reader.fps, frames, window, stride)
+        needed = sorted({index for plan in plans for index in plan.indices})
+        for index, frame in reader.frames(needed):
+            image = frame.to_ndarray(format="rgb24")
+            faces = [face for face in tracker.update(image, index) if face.seen]
+            for face in faces:
+                seen[face.track_id] = seen.get(face.track_id, 0) + 1
+            main = max(faces, key=lambda face: (seen[face.track_id], -face.track_id), default=None)
+            reference = detector.detect(image)
+            if not reference:
+                no_reference += 1
+                continue
+            compared += 1
+            if main is None:
+                missing += 1
+            elif max(box_iou(main.face.box, face.box) for face in reference) >= 0.7:
+                agree += 1
+    return {"frames_used": len(needed), "compared": compared, "iou_at_least_0.7": agree,
+            "share": agree / max(1, compared), "no_face_in_per_frame_detection": no_reference,
+            "no_main_face_where_detected": missing, "detect_every": DETECT_EVERY}
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("torch", "timm", "av", "facenet-pytorch", "scikit-image", "numpy", "fe-adapter"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def table(rows: list[dict]) -> str:
+    parts = ["start-up", "decode", "detection", "following", "alignment", "model", "other"]
+    lines = ["| model | T | stride | faces | threads | video | wall | CPU | x real time | " + " | ".join(parts) + " |",
+             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(parts)]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['frames']} | {row['stride_s']:g} s | {row['faces']} | "
+                     f"{row['threads']} | {row['video_s']:.0f} s | {row['wall_s']:.1f} s | {row['cpu_s']:.1f} s | "
+                     f"{row['speed']:.2f} | " + " | ".join(
+                         "-" if row["share"] is None else f"{100 * row['share'][part]:.0f}%" for part in parts) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=("demo", "vit-b"), default=["demo", "vit-b"])
+    parser.add_argument("--detectors", nargs="+", default=["mtcnn", "lbp", "none"])
+    parser.add_argument("--seconds", type=float, default=60.0, help="video length for the demo-size model")
+    parser.add_argument("--vit-b-seconds", type=float, default=10.0, help="video length for ViT-B (slower)")
+    parser.add_argument("--vit-b-settings", nargs="+", default=["16:0.5", "16:2", "8:2", "8:4"],
+                        metavar="T:STRIDE", help="frames per window and stride (s) for ViT-B, with mtcnn")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--media", type=Path, default=Path("/tmp/fe-adapter-face-videos"), help="video cache")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--name", help="results file stem (default predict-speed-<cpu>-<date>)")
+    parser.add_argument("--note", default="", help="a line for the results (e.g. which code was measured)")
+    args = parser.parse_args(argv)
+
+    from benchmarks.face_videos import write_face_video
+
+    def tour(seconds: float) -> Path:
+        path = args.media / f"tour-{seconds:g}s-{WIDTH}x{HEIGHT}.mp4"
+        return path if path.is_file() else write_face_video(path, "tour", seconds, FPS, WIDTH, HEIGHT).path
+
+    load_before = os.getloadavg()
+    rows, checks = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        cases = []
+        if "demo" in args.models:
+            cases += [("demo", 8, 0.5, faces, args.seconds, True) for faces in args.detectors]
+        if "vit-b" in args.models:  # the first setting profiled: the model's share
+            cases += [("vit-b", int(t), float(s), "mtcnn", args.vit_b_seconds, number == 0)
+                      for number, (t, s) in enumerate(setting.split(":") for setting in args.vit_b_settings)]
+        for model, frames, stride, faces, seconds, profile in cases:
+            video = tour(seconds)
+            adapters, weights = model_files(model, scratch / "models", frames)
+            row = {"model": model, "frames": frames, **run_case(video, seconds, adapters, weights, faces, stride,
+                                                                args.threads, scratch, profile)}
+            rows.append(row)
+            print(table([row]).splitlines()[-1], flush=True)
+            if model == "demo" and faces != "none":
+                check = {"detector": faces, "frames": frames, "stride_s": stride,
+                         **boxes_true(video, faces, frames, 2.0, stride)}
+                checks.append(check)
+                print(f"boxes true ({faces}): {check['iou_at_least_0.7']} of {check['compared']} frames "
+                      f"({100 * check['share']:.1f}%)", flush=True)
+    record = {"command": "python -m benchmarks.predict_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "date": date.today().isoformat(),
+              "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
+                          "load_average_before": load_before, "load_average_after": os.getloadavg(), **_versions()},
+              "video": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "scenario": "tour"},
+              "rows": rows, "boxes_true": checks, "note": args.note, "nice": os.nice(0)}
+    stem = args.name or f"predict-speed-{_cpu().split()[0].lower()}-{date.today().isoformat()}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / f"{stem}.json", record)
+    machine = record["machine"]
+    checks_text = "\n".join(f"- {check['detector']}: IoU >= 0.7 with detection on every frame on "
+                            f"{check['iou_at_least_0.7']} of {check['compared']} compared frames "
+                            f"({100 * check['share']:.1f}%) of the {check['frames_used']} frames the windows use "
+                            f"({check['no_face_in_per_frame_detection']} without a face in per-frame detection)"
+                            for check in checks)
+    (args.out / f"{stem}.md").write_text(
+        f"# Speed of the whole `fe-adapter predict` command, {record['date']}\n\n`{record['command']}` on "
+        f"{machine['cpu']} ({machine['cores']} cores, {args.threads} threads; torch {machine['torch']}, PyAV "
+        f"{machine['av']}, facenet-pytorch {machine['facenet-pytorch']}); load average (1 min) {load_before[0]:.1f} "
+        f"before, {machine['load_average_after'][0]:.1f} after: the machine was shared with other work, so every "
+        f"time here is slower than on an idle machine (this process ran at nice {record['nice']}). 1280x720 25 fps "
+        f"h264 video; window 2 s. {args.note}\n\n{table(rows)}\n\n"
+        f"Boxes true (demo-size model's windows):\n\n{checks_text}\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""benchmarks.predict_speed's split of a profiled run into parts: each part's time counted once."""
+
+from __future__ import annotations
+
+import cProfile
+import importlib.util
+import time
+
+import pytest
+
+from benchmarks.predict_speed import shares
+
+_MODULES = {
+    "readers.py": "import time\ndef frames(n):\n    for i in range(n):\n        time.sleep(0.02)\n        yield i\n",
+    "detectors.py": "import time\ndef detect(frame):\n    time.sleep(0.03)\n",
+    "tracking.py": "import time\nfrom detectors import detect\n"
+                   "def update(frame, index):\n    if index % 2 == 0:\n        detect(frame)\n    else:\n"
+                   "        _follow(frame)\ndef _follow(frame):\n    time.sleep(0.01)\n",
+    "predictor.py": "import time\nfrom readers import frames\nfrom tracking import update\n"
+                    "def align_face(frame):\n    time.sleep(0.005)\n"
+                    "def _probabilities(clips):\n    time.sleep(0.04)\n"
+                    "def predict_video(n):\n    for index in frames(n):\n        update(index, index)\n"
+                    "        align_face(index)\n    _probabilities(None)\n",
+}
+
+
+def test_profiled_parts_are_counted_once(tmp_path, monkeypatch):
+    for name, text in _MODULES.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = importlib.util.spec_from_file_location("predictor", tmp_path / "predictor.py")
+    predictor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predictor)
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    time.sleep(0.1)  # "start-up"
+    profile.runcall(predictor.predict_video, 10)
+    total = time.perf_counter() - started
+    profile.dump_stats(tmp_path / "run.prof")
+    parts = shares(tmp_path / "run.prof", total + 0.1)  # 0.1 s the profile did not see: start-up too
+    expected = {"decode": 10 * 0.02, "detection": 5 * 0.03, "following": 5 * 0.01, "alignment": 10 * 0.005,
+                "model": 0.04}
+    for part, seconds in expected.items():
+        assert parts[part] == pytest.approx(seconds, abs=0.02 + 0.3 * seconds), (part, parts)
+    assert parts["start-up"] == pytest.approx(0.2, abs=0.05)
+    assert sum(parts.values()) == pytest.approx(total + 0.1, abs=1e-6)
