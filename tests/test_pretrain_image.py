@@ -225,3 +225,26 @@ def test_bad_settings_stop_with_one_line(tmp_path, capsys, override, message):
     assert cli.main(["pretrain-image", *as_overrides(config), override]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the run's log lines, if it got that far
     assert error.startswith("fe-adapter pretrain-image: error: ") and message in error, error
+
+
+def test_the_default_training_augmentation_runs_on_every_draw():
+    """The default recipe's RandAugment policy, drawn many times (seeded): timm's "-inc1" variant makes posterize
+    ask Pillow (13) for 0 bits about once in 200 draws, a ValueError in the middle of an epoch."""
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    from fe_adapter.data.image_dataset import image_transform
+    from fe_adapter.data.transforms import Normalization
+    from fe_adapter.training.image_config import ImageDataConfig
+
+    settings = ImageDataConfig()
+    transform = image_transform(Normalization(size=32), train=True, augment=settings.augment, scale=settings.scale,
+                                hflip=settings.hflip, color_jitter=settings.color_jitter,
+                                auto_augment=settings.auto_augment, re_prob=settings.re_prob)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    random.seed(0)
+    torch.manual_seed(0)
+    for _ in range(1000):
+        assert transform(image).shape == (3, 32, 32)

@@ -21,7 +21,7 @@ from fe_adapter.data.transforms import Normalization
 
 def image_transform(normalization: Normalization, train: bool, augment: bool = True,
                     scale: Sequence[float] = (0.6, 1.0), hflip: float = 0.5, color_jitter: float = 0.4,
-                    auto_augment: str | None = "rand-m9-mstd0.5-inc1", re_prob: float = 0.25,
+                    auto_augment: str | None = "rand-m9-mstd0.5", re_prob: float = 0.25,
                     crop_pct: float = 1.0) -> Callable:
     """timm's transform of a PIL image to a normalised (3, size, size) tensor: for training (``train`` and
     ``augment``) a random resized crop of ``scale`` of the image, horizontal flip, colour jitter, RandAugment

@@ -50,7 +50,7 @@ class ImageDataConfig:
     scale: list[float] = field(default_factory=lambda: [0.6, 1.0])  # of the random resized crop
     hflip: float = 0.5
     color_jitter: float = 0.4
-    auto_augment: str | None = "rand-m9-mstd0.5-inc1"  # timm's RandAugment policy string, or null
+    auto_augment: str | None = "rand-m9-mstd0.5"  # timm's RandAugment policy string, or null
     re_prob: float = 0.25  # random erasing
     crop_pct: float = 1.0  # evaluation: resize to img_size / crop_pct, centre crop (faces are tight crops)
     mixup: float = 0.8  # mixup alpha (0: off)
