@@ -319,12 +319,14 @@ def test_affectnet_options_are_checked(tmp_path):
     ("affectnet", _affectnet_root, "val"),
 ])
 def test_dataset_configs_hold_options_of_their_format(tmp_path, name, make_root, split):
-    """configs/<name>.yaml (its data section) opens the format's fixture with the root filled in."""
-    import yaml
+    """configs/<name>.yaml is a pretrain-image configuration (every key checked) whose data section opens the
+    format's fixture, with the root given as a user gives it (data.root=...), the way training opens its splits."""
+    from fe_adapter.training.image_config import load_image_config
+    from fe_adapter.training.image_task import open_split
 
-    config = yaml.safe_load((Path(__file__).parent.parent / "configs" / f"{name}.yaml").read_text())
-    options = dict(config["data"])
-    assert options.pop("dataset") == name and options.pop("root") is None
-    listed = data.open_dataset(name, root=make_root(tmp_path), split=split, **options)
+    path = Path(__file__).parent.parent / "configs" / f"{name}.yaml"
+    config = load_image_config(path, [f"data.root={make_root(tmp_path)}"])
+    assert config.data.dataset == name and split in (config.data.train_split, config.data.test_split)
+    listed = open_split(config, split)
     assert listed.items
     assert listed.class_names == (data.FORMATS[name].class_names or data.AFFECTNET_CLASSES[:7])
