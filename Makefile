@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NATIVE := fekernels/_native/libfekernels_native.so
 
+# Independent steps run side by side (the native and AddressSanitizer libraries are one long compile each, on two
+# cores); each step's output is printed in one piece.
+MAKEFLAGS += --jobs=2 --output-sync=target
+
 .PHONY: demo test lint sanitize bench bench-predict native gpu-check gpu-quick gpu-bench clean
 
 $(INSTALLED): pyproject.toml

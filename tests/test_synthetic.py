@@ -26,6 +26,37 @@ def test_deterministic_per_seed_and_split():
     assert first.class_counts() == [2] * 6 and first.class_names == data.SYNTHETIC_CLASSES
 
 
+def test_rendered_frames_are_kept_when_the_set_fits_and_read_back_as_rendered(monkeypatch):
+    """A small set keeps its rendered frames: training reads over several epochs (random frames) give exactly the
+    frames a fresh render gives, and a frame is rendered once; a set too large for the budget keeps none."""
+    from fe_adapter.data import synthetic
+
+    rendered = []
+    render = synthetic._render
+    monkeypatch.setattr(synthetic, "_render", lambda *args: rendered.append(1) or render(*args))
+    dataset = data.SyntheticClips(6, size=16, num_frames=8, seed=2)
+    dataset.transform = lambda clip: clip
+    torch.manual_seed(0)
+    reads = 0  # frames rendered by the dataset's reads
+    for _ in range(3):  # epochs: each draws its own frames
+        for index in range(len(dataset)):
+            seed = synthetic._clip_seed(2, "train", index)
+            picked: list[int] = []
+
+            def sample(length: int, picked: list[int] = picked) -> list[int]:  # the dataset's draw, remembered
+                picked.extend(dataset._indices_for(length))
+                return picked
+
+            before = len(rendered)
+            clip = dataset.read(dataset.items[index], sample)
+            reads += len(rendered) - before
+            fresh = synthetic.render_clip(seed, dataset.class_names[index % 6], lambda _, p=picked: p, 16)
+            assert np.array_equal(clip, fresh)
+    assert reads == len(dataset._frames)  # each frame rendered once, when first read
+    assert len(dataset._frames) > 8 * len(dataset)  # the epochs drew more than one clip's worth of frames
+    assert data.SyntheticClips(600, size=112)._frames is None  # 600 x 32 frames of 112 px: over the budget
+
+
 def test_clips_have_the_dataset_interface():
     dataset = data.SyntheticClips(6, split="test", size=64, num_frames=8)
     sample = dataset[4]

@@ -130,21 +130,28 @@ def _clip_plan(seed: int, class_name: str, size: int) -> tuple[_Face, int, Calla
 
 
 def render_clip(seed: int, class_name: str, indices_for: Callable[[int], Sequence[int]] | None = None,
-                size: int = 112) -> np.ndarray:
+                size: int = 112, cache: dict | None = None) -> np.ndarray:
     """Frames (len(indices), size, size, 3) uint8 of the synthetic clip ``seed`` of class ``class_name``.
 
     ``indices_for(length)`` picks the frames (default: all). Head motion and camera noise are functions of
     the frame's position in the onset ordering, so an offset clip is its onset clip reversed, exactly.
+    ``cache`` (a dict) keeps each rendered frame for later calls: a frame is a function of its key alone.
     """
     face, length, intensity, kind = _clip_plan(seed, class_name, size)
     reverse = class_name == "happy_offset"
     frames = []
     for frame in (indices_for(length) if indices_for else range(length)):
+        key = (seed, class_name, size, frame)
+        if cache is not None and key in cache:
+            frames.append(cache[key])
+            continue
         source = length - 1 - frame if reverse else frame
         angle = face.phase + 2 * np.pi * face.frequency * source / length
         shift = (face.motion * np.sin(angle), 0.5 * face.motion * np.cos(angle))
         noise = np.random.default_rng([seed, source])
         frames.append(_render(face, kind, intensity(frame), shift, size, noise))
+        if cache is not None:
+            cache[key] = frames[-1]
     return np.stack(frames)
 
 
@@ -172,7 +179,14 @@ class SyntheticClips(ClipDataset):
     Training clips get random frame sampling but, by default, no crop or colour jitter: every clip is a new
     identity already, and an image model pretrained on ``SyntheticFaces`` has never seen such distortions
     (they cost the demo's FE-Adapter 2 to 4 points of UAR, see docs/demo.md). Pass ``transform`` to augment.
+
+    Rendering is most of the cost of a synthetic clip (the demo's video models spent most of their loading time
+    in it), so rendered frames are kept in memory when every frame of the set fits ``CACHE_BYTES`` (the demo's
+    40 px clips: ~55 MB); with loader processes each keeps its own.
     """
+
+    #: The most memory the rendered frames of one set may take for them to be kept (see above).
+    CACHE_BYTES = 256 * 2**20
 
     def __init__(self, num_clips: int = 600, split: str = "train", seed: int = 0, size: int = 112,
                  num_frames: int = 16, train: bool | None = None, normalization: Normalization | None = None,
@@ -185,11 +199,13 @@ class SyntheticClips(ClipDataset):
         kwargs.setdefault("transform", eval_transform(normalization))
         super().__init__(clips, num_frames=num_frames, train=train, **kwargs)
         self.split, self.seed, self.size = split, seed, size
+        every_frame = num_clips * (CLIP_LENGTHS.stop - 1) * size * size * 3
+        self._frames: dict | None = {} if every_frame <= self.CACHE_BYTES else None
 
     def read(self, item: ClipItem, indices_for: Callable[[int], Sequence[int]]) -> np.ndarray:
         index = int(item.path.name)
         seed = _clip_seed(self.seed, self.split, index)
-        return render_clip(seed, self.class_names[item.label], indices_for, self.size)
+        return render_clip(seed, self.class_names[item.label], indices_for, self.size, self._frames)
 
 
 class SyntheticFaces(Dataset):
