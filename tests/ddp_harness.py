@@ -31,6 +31,7 @@ def train_and_save(config_values: dict, out: Path) -> Path:
             trainer = Trainer(config_from_dict(values), dist)
             # no random crop, flip or jitter: every process sees the very same pixels of a clip
             trainer.train_set.transform = data.eval_transform(data.normalization_for(trainer.model))
+            trainer.task.augment = None  # nor on the batch
         for epoch in range(trainer.config.optim.epochs):
             trainer.train_epoch(epoch)
         weights = {n: p.detach() for n, p in trainer.model.named_parameters() if p.requires_grad}

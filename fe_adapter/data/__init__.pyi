@@ -1,4 +1,8 @@
 # The public names of fe_adapter.data, for type checkers and for the lazy loader of __init__.py.
+from .batch_augment import (
+    BatchAugment as BatchAugment,
+    prepare_transform as prepare_transform,
+)
 from .dataset import (
     ClipDataset as ClipDataset,
     ClipSample as ClipSample,

@@ -13,6 +13,7 @@ import torch
 
 from fe_adapter import data
 from fe_adapter.data import registry
+from fe_adapter.data.batch_augment import BatchAugment, prepare_transform
 from fe_adapter.model import VideoClassifier, create_model
 from fe_adapter.training.config import ConfigError, DataConfig, ModelConfig
 from fe_adapter.vit import adapt
@@ -133,9 +134,11 @@ def validation_indices(labels: list[int], fraction: float, seed: int) -> list[in
 
 
 def build_dataset(config: DataConfig, normalization: data.Normalization, split: str, train: bool,
-                  seed: int = 0, class_names: tuple[str, ...] | None = None) -> data.ClipDataset:
+                  seed: int = 0, class_names: tuple[str, ...] | None = None,
+                  batch_augment: bool = False) -> data.ClipDataset:
     """One split at the model's input size and statistics, with training-time sampling and augmentation
-    (``train``) or evaluation-time sampling, views and crops.
+    (``train``) or evaluation-time sampling, views and crops. With ``batch_augment`` a training split's clips come
+    as uint8 frames at the input size, for ``training_augment`` to augment on the batch (on the training device).
 
     ``split`` is "train", "val" or "test". With ``data.val_fraction`` > 0, "val" is the part of the training
     split file ``validation_indices`` holds out (with ``seed``, the run's) and "train" the rest; "test" is
@@ -155,8 +158,10 @@ def build_dataset(config: DataConfig, normalization: data.Normalization, split: 
         dataset = data.SyntheticClips(count, source, config.synthetic_seed, config.img_size or normalization.size,
                                       train=train, normalization=normalization, **options)
     else:
-        transform = (data.train_transform(normalization) if train
-                     else data.eval_transform(normalization, spatial_crops=config.spatial_crops))
+        if train:
+            transform = prepare_transform(normalization) if batch_augment else data.train_transform(normalization)
+        else:
+            transform = data.eval_transform(normalization, spatial_crops=config.spatial_crops)
         dataset = data.ClipDataset(clip_list(config, source, class_names), train=train, transform=transform,
                                    min_readable=config.min_readable, **options)
     if source == "test" or not config.val_fraction:
@@ -171,13 +176,22 @@ def build_dataset(config: DataConfig, normalization: data.Normalization, split: 
     return dataset.subset(kept)
 
 
-def build_datasets(config: DataConfig, normalization: data.Normalization, seed: int = 0,
+def build_datasets(config: DataConfig, normalization: data.Normalization, seed: int = 0, batch_augment: bool = False,
                    ) -> tuple[data.ClipDataset, data.ClipDataset | None, data.ClipDataset]:
-    """(train, val, test): the training clips augmented, the validation clips (None without
-    ``data.val_fraction``) and the test split for evaluation."""
+    """(train, val, test): the training clips augmented (with ``batch_augment``: left for ``training_augment``
+    on the batch), the validation clips (None without ``data.val_fraction``) and the test split for evaluation."""
     val = build_dataset(config, normalization, "val", False, seed) if config.val_fraction else None
-    return (build_dataset(config, normalization, "train", True, seed), val,
+    return (build_dataset(config, normalization, "train", True, seed, batch_augment=batch_augment), val,
             build_dataset(config, normalization, "test", False, seed))
+
+
+def training_augment(config: DataConfig, normalization: data.Normalization) -> BatchAugment | None:
+    """The augmentation of training batches ``build_datasets(batch_augment=True)`` leaves to the training
+    device: ``train_transform``'s random resized crop, flip and colour jitter, drawn per clip (None for the
+    synthetic clips, which are not augmented)."""
+    if config.dataset == "synthetic":
+        return None
+    return BatchAugment(normalization)
 
 
 def check_training_classes(clips: data.ClipList | data.ClipDataset, empty_classes: str = "error") -> None:

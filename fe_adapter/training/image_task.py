@@ -180,7 +180,7 @@ class ImageTask(Task):
         mix of its classes' weights)."""
         if self.mixup is None or len(batch) % 2:  # mixing pairs images: a batch an unreadable image made odd is not
             return super().loss(network, batch, device, autocast)
-        images, targets = self.mixup(batch.clips.to(device, non_blocking=True), batch.labels.to(device))
+        images, targets = self.mixup(self.inputs(batch, device), batch.labels.to(device))
         with autocast():
             log_probabilities = network(images).float().log_softmax(-1)
         if self.class_weights is None:

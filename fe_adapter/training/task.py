@@ -23,6 +23,9 @@ class Task:
     """The parts of a training run that depend on what is trained. ``unit`` names a sample in the log ("clips")."""
 
     unit = "samples"
+    #: Augmentation of training batches on the training device (``BatchAugment``), set by ``build_datasets``
+    #: when the training samples come unaugmented; None when the loader augments or nothing does.
+    augment: Any = None
 
     def build_model(self, config: Any) -> nn.Module:
         raise NotImplementedError
@@ -68,10 +71,15 @@ class Task:
              autocast: Any) -> tuple[torch.Tensor, float]:
         """The (weighted) mean loss of a batch and its weight (see ``weight_of``)."""
         weight = self.weight_of(batch.labels)
-        inputs, labels = batch.clips.to(device, non_blocking=True), batch.labels.to(device)
+        inputs, labels = self.inputs(batch, device), batch.labels.to(device)
         with autocast():
             loss = self.criterion(network(inputs).float(), labels)
         return loss, weight
+
+    def inputs(self, batch: data.ClipBatch, device: torch.device) -> torch.Tensor:
+        """The batch's clips (or images) on ``device``, augmented there by ``augment`` if set."""
+        clips = batch.clips.to(device, non_blocking=True)
+        return clips if self.augment is None else self.augment(clips)
 
     def after_step(self, model: nn.Module, step: int) -> None:
         """Called after each optimizer step (e.g. to update an average of the weights)."""
@@ -107,12 +115,13 @@ class VideoTask(Task):
         return build_model(config.model, len(class_names), config.data.num_frames, class_names, config.data.img_size)
 
     def build_datasets(self, config: Any, model: nn.Module, seed: int) -> tuple[Any, Any, Any]:
-        from fe_adapter.training.builders import build_datasets
+        from fe_adapter.training.builders import build_datasets, training_augment
 
         normalization = data.normalization_for(model)
         if config.data.img_size:
             normalization = data.Normalization(config.data.img_size, normalization.mean, normalization.std)
-        return build_datasets(config.data, normalization, seed)
+        self.augment = training_augment(config.data, normalization)  # on the batch, on the training device
+        return build_datasets(config.data, normalization, seed, batch_augment=self.augment is not None)
 
     def save(self, model: nn.Module, path: Any) -> None:
         save_adapters(model, path)

@@ -1,0 +1,157 @@
+"""``BatchAugment``: training augmentation on a batch (on the training device), one draw per clip applied to all
+its frames, a different draw per clip, the distribution ``ClipAugment`` draws from, and ``ClipAugment``'s
+result for a given draw on both of its paths (clip by clip on the CPU, batched elsewhere)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fe_adapter import data
+from fe_adapter.data.batch_augment import BatchAugment, prepare_transform
+from fe_adapter.data.transforms import AugmentParameters
+
+NORM = data.Normalization(size=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+PATHS = pytest.mark.parametrize("batched", [False, True], ids=["clip by clip", "batched"])
+
+
+def _clips(batch: int, frames: int, seed: int = 0, height: int = 40, width: int = 52) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, frames, 3, height, width), dtype=torch.uint8, generator=generator)
+
+
+def _ramps(batch: int, frames: int, height: int = 40, width: int = 52) -> torch.Tensor:
+    """Clips whose red channel is the column, green the row (the same in every frame), blue the frame number."""
+    clips = torch.empty(batch, frames, 3, height, width, dtype=torch.uint8)
+    clips[:, :, 0] = (torch.arange(width) * 4).to(torch.uint8)
+    clips[:, :, 1] = (torch.arange(height) * 4).to(torch.uint8)[:, None]
+    clips[:, :, 2] = (torch.arange(frames) * 30).to(torch.uint8)[:, None, None]
+    return clips
+
+
+@PATHS
+@pytest.mark.parametrize("seed", range(3))
+def test_a_clip_of_identical_frames_stays_identical(batched, seed):
+    clips = _clips(6, 1, seed).expand(6, 5, 3, 40, 52).contiguous()
+    torch.manual_seed(seed)
+    out = BatchAugment(NORM, batched=batched)(clips)
+    assert out.shape == (6, 5, 3, 32, 32) and out.dtype == torch.float32
+    for clip in out:
+        assert all(torch.equal(clip[0], clip[frame]) for frame in range(1, 5))
+
+
+@PATHS
+def test_frames_that_differ_get_the_same_crop_box_and_flip(batched):
+    clips = _ramps(16, 4)
+    torch.manual_seed(1)
+    out = BatchAugment(NORM, jitter=0.0, batched=batched)(clips)
+    for clip in out:  # columns and rows (red, green) land alike in every frame; the frames' own blue stays theirs
+        assert all(torch.equal(clip[0, :2], clip[frame, :2]) for frame in range(1, 4))
+        blues = [clip[frame, 2].mean().item() for frame in range(4)]
+        assert blues == sorted(blues) and len(set(blues)) == 4
+
+
+@PATHS
+def test_each_clip_of_a_batch_gets_its_own_draw(batched):
+    clips = _clips(1, 3, seed=2).expand(8, 3, 3, 40, 52).contiguous()
+    torch.manual_seed(0)
+    out = BatchAugment(NORM, batched=batched)(clips)
+    assert all(not torch.equal(out[i], out[j]) for i in range(8) for j in range(i + 1, 8))
+
+
+@PATHS
+def test_the_batch_gets_what_each_clip_gets_from_clip_augment(batched):
+    augment = BatchAugment(NORM, batched=batched)
+    clips = _clips(5, 3, seed=4)
+    draws = [AugmentParameters((4, 7, 28, 33), True, brightness=1.3, contrast=0.7, saturation=1.25),
+             AugmentParameters((0, 0, 40, 52), False),
+             AugmentParameters((10, 2, 30, 45), False, brightness=0.75, contrast=1.28, saturation=0.71),
+             AugmentParameters((1, 1, 39, 50), True, brightness=1.0, contrast=1.0, saturation=1.0),
+             AugmentParameters((5, 9, 35, 40), True, brightness=0.9, contrast=1.1, saturation=1.2)]
+    expected = torch.stack([augment.clip_augment.apply(clip, draw) for clip, draw in zip(clips, draws, strict=True)])
+    torch.testing.assert_close(augment.apply(clips, draws), expected, rtol=0, atol=1e-5)
+    images = clips[:, 0]  # (B, 3, H, W): a batch of images (contrast against each image's own mean grey)
+    expected = torch.stack([augment.clip_augment.apply(image, draw) for image, draw in zip(images, draws, strict=True)])
+    torch.testing.assert_close(augment.apply(images, draws), expected, rtol=0, atol=1e-5)
+
+
+def test_flips_and_crops_follow_the_configured_distribution():
+    augment = BatchAugment(NORM, scale=(0.5, 0.9), flip=0.3, jitter=0.0)
+    torch.manual_seed(0)
+    out = augment(_ramps(400, 1, width=52))
+    flipped = out[:, 0, 0, :, -1] < out[:, 0, 0, :, 0]  # red falls from left to right: flipped
+    assert flipped.all(dim=1).eq(flipped.any(dim=1)).all()
+    rate = flipped[:, 0].float().mean().item()
+    assert abs(rate - 0.3) < 4 * (0.3 * 0.7 / 400) ** 0.5, rate  # 4 standard deviations of a binomial rate
+    draws = augment.sample(2000, 40, 52)
+    areas = torch.tensor([draw.crop[2] * draw.crop[3] / (40 * 52) for draw in draws])
+    assert 0.5 * 0.95 <= areas.min() and areas.max() <= 0.9 * 1.05  # rounded boxes: a few % either way
+    assert 0.5 < areas.quantile(0.05) < 0.56 and 0.84 < areas.quantile(0.95) < 0.9  # uniform over [0.5, 0.9]
+    ratios = torch.tensor([draw.crop[3] / draw.crop[2] for draw in draws])
+    assert ratios.min() >= 3 / 4 * 0.9 and ratios.max() <= 4 / 3 * 1.1
+
+
+def test_colour_factors_are_drawn_per_clip_within_the_jitter():
+    draws = BatchAugment(NORM, jitter=0.3).sample(2000, 40, 52)
+    for name in ("brightness", "contrast", "saturation"):
+        factors = torch.tensor([getattr(draw, name) for draw in draws])
+        assert 0.7 <= factors.min() and factors.max() <= 1.3
+        assert abs(factors.mean().item() - 1.0) < 0.02 and abs(factors.std().item() - 0.6 / 12**0.5) < 0.01
+
+
+@PATHS
+def test_the_same_seed_gives_the_same_augmentation(batched):
+    clips = _clips(4, 2, seed=6)
+    augment = BatchAugment(NORM, batched=batched)
+    torch.manual_seed(7)
+    first = augment(clips)
+    torch.manual_seed(7)
+    assert torch.equal(augment(clips), first)
+    torch.manual_seed(8)
+    assert not torch.equal(augment(clips), first)
+
+
+def test_batch_augment_refuses_float_pixels_and_other_shapes():
+    with pytest.raises(TypeError, match="uint8 pixels"):
+        BatchAugment(NORM)(torch.rand(2, 3, 3, 40, 52))
+    with pytest.raises(ValueError, match=r"\(B, T, 3, H, W\) or \(B, 3, H, W\) clips, got \(2, 4, 40, 52\)"):
+        BatchAugment(NORM)(torch.zeros(2, 4, 40, 52, dtype=torch.uint8))
+
+
+def test_prepare_transform_leaves_frames_of_the_input_size_and_brings_others_to_it():
+    clip = _clips(1, 3, height=32, width=32)[0]
+    assert prepare_transform(NORM)(clip) is clip
+    wide = _clips(1, 3, height=40, width=52)[0]
+    prepared = prepare_transform(NORM)(wide)
+    assert prepared.dtype == torch.uint8 and prepared.shape == (3, 3, 32, 32)
+    # the evaluation geometry: the shorter side resized, the centre kept
+    torch.testing.assert_close(data.eval_transform(NORM)(wide), data.eval_transform(NORM)(prepared), rtol=0,
+                               atol=1e-6)
+
+
+def test_video_training_loads_uint8_clips_and_augments_them_on_the_batch(tmp_path, monkeypatch):
+    """``fe-adapter train`` on frame folders: the loader hands out the decoded uint8 frames, the task crops,
+    flips, jitters and normalises the batch on the training device (one call per batch), and the run trains."""
+    from fe_adapter.training import Trainer, config_from_dict
+    from tests.training_cases import noise_clip, tiny_config
+
+    lines = []
+    for index in range(4):
+        noise_clip(tmp_path / "clips" / f"c{index}", seed=index)
+        lines.append(f"clips/c{index} {index % 2}")
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    trainer = Trainer(config_from_dict(tiny_config(tmp_path / "run", data={
+        "dataset": "list", "train_list": str(tmp_path / "train.txt"), "test_list": str(tmp_path / "train.txt"),
+        "class_names": ["calm", "tense"], "batch_size": 2}, optim={"epochs": 1})))
+    assert isinstance(trainer.task.augment, BatchAugment)
+    sample = trainer.train_set[0].clip
+    assert sample.dtype == torch.uint8 and sample.shape == (4, 3, 32, 32)
+    assert trainer.test_set[0].clip.dtype == torch.float32  # evaluation: normalised in the loader, as before
+    augmented = []
+    original = BatchAugment.__call__
+    monkeypatch.setattr(BatchAugment, "__call__", lambda self, clips: augmented.append(clips.shape) or
+                        original(self, clips))
+    stats = trainer.train_epoch(0)
+    assert augmented == [(2, 4, 3, 32, 32)] * 2 and math.isfinite(stats["loss"])
