@@ -55,6 +55,8 @@ BATCH = 8
 QUALITY = 90
 #: The cases every other is compared with: evaluation as it cost before this benchmark's changes.
 BASELINE = {unit: f"{unit}: evaluation (torchvision v2 ToDtype + Normalize, before)" for unit in ("clips", "images")}
+#: Evaluation as it is now: what a training clip or image, augmentation counted, should not cost more than.
+EVALUATION = {unit: f"{unit}: evaluation" for unit in ("clips", "images")}
 
 
 def _write_trees(folder: Path, clips: int, images: int, seed: int = 0) -> tuple[Path, Path]:
@@ -122,22 +124,28 @@ class _Images(Dataset):
         return self.transform(pixels)[0], self.items[index].label
 
 
-def _timed_rounds(loader: DataLoader, rounds: int) -> tuple[list[float], list[float]]:
+def _timed_rounds(loader: DataLoader, rounds: int, on_batch: Callable | None = None) -> tuple[list[float], list[float]]:
     """Items per CPU second (this process's CPU time) and per wall-clock second of each pass over ``loader``,
-    after one untimed batch to warm up."""
-    next(iter(loader))
+    with ``on_batch`` (augmentation on the batch) applied to each batch's pixels inside the timing, after one
+    untimed batch to warm up."""
+    first = next(iter(loader))
+    if on_batch is not None:
+        on_batch(first[0])
     per_cpu_second, per_second = [], []
     for _ in range(rounds):
         count, cpu_started, started = 0, time.process_time(), time.perf_counter()
         for batch in loader:
+            if on_batch is not None:
+                on_batch(batch[0])
             count += len(batch[1])
         per_cpu_second.append(count / (time.process_time() - cpu_started))
         per_second.append(count / (time.perf_counter() - started))
     return per_cpu_second, per_second
 
 
-def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]]]:
-    """name -> (unit, a function building the dataset)."""
+def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]] |
+                                             tuple[str, Callable[[], Dataset], Callable]]:
+    """name -> (unit, a function building the dataset[, augmentation applied to each batch, timed with it])."""
     import timm.data
 
     norm = data.Normalization(size=SIZE)
@@ -155,9 +163,21 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
             "clips", lambda: data.ClipDataset(clips, FRAMES, train=True, transform=data.train_transform(norm))),
         "clips: training, augmentation (torchvision v2, before)": (
             "clips", lambda: data.ClipDataset(clips, FRAMES, train=True, transform=_torchvision_train_transform(norm))),
+        "clips: training, loader only (uint8 frames for BatchAugment; the augmentation on a GPU)": (
+            "clips", lambda: data.ClipDataset(clips, FRAMES, train=True, transform=data.prepare_transform(norm))),
+        "clips: training, loader + BatchAugment on the CPU (clip by clip)": (
+            "clips", lambda: data.ClipDataset(clips, FRAMES, train=True, transform=data.prepare_transform(norm)),
+            data.BatchAugment(norm)),
+        "clips: training, loader + BatchAugment's batched (GPU) path run on the CPU": (
+            "clips", lambda: data.ClipDataset(clips, FRAMES, train=True, transform=data.prepare_transform(norm)),
+            data.BatchAugment(norm, batched=True)),
         BASELINE["images"]: ("images", lambda: _Images(images, _torchvision_eval_transform(norm))),
         "images: evaluation": ("images", lambda: _Images(images, data.eval_transform(norm))),
         "images: training, augmentation (ClipAugment)": ("images", lambda: _Images(images, data.train_transform(norm))),
+        "images: training, loader only (uint8 for BatchAugment; the augmentation on a GPU)": (
+            "images", lambda: _Images(images, data.prepare_transform(norm))),
+        "images: training, loader + BatchAugment on the CPU (image by image)": (
+            "images", lambda: _Images(images, data.prepare_transform(norm)), data.BatchAugment(norm)),
         "images: training, timm RandAugment + random erasing (reference)": (
             "images", lambda: _Images(images, timm_train, pil=True)),
     }
@@ -171,11 +191,11 @@ def _collate(samples: list) -> tuple:
 
 def measure(dfew: Path, faces: Path, rounds: int) -> list[dict]:
     rows = []
-    for name, (unit, build) in cases(dfew, faces).items():
+    for name, (unit, build, *on_batch) in cases(dfew, faces).items():
         torch.manual_seed(0)
         dataset = build()
         loader = DataLoader(dataset, batch_size=BATCH, shuffle=False, num_workers=0, collate_fn=_collate)
-        rates, wall_rates = _timed_rounds(loader, rounds)
+        rates, wall_rates = _timed_rounds(loader, rounds, *on_batch)
         rows.append({"case": name, "unit": unit, "items": len(dataset), "rounds": rounds,
                      "per_cpu_second": statistics.median(rates), "fastest": max(rates), "slowest": min(rates),
                      "per_wall_second": statistics.median(wall_rates)})
@@ -185,12 +205,13 @@ def measure(dfew: Path, faces: Path, rounds: int) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     baseline = {row["unit"]: row["per_cpu_second"] for row in rows if row["case"] == BASELINE[row["unit"]]}
+    now = {row["unit"]: row["per_cpu_second"] for row in rows if row["case"] == EVALUATION[row["unit"]]}
     lines = ["| case | per CPU second (median round) | fastest to slowest round | vs evaluation before | "
-             "per wall-clock second |", "|---|---|---|---|---|"]
+             "vs evaluation now | per wall-clock second |", "|---|---|---|---|---|---|"]
     for row in rows:
-        ratio = row["per_cpu_second"] / baseline[row["unit"]]
+        ratio, ratio_now = row["per_cpu_second"] / baseline[row["unit"]], row["per_cpu_second"] / now[row["unit"]]
         lines.append(f"| {row['case']} | {row['per_cpu_second']:.1f} {row['unit']} | {row['fastest']:.1f} to "
-                     f"{row['slowest']:.1f} | {ratio:.2f}x | {row['per_wall_second']:.1f} |")
+                     f"{row['slowest']:.1f} | {ratio:.2f}x | {ratio_now:.2f}x | {row['per_wall_second']:.1f} |")
     return "\n".join(lines)
 
 
@@ -222,7 +243,8 @@ def main() -> None:
     command = "python -m benchmarks.loading" + (f" --clips {args.clips}" if args.clips != 32 else "") + (
         f" --images {args.images}" if args.images != 256 else "") + (f" --rounds {args.rounds}" if args.rounds != 3
                                                                       else "")
-    record = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "threads": 1, "load_average_before": load_before,
+    record = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "threads": 1, "niceness": os.nice(0),
+                          "load_average_before": load_before,
                           "load_average_after": os.getloadavg(), **_versions()},
               "commit": commit.strip(), "date": date.today().isoformat(), "command": command,
               "settings": {"frames_per_clip": FRAMES, "frames_on_disk": "16 to 48", "size": SIZE, "batch": BATCH,
@@ -237,7 +259,7 @@ def main() -> None:
         f"`{command}` at commit {record['commit']}: {args.clips} clips of 16 to 48 frames ({FRAMES} sampled) and "
         f"{args.images} images, {SIZE} px JPEG (quality {QUALITY}), batches of {BATCH}, loaded in the main process "
         f"with one torch thread; rates per CPU second of the process (per wall-clock second in the last "
-        f"column). Python {machine['python']}, torch {machine['torch']}, torchvision "
+        f"column); niceness {machine['niceness']}. Python {machine['python']}, torch {machine['torch']}, torchvision "
         f"{machine['torchvision']}, Pillow {machine['pillow']}, timm {machine['timm']}; {machine['cores']} cores, "
         f"load average (1, 5, 15 min) {', '.join(f'{v:.2f}' for v in load_before)} before and "
         f"{', '.join(f'{v:.2f}' for v in machine['load_average_after'])} after.\n\n{table(rows)}\n")
