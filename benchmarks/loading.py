@@ -148,9 +148,12 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
     """name -> (unit, a function building the dataset[, augmentation applied to each batch, timed with it])."""
     import timm.data
 
+    from fe_adapter.data.image_dataset import image_train_transforms, image_transform
+
     norm = data.Normalization(size=SIZE)
     clips = data.dfew(dfew, fold=1, split="train")
     images = data.image_folder(faces, "train")
+    image_train = image_train_transforms(norm)  # pretrain-image's default recipe, split as the trainer runs it
     timm_train = timm.data.create_transform(SIZE, is_training=True, auto_augment="rand-m9-mstd0.5",
                                             re_prob=0.25, interpolation="bicubic", mean=norm.mean, std=norm.std)
     return {
@@ -180,6 +183,12 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
             "images", lambda: _Images(images, data.prepare_transform(norm)), data.BatchAugment(norm)),
         "images: training, timm RandAugment + random erasing (reference)": (
             "images", lambda: _Images(images, timm_train, pil=True)),
+        "images: pretrain-image's timm recipe, all in the loader (before)": (
+            "images", lambda: _Images(images, image_transform(norm, train=True), pil=True)),
+        "images: pretrain-image's timm recipe, loader only (crop, flip, RandAugment to uint8; the rest on a GPU)": (
+            "images", lambda: _Images(images, image_train[0], pil=True)),
+        "images: pretrain-image's timm recipe, loader + normalisation and erasing on the batch on the CPU": (
+            "images", lambda: _Images(images, image_train[0], pil=True), image_train[1]),
     }
 
 

@@ -155,3 +155,61 @@ def test_video_training_loads_uint8_clips_and_augments_them_on_the_batch(tmp_pat
                         original(self, clips))
     stats = trainer.train_epoch(0)
     assert augmented == [(2, 4, 3, 32, 32)] * 2 and math.isfinite(stats["loss"])
+
+
+def test_image_training_augmentation_is_timms_split_between_loader_and_batch():
+    """timm's training transform, and the same split as timm's GPU prefetcher splits it (crop, flip and
+    RandAugment per PIL image, then normalisation and random erasing on the batch), give the same image from
+    the same seeds."""
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    from fe_adapter.data.image_dataset import image_train_transforms, image_transform
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8))
+    whole = image_transform(NORM, train=True, re_prob=0.9)
+    per_image, on_batch = image_train_transforms(NORM, re_prob=0.9)
+    for seed in range(8):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        expected = whole(image)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        loaded = per_image(image)
+        assert loaded.dtype == torch.uint8 and loaded.shape == (3, 32, 32)
+        torch.testing.assert_close(on_batch(loaded[None])[0], expected, rtol=0, atol=1e-5)
+
+
+def test_random_erasing_on_the_batch_draws_per_image_at_its_rate():
+    from fe_adapter.data.image_dataset import ImageBatchAugment
+
+    images = torch.full((400, 3, 32, 32), 128, dtype=torch.uint8)
+    torch.manual_seed(0)
+    out = ImageBatchAugment(NORM, re_prob=0.25)(images)
+    plain = (128 / 255 - torch.tensor(NORM.mean)) / torch.tensor(NORM.std)
+    erased = ~torch.isclose(out, plain.view(1, 3, 1, 1), atol=1e-5).flatten(1).all(dim=1)
+    assert abs(erased.float().mean().item() - 0.25) < 4 * (0.25 * 0.75 / 400) ** 0.5
+    boxes = {tuple(torch.nonzero(~torch.isclose(o[0], plain[0], atol=1e-5)).amin(0).tolist()) for o in out[erased]}
+    assert len(boxes) > 0.8 * erased.sum().item()  # a box of its own per erased image
+    with pytest.raises(ValueError, match=r"uint8 \(B, 3, H, W\) images, got torch.float32 \(2, 3, 8, 8\)"):
+        ImageBatchAugment(NORM)(torch.zeros(2, 3, 8, 8))
+
+
+def test_image_training_loads_uint8_images_and_finishes_them_on_the_batch(tmp_path):
+    from fe_adapter.data.image_dataset import ImageBatchAugment
+    from fe_adapter.training import ImageTask, Trainer, image_config_from_dict
+    from tests.test_pretrain_image import tiny_image_config
+
+    trainer = Trainer(image_config_from_dict(tiny_image_config(tmp_path / "run", optim={"epochs": 1})), None,
+                      ImageTask())
+    assert isinstance(trainer.task.augment, ImageBatchAugment) and trainer.task.augment.re_prob == 0.25
+    sample = trainer.train_set[0].clip
+    assert sample.dtype == torch.uint8 and sample.shape == (3, 32, 32)
+    assert trainer.test_set[0].clip.dtype == torch.float32
+    batch = next(iter(trainer.train_loader))
+    inputs = trainer.task.inputs(batch, torch.device("cpu"))
+    assert inputs.dtype == torch.float32 and inputs.shape == (8, 3, 32, 32)

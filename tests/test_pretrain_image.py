@@ -235,16 +235,17 @@ def test_the_default_training_augmentation_runs_on_every_draw():
     import numpy as np
     from PIL import Image
 
-    from fe_adapter.data.image_dataset import image_transform
+    from fe_adapter.data.image_dataset import image_train_transforms
     from fe_adapter.data.transforms import Normalization
     from fe_adapter.training.image_config import ImageDataConfig
 
     settings = ImageDataConfig()
-    transform = image_transform(Normalization(size=32), train=True, augment=settings.augment, scale=settings.scale,
-                                hflip=settings.hflip, color_jitter=settings.color_jitter,
-                                auto_augment=settings.auto_augment, re_prob=settings.re_prob)
+    transform, on_batch = image_train_transforms(Normalization(size=32), scale=settings.scale, hflip=settings.hflip,
+                                                 color_jitter=settings.color_jitter,
+                                                 auto_augment=settings.auto_augment, re_prob=settings.re_prob)
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8))
     random.seed(0)
     torch.manual_seed(0)
-    for _ in range(1000):
-        assert transform(image).shape == (3, 32, 32)
+    images = [transform(image) for _ in range(1000)]
+    assert all(image.shape == (3, 32, 32) and image.dtype == torch.uint8 for image in images)
+    assert on_batch(torch.stack(images)).shape == (1000, 3, 32, 32)

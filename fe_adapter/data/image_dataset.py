@@ -38,6 +38,49 @@ def image_transform(normalization: Normalization, train: bool, augment: bool = T
                             std=normalization.std, crop_pct=crop_pct)
 
 
+def image_train_transforms(normalization: Normalization, scale: Sequence[float] = (0.6, 1.0), hflip: float = 0.5,
+                           color_jitter: float = 0.4, auto_augment: str | None = "rand-m9-mstd0.5",
+                           re_prob: float = 0.25) -> tuple[Callable, ImageBatchAugment]:
+    """``image_transform``'s training augmentation split as timm splits it for its GPU prefetcher: per image (in
+    the loader) timm's random resized crop, flip, colour jitter and RandAugment on the PIL image, giving a uint8
+    (3, size, size) tensor (``create_transform(use_prefetcher=True)``); per batch (on the training device) the
+    normalisation and random erasing (``ImageBatchAugment``)."""
+    from timm.data import create_transform
+
+    size = (3, normalization.size, normalization.size)
+    per_image = create_transform(size, is_training=True, scale=tuple(scale), hflip=hflip,
+                                 color_jitter=color_jitter or None, auto_augment=auto_augment, interpolation="bicubic",
+                                 mean=normalization.mean, std=normalization.std, re_prob=re_prob, re_mode="pixel",
+                                 use_prefetcher=True)
+    return per_image, ImageBatchAugment(normalization, re_prob)
+
+
+class ImageBatchAugment:
+    """The last steps of timm's training transform on a batch of uint8 (B, 3, H, W) images, on their device:
+    the conversion to float and the normalisation, then timm's ``RandomErasing`` (``re_prob``, random normal
+    pixels; a draw per image), as timm's ``PrefetchLoader`` applies them on the GPU."""
+
+    def __init__(self, normalization: Normalization, re_prob: float = 0.25) -> None:
+        self.normalization, self.re_prob = normalization, re_prob
+        self._erasing: dict[str, Callable] = {}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        mean = torch.tensor([255 * value for value in self.normalization.mean], device=images.device)
+        std = torch.tensor([255 * value for value in self.normalization.std], device=images.device)
+        pixels = images.float().sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
+        if self.re_prob <= 0:
+            return pixels
+        device = str(images.device)
+        if device not in self._erasing:
+            from timm.data.random_erasing import RandomErasing
+
+            self._erasing[device] = RandomErasing(self.re_prob, mode="pixel", device=device)
+        return self._erasing[device](pixels)
+
+
 class ImageDataset(LabelledItems):
     """The images of an ``ImageList`` (``fe_adapter.data.images``, ``fe_adapter.data.registry``), each
     transformed on its own.

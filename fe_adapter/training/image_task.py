@@ -98,16 +98,17 @@ class ImageTask(Task):
 
     # data ------------------------------------------------------------------------------------------
     def build_datasets(self, config: ImageTrainConfig, model: nn.Module, seed: int) -> tuple[Any, Any, Any]:
-        from fe_adapter.data.image_dataset import ImageDataset, image_transform
+        from fe_adapter.data.image_dataset import ImageDataset, image_train_transforms, image_transform
         from fe_adapter.training.builders import validation_indices
 
         settings = config.data
         normalization = data.normalization_for(model)
-        augment = dict(augment=settings.augment, scale=settings.scale, hflip=settings.hflip,
-                       color_jitter=settings.color_jitter, auto_augment=settings.auto_augment,
-                       re_prob=settings.re_prob, crop_pct=settings.crop_pct)
-        train_transform = image_transform(normalization, train=True, **augment)
-        eval_transform = image_transform(normalization, train=False, **augment)
+        eval_transform = image_transform(normalization, train=False, crop_pct=settings.crop_pct)
+        train_transform, self.augment = eval_transform, None
+        if settings.augment:  # crop, flip, RandAugment in the loader; normalisation and erasing on the device
+            train_transform, self.augment = image_train_transforms(
+                normalization, scale=settings.scale, hflip=settings.hflip, color_jitter=settings.color_jitter,
+                auto_augment=settings.auto_augment, re_prob=settings.re_prob)
 
         def dataset(split: str, train: bool) -> ImageDataset:
             images = open_split(config, split, self.class_names)
