@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import subprocess
 import tempfile
@@ -259,7 +260,8 @@ def main() -> None:
               "settings": {"frames_per_clip": FRAMES, "frames_on_disk": "16 to 48", "size": SIZE, "batch": BATCH,
                            "jpeg_quality": QUALITY, "clips": args.clips, "images": args.images},
               "rows": rows}
-    stem = f"loading-{cpu.split()[0].lower()}-{date.today().isoformat()}"
+    maker = re.sub(r"\(.*?\)", "", cpu).split()  # "Intel(R) Xeon(R) ..." -> intel-xeon, "AMD EPYC ..." -> amd
+    stem = f"loading-{'-'.join(maker[:2] if maker[0].lower() == 'intel' else maker[:1]).lower()}-{date.today()}"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{stem}.json", record)
     machine = record["machine"]
