@@ -186,9 +186,10 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
             "images", lambda: _Images(images, timm_train, pil=True)),
         "images: pretrain-image's timm recipe, all in the loader (before)": (
             "images", lambda: _Images(images, image_transform(norm, train=True), pil=True)),
-        "images: pretrain-image's timm recipe, loader only (crop, flip, RandAugment to uint8; the rest on a GPU)": (
+        "images: pretrain-image's timm recipe, loader only (crop and flip to uint8; the rest on a GPU)": (
             "images", lambda: _Images(images, image_train[0], pil=True)),
-        "images: pretrain-image's timm recipe, loader + normalisation and erasing on the batch on the CPU": (
+        "images: pretrain-image's timm recipe, loader + RandAugment, normalisation and erasing on the batch on "
+        "the CPU": (
             "images", lambda: _Images(images, image_train[0], pil=True), image_train[1]),
     }
 

@@ -157,10 +157,12 @@ def test_video_training_loads_uint8_clips_and_augments_them_on_the_batch(tmp_pat
     assert augmented == [(2, 4, 3, 32, 32)] * 2 and math.isfinite(stats["loss"])
 
 
-def test_image_training_augmentation_is_timms_split_between_loader_and_batch():
-    """timm's training transform, and the same split as timm's GPU prefetcher splits it (crop, flip and
-    RandAugment per PIL image, then normalisation and random erasing on the batch), give the same image from
-    the same seeds."""
+@pytest.mark.parametrize("auto_augment", ["rand-m9-mstd0.5", None, "original"])
+def test_image_training_augmentation_is_timms_split_between_loader_and_batch(auto_augment):
+    """timm's whole training transform on the PIL image, and the same split between the loader (crop and flip on
+    the uint8 tensor; AutoAugment on the PIL image) and the batch (RandAugment or colour jitter on tensors,
+    normalisation, random erasing), draw the same from the same seeds and give the same image to a few grey
+    levels (tensor and PIL resampling and rounding differ; another draw would differ by tens)."""
     import random
 
     import numpy as np
@@ -168,10 +170,11 @@ def test_image_training_augmentation_is_timms_split_between_loader_and_batch():
 
     from fe_adapter.data.image_dataset import image_train_transforms, image_transform
 
-    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8))
-    whole = image_transform(NORM, train=True, re_prob=0.9)
-    per_image, on_batch = image_train_transforms(NORM, re_prob=0.9)
-    for seed in range(8):
+    image = Image.fromarray(np.ascontiguousarray(data.render_clip(1, "sad", size=48)[0]))
+    whole = image_transform(NORM, train=True, re_prob=0.5, auto_augment=auto_augment)
+    per_image, on_batch = image_train_transforms(NORM, re_prob=0.5, auto_augment=auto_augment)
+    levels = 255 * torch.tensor(NORM.std).view(3, 1, 1)
+    for seed in range(12):
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
@@ -181,7 +184,8 @@ def test_image_training_augmentation_is_timms_split_between_loader_and_batch():
         torch.manual_seed(seed)
         loaded = per_image(image)
         assert loaded.dtype == torch.uint8 and loaded.shape == (3, 32, 32)
-        torch.testing.assert_close(on_batch(loaded[None])[0], expected, rtol=0, atol=1e-5)
+        difference = ((on_batch(loaded[None])[0] - expected) * levels).abs()
+        assert difference.mean() < 2.5, (seed, difference.mean())
 
 
 def test_random_erasing_on_the_batch_draws_per_image_at_its_rate():
@@ -213,3 +217,19 @@ def test_image_training_loads_uint8_images_and_finishes_them_on_the_batch(tmp_pa
     batch = next(iter(trainer.train_loader))
     inputs = trainer.task.inputs(batch, torch.device("cpu"))
     assert inputs.dtype == torch.float32 and inputs.shape == (8, 3, 32, 32)
+
+
+def test_randaugment_on_the_batch_draws_per_image():
+    import random
+
+    import numpy as np
+
+    from fe_adapter.data.image_dataset import image_train_transforms
+
+    _, on_batch = image_train_transforms(NORM, re_prob=0.0)
+    face = torch.from_numpy(np.ascontiguousarray(data.render_clip(2, "happy", size=32)[0])).permute(2, 0, 1)
+    random.seed(0)
+    np.random.seed(0)
+    out = on_batch(face.expand(16, 3, 32, 32).contiguous())
+    distinct = {out[index].numpy().tobytes() for index in range(16)}
+    assert len(distinct) >= 12  # two operations of 15 at p 0.5 each: a few images may be left alike

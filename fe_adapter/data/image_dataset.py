@@ -41,33 +41,50 @@ def image_transform(normalization: Normalization, train: bool, augment: bool = T
 def image_train_transforms(normalization: Normalization, scale: Sequence[float] = (0.6, 1.0), hflip: float = 0.5,
                            color_jitter: float = 0.4, auto_augment: str | None = "rand-m9-mstd0.5",
                            re_prob: float = 0.25) -> tuple[Callable, ImageBatchAugment]:
-    """``image_transform``'s training augmentation split as timm splits it for its GPU prefetcher: per image (in
-    the loader) timm's random resized crop, flip, colour jitter and RandAugment on the PIL image, giving a uint8
-    (3, size, size) tensor (``create_transform(use_prefetcher=True)``); per batch (on the training device) the
-    normalisation and random erasing (``ImageBatchAugment``)."""
+    """``image_transform``'s training augmentation (timm's ``create_transform``, the same arguments) split between
+    the loader and the training device: per image in the loader, timm's random resized crop and flip on the uint8
+    image tensor (torchvision's tensor resize, bicubic); per batch on the device, a draw per image of timm's
+    RandAugment on tensors (``fe_adapter.data.rand_augment``) or of torchvision's colour jitter, then the
+    normalisation and timm's random erasing (``ImageBatchAugment``). Other ``auto_augment`` policies (AutoAugment,
+    AugMix) run on the PIL image in the loader, as in ``image_transform``, before the crop leaves it."""
     from timm.data import create_transform
+    from timm.data.auto_augment import RandAugment
+    from timm.data.transforms import MaybePILToTensor
+    from torchvision import transforms
+
+    from fe_adapter.data.rand_augment import tensorize
 
     size = (3, normalization.size, normalization.size)
-    per_image = create_transform(size, is_training=True, scale=tuple(scale), hflip=hflip,
-                                 color_jitter=color_jitter or None, auto_augment=auto_augment, interpolation="bicubic",
-                                 mean=normalization.mean, std=normalization.std, re_prob=re_prob, re_mode="pixel",
-                                 use_prefetcher=True)
+    primary, secondary, final = create_transform(
+        size, is_training=True, scale=tuple(scale), hflip=hflip, color_jitter=color_jitter or None,
+        auto_augment=auto_augment, interpolation="bicubic", mean=normalization.mean, std=normalization.std,
+        re_prob=re_prob, re_mode="pixel", use_prefetcher=True, separate=True)
+    steps = list(secondary.transforms)
+    if all(isinstance(step, (RandAugment, transforms.ColorJitter)) for step in steps):
+        on_device = [tensorize(step) if isinstance(step, RandAugment) else step for step in steps]
+        per_image = transforms.Compose([MaybePILToTensor(), *primary.transforms])
+        return per_image, ImageBatchAugment(normalization, re_prob, transforms.Compose(on_device) if steps else None)
+    per_image = transforms.Compose([*primary.transforms, *steps, *final.transforms])
     return per_image, ImageBatchAugment(normalization, re_prob)
 
 
 class ImageBatchAugment:
     """The last steps of timm's training transform on a batch of uint8 (B, 3, H, W) images, on their device:
-    the conversion to float and the normalisation, then timm's ``RandomErasing`` (``re_prob``, random normal
-    pixels; a draw per image), as timm's ``PrefetchLoader`` applies them on the GPU."""
+    ``per_image`` (RandAugment or colour jitter on tensors, drawn per image), the conversion to float and the
+    normalisation, then timm's ``RandomErasing`` (``re_prob``, random normal pixels; a draw per image), the
+    last two as timm's ``PrefetchLoader`` applies them on the GPU."""
 
-    def __init__(self, normalization: Normalization, re_prob: float = 0.25) -> None:
-        self.normalization, self.re_prob = normalization, re_prob
+    def __init__(self, normalization: Normalization, re_prob: float = 0.25,
+                 per_image: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.normalization, self.re_prob, self.per_image = normalization, re_prob, per_image
         self._erasing: dict[str, Callable] = {}
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
                              f"{tuple(images.shape)}")
+        if self.per_image is not None:
+            images = torch.stack([self.per_image(image) for image in images])
         mean = torch.tensor([255 * value for value in self.normalization.mean], device=images.device)
         std = torch.tensor([255 * value for value in self.normalization.std], device=images.device)
         pixels = images.float().sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
