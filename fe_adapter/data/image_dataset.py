@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -42,8 +43,8 @@ def image_train_transforms(normalization: Normalization, scale: Sequence[float] 
                            color_jitter: float = 0.4, auto_augment: str | None = "rand-m9-mstd0.5",
                            re_prob: float = 0.25) -> tuple[Callable, ImageBatchAugment]:
     """``image_transform``'s training augmentation (timm's ``create_transform``, the same arguments) split between
-    the loader and the training device: per image in the loader, timm's random resized crop and flip on the uint8
-    image tensor (torchvision's tensor resize, bicubic); per batch on the device, a draw per image of timm's
+    the loader and the training device: per image in the loader, timm's random resized crop (its draw; the
+    resize torchvision's v2 on the uint8 tensor, bicubic) and flip; per batch on the device, a draw per image of timm's
     RandAugment on tensors (``fe_adapter.data.rand_augment``) or of torchvision's colour jitter, then the
     normalisation and timm's random erasing (``ImageBatchAugment``). Other ``auto_augment`` policies (AutoAugment,
     AugMix) run on the PIL image in the loader, as in ``image_transform``, before the crop leaves it."""
@@ -62,10 +63,36 @@ def image_train_transforms(normalization: Normalization, scale: Sequence[float] 
     steps = list(secondary.transforms)
     if all(isinstance(step, (RandAugment, transforms.ColorJitter)) for step in steps):
         on_device = [tensorize(step) if isinstance(step, RandAugment) else step for step in steps]
-        per_image = transforms.Compose([MaybePILToTensor(), *primary.transforms])
+        per_image = transforms.Compose([MaybePILToTensor(), *map(_tensor_crop, primary.transforms)])
         return per_image, ImageBatchAugment(normalization, re_prob, transforms.Compose(on_device) if steps else None)
     per_image = transforms.Compose([*primary.transforms, *steps, *final.transforms])
     return per_image, ImageBatchAugment(normalization, re_prob)
+
+
+class _TensorResizedCrop:
+    """timm's ``RandomResizedCropAndInterpolation`` drawing its box as timm does, the crop and resize done by
+    torchvision's v2 ``resized_crop`` on the uint8 tensor (several times faster there than the v1 function timm
+    calls)."""
+
+    def __init__(self, crop: Any) -> None:
+        self.crop = crop
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        import random
+
+        from torchvision.transforms.v2 import functional as TF
+
+        top, left, height, width = self.crop.get_params(image, self.crop.scale, self.crop.ratio)
+        interpolation = self.crop.interpolation
+        if isinstance(interpolation, (tuple, list)):
+            interpolation = random.choice(interpolation)
+        return TF.resized_crop(image, top, left, height, width, list(self.crop.size), interpolation, antialias=True)
+
+
+def _tensor_crop(step: Callable) -> Callable:
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+
+    return _TensorResizedCrop(step) if isinstance(step, RandomResizedCropAndInterpolation) else step
 
 
 class ImageBatchAugment:
