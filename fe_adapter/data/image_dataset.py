@@ -2,7 +2,9 @@
 
 Its samples are ``ClipSample``s holding one (3, H, W) image, so the loader, the collate function, the skip
 report and the evaluation of video training serve image training unchanged. Transforms are timm's
-(``timm.data.create_transform``): the recipe image-classification work uses, not a copy of it.
+(``timm.data.create_transform``): the recipe image-classification work uses, not a copy of it; for training,
+``image_train_transforms`` splits it between the loader (decode, crop, flip: uint8 out) and the training device
+(RandAugment on tensors, normalisation, random erasing on the batch).
 """
 
 from __future__ import annotations
