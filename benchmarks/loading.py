@@ -18,10 +18,17 @@ of 8; the median round is reported, with the fastest and slowest. Cases:
 * clips, training with augmentation (``train_transform``, fe_adapter's ``ClipAugment``);
 * clips, training with the torchvision v2 pipeline ``train_transform`` used before (RandomResizedCrop,
   RandomHorizontalFlip, ColorJitter, ToDtype, Normalize on the (T, 3, H, W) clip), for comparison;
+* clips, training with augmentation on the batch as ``fe-adapter train`` runs it: the loader alone (decoded uint8
+  frames, ``prepare_transform``; what the loader's core does when ``BatchAugment`` runs on a GPU), and the loader
+  plus ``BatchAugment`` run on the CPU inside the timing (clip by clip, its CPU path, and its batched GPU path):
+  augmentation counted wherever it runs;
 * images: the same evaluation and augmentation on one frame (``load_image``, then the transform), and timm's
   ImageNet training transform (RandAugment rand-m9-mstd0.5, random erasing 0.25, on the PIL image) that
   image-classifier recipes use, for reference (not the ``-inc1`` variant: with Pillow 13 its posterize can ask for
-  0 bits, which Pillow refuses).
+  0 bits, which Pillow refuses);
+* images, ``fe-adapter pretrain-image``'s default recipe: all in the loader (``image_transform``, before), and
+  split as the trainer runs it (``image_train_transforms``): the loader alone (decode, crop, flip), and the
+  loader plus RandAugment, normalisation and random erasing on the batch on the CPU.
 
 The machine, library versions, commit and the load average before and after are written with the numbers: on a
 shared machine, caches and memory bandwidth are shared too, so even CPU-second rates are lower than on an idle
