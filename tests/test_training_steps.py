@@ -48,6 +48,7 @@ def test_accumulated_steps_equal_steps_on_the_concatenated_batches_around_skippe
     # the same clips in listed order with evaluation-time (deterministic) sampling and crops, for both
     clips = build_dataset(trainer.config.data, data.normalization_for(trainer.model), "train", train=False)
     trainer.train_loader = data.make_loader(clips, 2, train=False, num_workers=0)
+    trainer.task.augment = None  # and no augmentation of the batches on the device
     assert len(trainer.train_loader) == 8 and trainer.total_steps == 3
 
     gradients = []
