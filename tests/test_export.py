@@ -83,11 +83,22 @@ def trained_model(tiny_model_files):
     return load_model(adapters, backbone)
 
 
+@pytest.fixture(scope="module")
+def exported(trained_model, tmp_path_factory):
+    """The tiny model exported once to each format, for the tests that only read the files (an export takes
+    seconds)."""
+    folder = tmp_path_factory.mktemp("exported")
+    return {format: export.export_model(trained_model, folder / f"model.{format}") for format in export.FORMATS}
+
+
 @pytest.mark.parametrize("format", export.FORMATS)
 @pytest.mark.parametrize("which", ["tiny-vit-cls-token", "demo-size-avg-pool"])
-def test_exported_file_runs_without_fe_adapter_and_matches_pytorch(which, format, trained_model, tmp_path):
-    model = trained_model if which.startswith("tiny") else _demo_size_model()
-    result = export.export_model(model, tmp_path / f"model.{format}")
+def test_exported_file_runs_without_fe_adapter_and_matches_pytorch(which, format, trained_model, exported, tmp_path):
+    if which.startswith("tiny"):
+        model, result = trained_model, exported[format]
+    else:
+        model = _demo_size_model()
+        result = export.export_model(model, tmp_path / f"model.{format}")
     assert set(result.max_difference) == {1, 3} and max(result.max_difference.values()) <= export.TOLERANCE
     frames, size = model.num_frames, model.backbone.patch_embed.img_size[0]
     batches = [torch.rand(batch, frames, 3, size, size) for batch in (1, 2, 5)]  # sizes it was not verified at too
@@ -97,9 +108,8 @@ def test_exported_file_runs_without_fe_adapter_and_matches_pytorch(which, format
 
 
 @pytest.mark.parametrize("format", export.FORMATS)
-def test_metadata_names_classes_input_and_settings(format, trained_model, tmp_path):
-    path = export.export_model(trained_model, tmp_path / f"model.{format}").path
-    metadata = export.read_metadata(path)
+def test_metadata_names_classes_input_and_settings(format, exported):
+    metadata = export.read_metadata(exported[format].path)
     assert metadata["class_names"] == ["happy", "sad", "neutral"]
     assert metadata["num_frames"] == 4
     assert metadata["input"]["shape"] == ["batch", 4, 3, 32, 32]
@@ -167,13 +177,13 @@ def test_written_files_follow_the_umask(trained_model, tmp_path):
 
 
 @pytest.mark.parametrize("format", export.FORMATS)
-def test_prediction_with_the_exported_model_equals_prediction_with_pytorch(format, trained_model, tmp_path):
+def test_prediction_with_the_exported_model_equals_prediction_with_pytorch(format, trained_model, exported, tmp_path):
     """One predictor, two engines: the same windows, faces and no-face marks, probabilities within the bound."""
     from fe_adapter.predict import Predictor
     from fe_adapter.predict.examples import face_video
 
     video = face_video(tmp_path / "face.mp4", frames=30, hidden=range(12, 22))
-    path = export.export_model(trained_model, tmp_path / f"model.{format}").path
+    path = exported[format].path
     with_pytorch = Predictor(trained_model, "cpu").predict_video(video, window=1.0, stride=0.5)
     exported = Predictor.from_exported(path).predict_video(video, window=1.0, stride=0.5)
     assert [(w.start, w.faces_found, w.no_face) for w in exported.windows] == \
