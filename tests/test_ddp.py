@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 
-import torch
-
 from fe_adapter.training import load_config
 from fe_adapter.training.run import run_evaluation
-from tests.ddp_harness import train_and_save
 from tests.media import numbered_frames, write_frame_folder
 from tests.training_cases import (
     as_overrides,
-    assert_ranks_match_one_process,
+    assert_two_ranks_train_as_one_process,
     noise_clip,
     run_module,
     tiny_config,
@@ -34,13 +31,7 @@ def test_two_ranks_end_with_the_weights_of_one_process_on_the_same_global_batch(
         "dataset": "list", "train_list": str(tmp_path / "train.txt"), "test_list": str(tmp_path / "test.txt"),
         "class_names": ["calm", "tense", "glad"], "batch_size": 2},
         optim={"epochs": 2, "accumulation": 2, "class_weighted": True, "label_smoothing": 0.1, "lr": 1e-2})
-    (tmp_path / "ddp.json").write_text(json.dumps(values))
-    finished = run_module("tests.ddp_harness", [str(tmp_path / "ddp.json"), str(tmp_path / "ddp")], torchrun=True)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-
-    values["data"]["batch_size"] = 4
-    single = torch.load(train_and_save(values, tmp_path / "single"))
-    assert_ranks_match_one_process(single, *(torch.load(tmp_path / "ddp" / f"rank{rank}.pt") for rank in (0, 1)))
+    assert_two_ranks_train_as_one_process(values, tmp_path, single_batch_size=4)
 
 
 def test_two_process_ddp_run_matches_single_process_evaluation(tmp_path):

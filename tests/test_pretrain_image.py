@@ -22,8 +22,8 @@ from tests.training_cases import (
     REPOSITORY,
     TINY_BACKBONE,
     as_overrides,
-    assert_ranks_match_one_process,
     assert_runs_end_alike,
+    assert_two_ranks_train_as_one_process,
     kill_hook,
     run_module,
 )
@@ -200,15 +200,7 @@ def test_two_ranks_end_with_the_weights_of_one_process_on_the_same_global_batch(
                                optim={"epochs": 1, "accumulation": 2, "label_smoothing": 0.1, "lr": 1e-2,
                                       "layer_decay": 0.65})
     values["task"] = "image"
-    (tmp_path / "ddp.json").write_text(json.dumps(values))
-    finished = run_module("tests.ddp_harness", [str(tmp_path / "ddp.json"), str(tmp_path / "ddp")], torchrun=True)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-
-    from tests.ddp_harness import train_and_save
-
-    values["data"]["batch_size"] = 4
-    single = torch.load(train_and_save(values, tmp_path / "single"))
-    assert_ranks_match_one_process(single, *(torch.load(tmp_path / "ddp" / f"rank{rank}.pt") for rank in (0, 1)))
+    assert_two_ranks_train_as_one_process(values, tmp_path, single_batch_size=4)
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -131,6 +131,20 @@ def assert_ranks_match_one_process(single: dict, rank0: dict, rank1: dict) -> No
                                    msg=lambda message, name=name: f"{name}: {message}")
 
 
+def assert_two_ranks_train_as_one_process(values: dict, tmp_path: Path, single_batch_size: int) -> None:
+    """Train the config ``values`` with two torchrun ranks and again in one process whose batches hold
+    ``single_batch_size`` (the two ranks' global batch), through tests/ddp_harness.py, and compare what they saved
+    (``assert_ranks_match_one_process``)."""
+    from tests.ddp_harness import train_and_save
+
+    (tmp_path / "ddp.json").write_text(json.dumps(values))
+    finished = run_module("tests.ddp_harness", [str(tmp_path / "ddp.json"), str(tmp_path / "ddp")], torchrun=True)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    single_values = {**values, "data": {**values["data"], "batch_size": single_batch_size}}
+    single = torch.load(train_and_save(single_values, tmp_path / "single"))
+    assert_ranks_match_one_process(single, *(torch.load(tmp_path / "ddp" / f"rank{rank}.pt") for rank in (0, 1)))
+
+
 def assert_runs_end_alike(expected_dir: Path, got_dir: Path) -> tuple[dict, dict]:
     """Two runs' checkpoints, optimizer states and logs are bitwise equal; returns their last.pt states."""
     from safetensors.torch import load_file
