@@ -25,6 +25,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from benchmarks.timing import cpu_name
 from fe_adapter._json import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,13 +84,6 @@ def _commit(ref: str) -> str:
                           check=True).stdout.strip()
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="timed runs per case (default 10)")
@@ -113,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    cpu = _cpu()
+    cpu = cpu_name()
     report = {"command": " ".join(["python -m benchmarks.startup", *(argv if argv is not None else sys.argv[1:])]),
               "date": date.today().isoformat(),
               "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),

@@ -33,9 +33,14 @@ def run_pedantic(benchmark: Any, call: Callable[[Any], Any], inputs: Sequence[An
 
 
 def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name from /proc/cpuinfo (the platform's guess elsewhere)."""
+    """The GPU's name, or the CPU's (``cpu_name``)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    return cpu_name()
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's guess elsewhere): every result file records it."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:

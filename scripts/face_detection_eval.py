@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.face_videos import FaceVideo, TrueFace, box_iou, write_face_video  # noqa: E402
+from benchmarks.timing import cpu_name  # noqa: E402
 from fe_adapter._json import write_json  # noqa: E402
 
 SCENARIOS = ("moving", "zooming", "rotating", "leaving", "crossing")
@@ -79,13 +80,6 @@ def evaluate(video: FaceVideo, detector, every: int, min_iou: float) -> dict:
             "mean_iou": float(np.mean(ious)) if ious else None, "ms_per_frame": 1000 * seconds / totals["frames"]}
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def table(rows: list[dict]) -> str:
     lines = ["| detector | video | frames | faces to find | recall | false positives (frames with any) | mean IoU | "
              "ms per frame |", "|---|---|---|---|---|---|---|---|"]
@@ -130,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     record = {"command": " ".join(["python scripts/face_detection_eval.py", *(argv or sys.argv[1:])]),
               "date": date.today().isoformat(), "iou": args.iou, "required_visible": REQUIRED_VISIBLE,
               "seconds_per_video": args.seconds, "every": args.every,
-              "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+              "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "load_average_before": load_before, "load_average_after": os.getloadavg(),
                           "python": platform.python_version(), "torch": torch.__version__,
                           "facenet_pytorch": _version("facenet-pytorch"), "scikit_image": _version("scikit-image")},
               "rows": rows}
-    stem = f"face-detection-{_cpu().split()[0].lower()}-{date.today().isoformat()}"
+    stem = f"face-detection-{cpu_name().split()[0].lower()}-{date.today().isoformat()}"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{stem}.json", record)
     machine = record["machine"]
