@@ -9,6 +9,7 @@ import pytest
 from fe_adapter.faces import Face, FaceTracker, align_face, face_template, make_detector
 from fe_adapter.faces.align import alignment_matrix
 from fe_adapter.faces.face import box_iou
+from fe_adapter.predict.predictor import DETECT_EVERY
 from tests.face_scenes import PHOTO_LANDMARKS, blank, landmark_error, place_face
 
 
@@ -203,9 +204,11 @@ def test_the_main_face_is_the_one_seen_longest(mtcnn):
     assert tracker.main_track() == 0
 
 
-def test_detecting_every_fifth_frame_keeps_the_boxes_of_detecting_every_frame(mtcnn):
+@pytest.mark.parametrize("detect_every", [5, DETECT_EVERY])
+def test_detecting_every_few_frames_keeps_the_boxes_of_detecting_every_frame(mtcnn, detect_every):
     """A face moving, growing and turning over 30 frames: the boxes followed between detections overlap those of
-    detection on every frame by IoU >= 0.7 in at least 95% of the frames, and the detector ran 6 times, not 30."""
+    detection on every frame by IoU >= 0.7 in at least 95% of the frames, at 5 and at predict's default, and the
+    detector ran 30 / detect_every times, not 30."""
     calls = []
 
     class Counting:
@@ -215,7 +218,7 @@ def test_detecting_every_fifth_frame_keeps_the_boxes_of_detecting_every_frame(mt
             calls.append(1)
             return mtcnn.detect(frame)
 
-    every, strided = FaceTracker(mtcnn), FaceTracker(Counting(), detect_every=5)
+    every, strided = FaceTracker(mtcnn), FaceTracker(Counting(), detect_every=detect_every)
     overlaps = []
     for index in range(30):
         step = index / 29
@@ -223,9 +226,9 @@ def test_detecting_every_fifth_frame_keeps_the_boxes_of_detecting_every_frame(mt
         place_face(frame, (70 + 180 * step, 110 + 20 * np.sin(6 * step)), 0.4 + 0.2 * step, 15 * np.sin(4 * step))
         reference, followed = every.update(frame, index), strided.update(frame, index)
         assert len(reference) == len(followed) == 1
-        assert followed[0].detected == (index % 5 == 0) and followed[0].seen
+        assert followed[0].detected == (index % detect_every == 0) and followed[0].seen
         overlaps.append(box_iou(reference[0].face.box, followed[0].face.box))
-    assert len(calls) == 6
+    assert len(calls) == -(-30 // detect_every)
     assert np.mean(np.array(overlaps) >= 0.7) >= 0.95, np.round(overlaps, 2)
 
 
