@@ -405,3 +405,26 @@ def test_a_crop_across_the_frame_edge_repeats_the_edge_pixels():
     assert crop.shape == (20, 20, 3)
     assert (crop[:6, :, 1] == 0).all() and (crop[:, :6, 0] == 0).all()  # rows/columns above/left: the edge
     assert crop[10, 10, 0] == frame[0, 10 - 6, 0] and crop[10, 10, 1] == frame[10 - 6, 0, 1]
+
+
+_PLOT = '''
+import sys
+from pathlib import Path
+import numpy as np
+from fe_adapter.predict.results import VideoPrediction, WindowPrediction
+from fe_adapter.predict.timeline import plot_timeline
+windows = [WindowPrediction(float(i), i + 2.0, {"happy": 0.3, "sad": 0.7}, 4, 4, False) for i in range(5)]
+plot_timeline(VideoPrediction("clip.mp4", 6.0, 10.0, windows, 1.0, thumbnails={0: np.zeros((8, 8, 3), np.uint8)}),
+              Path("timeline.png"))
+print(Path("timeline.png").read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n", "matplotlib.pyplot" in sys.modules)
+'''
+
+
+def test_the_timeline_png_is_drawn_without_pyplot(tmp_path):
+    """predict's PNG comes from a plain Figure on the Agg canvas: pyplot (half a second of start-up) is never
+    imported, in a fresh interpreter."""
+    from tests.cli_probes import run_python
+
+    finished = run_python(_PLOT, tmp_path)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.split() == ["True", "False"]
