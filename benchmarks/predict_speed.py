@@ -10,12 +10,14 @@ on them): the demo's image model size (``fe_adapter.demo``: a 4-block ViT of wid
 at 224 px (T = 16 or as ``--vit-b-frames`` lists). ``--faces none`` (clips that are already face crops) is timed for
 reference: it finds no faces.
 
-Each case runs once plain (the wall time, ``speed`` = video seconds / wall seconds; and the CPU time of the process,
-which a loaded machine does not inflate as much), and the demo-size cases and the first ViT-B one once under cProfile
-(``python -m cProfile``), whose cumulative times split the run into start-up (imports and model loading: all
-before the first frame), decoding (PyAV's decoder and the frame conversion), face detection, following faces
-between detections, cropping/alignment, the model, and the rest; profiling slows Python-heavy parts a little, so
-the shares come from that run and the speed from the plain one.
+Each case runs once plain (the wall time, ``speed`` = video seconds / wall seconds; the CPU time of the process,
+which a loaded machine does not inflate as much; its peak resident memory), and the demo-size cases and the first
+ViT-B one once under cProfile (``python -m cProfile``), whose cumulative times split the run into start-up (imports
+and model loading: all before the first frame), decoding (PyAV's decoder and the frame conversion; they run in a
+thread a few frames ahead, so this is the time the main thread waited for a frame: decoding not hidden behind the
+rest), face detection, following faces between detections, cropping/alignment, the model, writing the outputs
+(JSON, CSV, the timeline PNG), and the rest;
+profiling slows Python-heavy parts a little, so the shares come from that run and the speed from the plain one.
 
 "Boxes true": on the frames the windows use (the same plan as predict), the boxes of the video's main face from
 ``FaceTracker`` set up as predict sets it up (detection on a stride, following in between) are compared with the
@@ -46,11 +48,16 @@ ROOT = Path(__file__).resolve().parent.parent
 FPS, WIDTH, HEIGHT = 25, 1280, 720
 #: The parts a profiled run is split into: (name, test on a profiled function's (file, line, name)).
 PARTS = (
-    ("decode", lambda file, name: (name == "frames" and file.endswith("readers.py")) or name == "to_ndarray"),
+    # decoding runs in a thread a few frames ahead (fe_adapter.data.ahead), which the profile of the main thread does
+    # not see: what it sees is the main thread waiting for the next frame (``read_ahead``), the part of decoding the
+    # rest did not hide; "frames"/"to_ndarray" count where decoding runs in the main thread
+    ("decode", lambda file, name: (name == "frames" and file.endswith("readers.py")) or name == "to_ndarray"
+     or (name == "read_ahead" and file.endswith("ahead.py"))),
     ("detection", lambda file, name: name == "detect" and file.endswith("detectors.py")),
     ("following", lambda file, name: name == "_follow" and file.endswith("tracking.py")),
     ("alignment", lambda file, name: name in ("align_face", "crop_face")),
     ("model", lambda file, name: name == "_probabilities" and file.endswith("predictor.py")),
+    ("outputs", lambda file, name: name == "write_prediction" and file.endswith("timeline.py")),
 )
 
 
@@ -92,8 +99,9 @@ def _environment(threads: int) -> dict[str, str]:
 
 
 def shares(profile: Path, total: float) -> dict[str, float]:
-    """Seconds per part of a profiled run (``PARTS``; start-up: everything before ``predict_video``; other: the
-    rest), from cumulative times; a part nested in another (a detection inside a tracker update) is counted once."""
+    """Seconds per part of a profiled run (``PARTS``; start-up: everything outside ``predict_video`` and the writing
+    of the outputs, i.e. before the first frame; other: the rest), from cumulative times; a part nested in another (a
+    detection inside a tracker update) is counted once."""
     stats = pstats.Stats(str(profile))
     seconds = dict.fromkeys([name for name, _ in PARTS], 0.0)
     predicting = 0.0
@@ -103,16 +111,9 @@ def shares(profile: Path, total: float) -> dict[str, float]:
         for name, test in PARTS:
             if test(file, function):
                 seconds[name] += cumulative
-    seconds["start-up"] = max(0.0, total - predicting)
+    seconds["start-up"] = max(0.0, total - predicting - seconds["outputs"])
     seconds["other"] = max(0.0, total - sum(seconds.values()))
     return seconds
-
-
-def _children_cpu_seconds() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_case(video: Path, duration: float, adapters: Path, weights: Path, faces: str, stride: float, threads: int,
@@ -120,14 +121,19 @@ def run_case(video: Path, duration: float, adapters: Path, weights: Path, faces:
     """One case: the plain run's wall time, CPU time and speed, and (``profile``) the profiled run's split."""
     arguments = _command(video, adapters, weights, faces, scratch / "out", stride)
     env = _environment(threads)
-    cpu, started = _children_cpu_seconds(), time.perf_counter()
-    finished = subprocess.run([sys.executable, "-m", "fe_adapter", *arguments], env=env, capture_output=True,
-                              text=True)
-    wall, cpu = time.perf_counter() - started, _children_cpu_seconds() - cpu
-    if finished.returncode not in (0, 3):
-        raise RuntimeError(f"fe-adapter {' '.join(arguments)} failed ({finished.returncode}): "
-                           f"{finished.stderr[-2000:]}")
-    row = {"faces": faces, "stride_s": stride, "threads": threads, "wall_s": wall, "cpu_s": cpu, "video_s": duration,
+    with tempfile.TemporaryFile("w+") as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "fe_adapter", *arguments], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=errors, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU time and peak memory
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode not in (0, 3):
+            errors.seek(0)
+            raise RuntimeError(f"fe-adapter {' '.join(arguments)} failed ({process.returncode}): "
+                               f"{errors.read()[-2000:]}")
+    row = {"faces": faces, "stride_s": stride, "threads": threads, "wall_s": wall,
+           "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024, "video_s": duration,
            "speed": duration / wall, "share": None}
     if profile:
         path = scratch / "run.prof"
@@ -199,12 +205,13 @@ def _versions() -> dict[str, str | None]:
 
 
 def table(rows: list[dict]) -> str:
-    parts = ["start-up", "decode", "detection", "following", "alignment", "model", "other"]
-    lines = ["| model | T | stride | faces | threads | video | wall | CPU | x real time | " + " | ".join(parts) + " |",
-             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(parts)]
+    parts = ["start-up", "decode", "detection", "following", "alignment", "model", "outputs", "other"]
+    lines = ["| model | T | stride | faces | threads | video | wall | CPU | peak RSS | x real time | "
+             + " | ".join(parts) + " |", "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(parts)]
     for row in rows:
         lines.append(f"| {row['model']} | {row['frames']} | {row['stride_s']:g} s | {row['faces']} | "
                      f"{row['threads']} | {row['video_s']:.0f} s | {row['wall_s']:.1f} s | {row['cpu_s']:.1f} s | "
+                     f"{row['peak_rss_mb']:.0f} MB | "
                      f"{row['speed']:.2f} | " + " | ".join(
                          "-" if row["share"] is None else f"{100 * row['share'][part]:.0f}%" for part in parts) + " |")
     return "\n".join(lines)
