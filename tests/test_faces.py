@@ -255,3 +255,21 @@ def test_template_correlation_is_scikit_image_s():
     np.testing.assert_allclose(found, match_template(region, template), rtol=0, atol=1e-5)
     assert np.unravel_index(found.argmax(), found.shape) == (10, 20)
     assert (normalised_correlation(np.ones((64, 64)), template) == 0).all()
+
+
+@pytest.mark.parametrize("box", [(300.0, 200.0, 420.0, 330.0), (-60.0, 150.0, 70.0, 280.0),
+                                 (560.0, -90.0, 700.0, 40.0), (700.0, 500.0, 800.0, 600.0)])
+@pytest.mark.parametrize("landmarks", [False, True])
+def test_crops_beyond_the_frame_repeat_its_edge(box, landmarks):
+    """Inside, across an edge, across a corner and wholly outside the frame: the crop is the one taken, the same
+    way, from the frame padded by 300 px of repeated edge pixels (numpy's own edge padding, the oracle)."""
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    pad = 300
+    padded = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    x0, y0, x1, y1 = box
+    points = (np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]]) * [x1 - x0, y1 - y0]
+              + [x0, y0]) if landmarks else None
+    face = Face(box, 1.0, points)
+    moved = Face((x0 + pad, y0 + pad, x1 + pad, y1 + pad), 1.0, None if points is None else points + pad)
+    np.testing.assert_array_equal(align_face(frame, face, 64), align_face(padded, moved, 64))
