@@ -155,14 +155,15 @@ def boxes_true(video: Path, detector_name: str, frames: int, window: float, stri
     from fe_adapter.data.readers import VideoReader
     from fe_adapter.faces import FaceTracker, make_detector
     from fe_adapter.faces.face import box_iou
-    from fe_adapter.predict.predictor import DETECT_EVERY
+    from fe_adapter.predict.predictor import detect_every_for
     from fe_adapter.predict.windows import plan_windows
 
     detector = make_detector(detector_name)
-    tracker = FaceTracker(detector, detect_every=DETECT_EVERY)
     seen: dict[int, int] = {}
     compared = agree = no_reference = missing = 0
     with VideoReader(video) as reader:
+        every = detect_every_for(reader.fps)
+        tracker = FaceTracker(detector, detect_every=every)
         plans = plan_windows(reader.frame_count, reader.fps, frames, window, stride)
         needed = sorted({index for plan in plans for index in plan.indices})
         for index, frame in reader.frames(needed):
@@ -182,7 +183,7 @@ def boxes_true(video: Path, detector_name: str, frames: int, window: float, stri
                 agree += 1
     return {"frames_used": len(needed), "compared": compared, "iou_at_least_0.7": agree,
             "share": agree / max(1, compared), "no_face_in_per_frame_detection": no_reference,
-            "no_main_face_where_detected": missing, "detect_every": DETECT_EVERY}
+            "no_main_face_where_detected": missing, "detect_every": every}
 
 
 def _cpu() -> str:

@@ -9,7 +9,7 @@ import pytest
 from fe_adapter.faces import Face, FaceTracker, align_face, face_template, make_detector
 from fe_adapter.faces.align import alignment_matrix
 from fe_adapter.faces.face import box_iou
-from fe_adapter.predict.predictor import DETECT_EVERY
+from fe_adapter.predict.predictor import detect_every_for
 from tests.face_scenes import PHOTO_LANDMARKS, blank, landmark_error, place_face
 
 
@@ -204,10 +204,11 @@ def test_the_main_face_is_the_one_seen_longest(mtcnn):
     assert tracker.main_track() == 0
 
 
-@pytest.mark.parametrize("detect_every", [5, DETECT_EVERY])
+@pytest.mark.parametrize("detect_every", [5, detect_every_for(25.0)])
 def test_detecting_every_few_frames_keeps_the_boxes_of_detecting_every_frame(mtcnn, detect_every):
     """A face moving, growing and turning over 30 frames: the boxes followed between detections overlap those of
-    detection on every frame by IoU >= 0.7 in at least 95% of the frames, at 5 and at predict's default, and the
+    detection on every frame by IoU >= 0.7 in at least 95% of the frames, at 5 and at predict's default for 25 fps (10),
+    and the
     detector ran 30 / detect_every times, not 30."""
     calls = []
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fe_adapter import cli
-from fe_adapter.predict.predictor import DETECT_EVERY, PredictionError, Predictor
+from fe_adapter.predict.predictor import PredictionError, Predictor, detect_every_for
 from tests.face_scenes import blank, place_face
 from tests.media import write_video
 
@@ -48,7 +48,7 @@ def test_every_person_gets_a_timeline_and_the_main_face_is_the_default(tmp_path,
     video = write_video(tmp_path / "two.mp4", _two_people())
     code, result, rows = _run(tmp_path, checkpoint, video, "--all-faces")
     assert code == 0 and result["schema_version"] == 3
-    assert result["detector"] == "mtcnn" and result["detect_every"] == DETECT_EVERY == 10
+    assert result["detector"] == "mtcnn" and result["detect_every"] == detect_every_for(10.0) == 4  # 0.4 s at 10 fps
     tracks = {track["track_id"]: track for track in result["tracks"]}
     assert len(tracks) == 2 and result["track_id"] in tracks
     main, other = tracks[result["track_id"]], next(t for i, t in tracks.items() if i != result["track_id"])

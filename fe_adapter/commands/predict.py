@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "landmarks, aligned crops; the default) or lbp (scikit-image's cascade, box crops)")
     faces.add_argument("--faces", choices=("detect", "none"), default="detect", help="none: the videos are face "
                        "crops already (the centre square of each frame is the face); default detect")
-    faces.add_argument("--detect-every", type=positive_int, default=10, metavar="N", help="run the detector every "
-                       "N video frames and follow the faces in between (default 10; 1: every frame)")
+    faces.add_argument("--detect-every", type=positive_int, metavar="N", help="run the detector every N video "
+                       "frames and follow the faces in between (default: 0.4 s of video, 10 frames at 25 fps; 1: "
+                       "every frame)")
     faces.add_argument("--all-faces", action="store_true", help="a timeline for every person (JSON tracks, CSV "
                        "rows per person); by default the main face only (the person seen in the most frames)")
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda, "

@@ -40,13 +40,21 @@ from fe_adapter.predict.results import (
 )
 from fe_adapter.predict.windows import WindowPlan, plan_windows, window_starts
 
-__all__ = ["DETECT_EVERY", "PredictionError", "Predictor", "VideoPrediction", "WindowPrediction", "window_starts"]
+__all__ = ["DETECT_EVERY_S", "PredictionError", "Predictor", "VideoPrediction", "WindowPrediction", "window_starts"]
 
-#: Default ``detect_every``: the detector runs every 10th video frame (2.5 times a second at 25 fps) and faces are
-#: followed in between. Against detection on every frame, the main face's box kept IoU >= 0.7 on 97.3% of the 400
-#: compared frames of benchmarks.predict_speed's 60-s tour (5: 99.5%, 13: 92.2%) and on 29 of 30 frames of
-#: tests/test_faces.py's moving, growing, turning face; detection is most of the time predict spends on faces.
-DETECT_EVERY = 10
+#: Default time between detections: the detector runs when 0.4 s of video has passed since it last ran (every 10th
+#: frame at 25 fps, every 4th at 10 fps) and faces are followed in between. Against detection on every frame, the
+#: main face's box kept IoU >= 0.7 on 389 of the 400 compared frames of benchmarks.predict_speed's 60-s 25 fps tour
+#: (benchmarks/results/predict-speed-xeon-2026-12-02.md) and on at least 95% of tests/test_faces.py's moving,
+#: growing, turning face at 10 frames (13 fails there). Seconds, not frames: following does not scale the box, so at
+#: 10 fps 10 frames (1 s) let a fast-shrinking face drift off its track (tests/test_predict.py).
+DETECT_EVERY_S = 0.4
+
+
+def detect_every_for(fps: float) -> int:
+    """The default ``detect_every`` for a video of ``fps`` frames a second: ``DETECT_EVERY_S`` worth of frames, at
+    least 1."""
+    return max(1, round(DETECT_EVERY_S * fps))
 
 #: Sampled frames decoded and converted ahead, in a thread (``fe_adapter.data.ahead``), while the main thread finds
 #: faces and runs the model: the decoder uses the second core; 4 frames of 1280x720 RGB are 11 MB.
@@ -64,17 +72,18 @@ class Predictor:
             that are face crops already (each frame's centre square is the face).
         thumbnails: how many windows (evenly spread) keep a face crop for the timeline image.
         detect_every: the detector runs when this many video frames have passed since it last ran; faces are
-            followed in between (``FaceTracker``).
+            followed in between (``FaceTracker``). None: ``detect_every_for`` the video's frame rate (0.4 s).
         margin: the crops' margin around the face (``fe_adapter.faces.align_face``).
     """
 
     def __init__(self, model: VideoClassifier | Engine, device: str = "auto", detector: Detector | str | None = "mtcnn",
-                 thumbnails: int = 10, *, detect_every: int = DETECT_EVERY, margin: float = MARGIN) -> None:
+                 thumbnails: int = 10, *, detect_every: int | None = None, margin: float = MARGIN) -> None:
         if isinstance(model, VideoClassifier):
             model = TorchEngine(model, resolve_device(device, "device"))
         self.engine: Engine = model
         self.detector = make_detector(detector) if isinstance(detector, str) else detector
-        check_detect_every(detect_every)
+        if detect_every is not None:
+            check_detect_every(detect_every)
         self.detect_every, self.margin = detect_every, margin
         self.thumbnails = thumbnails
         self.size = self.engine.size
@@ -127,7 +136,7 @@ class Predictor:
         try:
             with VideoReader(path) as reader:
                 plans = plan_windows(reader.frame_count, reader.fps, self.engine.num_frames, window, stride)
-                stream = _WindowStream(self, plans, batch_size, all_faces, min_face_fraction)
+                stream = _WindowStream(self, plans, batch_size, all_faces, min_face_fraction, reader.fps)
                 show = sys.stderr.isatty() if progress is None else progress
                 with tqdm(total=reader.frame_count, unit="frame", desc=path.name, disable=not show, leave=False,
                           file=sys.stderr, dynamic_ncols=True) as bar:
@@ -142,7 +151,7 @@ class Predictor:
         return VideoPrediction(str(path), frame_count / fps, fps, main.windows, stream.covered / elapsed, frame_count,
                                window, stride, self.engine.num_frames, main.thumbnails, stream.peak_held, decoded,
                                min_face_fraction, self.detector.name if self.detector else "none",
-                               self.detect_every if self.detector else None, stream.main_track, tracks)
+                               stream.detect_every, stream.main_track, tracks)
 
     def _probabilities(self, clips: list[np.ndarray]) -> torch.Tensor:
         """Class probabilities of (T, H, W, 3) uint8 face crops, one row per clip."""
@@ -207,7 +216,7 @@ class _WindowStream:
     """The windows of one video: its faces followed frame by frame, each face's windows run as they complete."""
 
     def __init__(self, predictor: Predictor, plans: list[WindowPlan], batch_size: int, all_faces: bool,
-                 min_face_fraction: float) -> None:
+                 min_face_fraction: float, fps: float) -> None:
         self.predictor, self.plans, self.batch_size, self.all_faces = predictor, plans, batch_size, all_faces
         self.min_face_fraction = min_face_fraction
         self.needed = sorted({index for plan in plans for index in plan.indices})
@@ -218,8 +227,10 @@ class _WindowStream:
         self.main = _Timeline(self, every_window=True)  # the main face (all_faces: the people's below instead)
         self.people: dict[int, _Timeline] = {}
         self.tracker: FaceTracker | None = None
+        self.detect_every: int | None = None  # what the tracker uses (None without detection)
         if predictor.detector is not None:
-            self.tracker = FaceTracker(predictor.detector, detect_every=predictor.detect_every)
+            self.detect_every = predictor.detect_every or detect_every_for(fps)
+            self.tracker = FaceTracker(predictor.detector, detect_every=self.detect_every)
         self.seen_counts: dict[int, int] = {}
         self.last_face: TrackedFace | None = None
         self.complete = 0  # windows whose frames are all in
