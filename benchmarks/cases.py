@@ -130,6 +130,18 @@ def check_op(op: Callable, item: tuple, options: dict, with_backward: bool) -> N
                             options)
 
 
+def with_random_adapters(model: torch.nn.Module, std: float = 0.02) -> torch.nn.Module:
+    """``model`` with every adapter weight drawn from N(0, ``std``), as after training: a new model's adapters
+    add nothing (their up-projection starts at zero), which a prediction benchmark should not time."""
+    import fe_adapter
+
+    with torch.no_grad():
+        for adapter in fe_adapter.adapters(model):
+            for parameter in adapter.parameters():
+                parameter.normal_(0, std)
+    return model
+
+
 def training_step(backbone: str, backbone_kwargs: dict, clips: int, frames: int, impl: str, compiled: bool,
                   device: torch.device, backend: str = "inductor") -> tuple[Callable, list]:
     """A training step (forward under bf16 autocast on a GPU, backward, AdamW) of an adapted ViT, and two

@@ -39,16 +39,13 @@ MODELS = {
 
 def _model(name: str) -> torch.nn.Module:
     import fe_adapter
+    from benchmarks.cases import with_random_adapters
 
     backbone, kwargs, frames, bottleneck, _ = MODELS[name]
     torch.manual_seed(0)
     model = fe_adapter.create_model(backbone, num_classes=7, num_frames=frames, bottleneck=bottleneck,
                                     backbone_kwargs=kwargs, random_backbone=True)
-    with torch.no_grad():
-        for adapter in fe_adapter.adapters(model):
-            for parameter in adapter.parameters():
-                parameter.normal_(0, 0.02)
-    return model.eval()
+    return with_random_adapters(model).eval()
 
 
 def _median_seconds(engine, clips: torch.Tensor, repeats: int) -> float:

@@ -68,6 +68,7 @@ def model_files(name: str, folder: Path, frames: int) -> tuple[Path, Path]:
     from safetensors.torch import save_file
 
     import fe_adapter
+    from benchmarks.cases import with_random_adapters
     from fe_adapter import demo
 
     backbone, kwargs, bottleneck = (demo.BACKBONE, demo.BACKBONE_KWARGS, 32) if name == "demo" else \
@@ -78,12 +79,8 @@ def model_files(name: str, folder: Path, frames: int) -> tuple[Path, Path]:
     if not weights.is_file():
         image_model = timm.create_model(backbone, pretrained=False, **kwargs)
         save_file({k: v.contiguous() for k, v in image_model.state_dict().items()}, str(weights))
-    model = fe_adapter.create_model(backbone, num_classes=7, num_frames=frames, checkpoint=weights,
-                                    backbone_kwargs=kwargs, bottleneck=bottleneck)
-    with torch.no_grad():
-        for adapter in fe_adapter.adapters(model):
-            for parameter in adapter.parameters():
-                parameter.normal_(0, 0.02)
+    model = with_random_adapters(fe_adapter.create_model(backbone, num_classes=7, num_frames=frames, checkpoint=weights,
+                                                         backbone_kwargs=kwargs, bottleneck=bottleneck))
     return fe_adapter.save_adapters(model, folder / f"{name}-T{frames}.safetensors"), weights
 
 
