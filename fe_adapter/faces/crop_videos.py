@@ -197,6 +197,12 @@ def _test_videos(records: list[dict], test_fraction: float) -> set[str]:
     for record in records:
         if record["tracks"]:
             by_label.setdefault(record["label"], []).append(record["name"])
+    return held_out(by_label, test_fraction)
+
+
+def held_out(by_label: dict[str, list[str]], test_fraction: float) -> set[str]:
+    """The names (of videos, or images) for the test list: per class, ``test_fraction`` of its names (rounded), at
+    least one left for training, chosen by a hash of the names: the same names give the same split on every run."""
     chosen: set[str] = set()
     for names in by_label.values():
         count = min(len(names) - 1, round(test_fraction * len(names)))
