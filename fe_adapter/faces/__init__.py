@@ -7,6 +7,8 @@ and prediction see the same crops.
 - ``detectors``: ``make_detector`` ("mtcnn": facenet-pytorch's MTCNN, the default; "lbp": scikit-image's cascade).
 - ``align``: ``align_face``, the five landmarks onto a fixed template (a square box crop without landmarks).
 - ``tracking``: ``FaceTracker``, faces followed across frames with an id per person.
+- ``crop_videos``, ``crop_images``: ``fe-adapter crop-faces`` on raw videos (every person) and raw photos (the
+  main face of each).
 
 The names (listed in ``__init__.pyi``) are imported on first use: the command line checks its inputs without
 loading torch or scikit-image.

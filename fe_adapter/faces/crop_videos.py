@@ -25,6 +25,7 @@ from pathlib import Path
 from fe_adapter._io import atomic_write
 from fe_adapter._json import to_json
 from fe_adapter.data.formats import UnreadableClip
+from fe_adapter.faces.align import MARGIN
 
 #: Files in the output folder.
 MANIFEST, TRAIN_LIST, TEST_LIST, CLASSES = "manifest.csv", "train.csv", "test.csv", "classes.txt"
@@ -44,7 +45,7 @@ class CropSettings:
 
     fps: float = 10.0
     size: int = 224
-    margin: float = 1.25
+    margin: float = MARGIN
     detector: str = "mtcnn"
     min_frames: int = 8
     quality: int = 95
