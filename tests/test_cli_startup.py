@@ -121,6 +121,8 @@ def _own_refusals(name: str, folder: Path) -> list[tuple[list[str], str]]:
     report.mkdir(exist_ok=True)
     (report / "metrics.json").write_text("{}")
     video = folder / "clip.mp4"
+    photo = folder / "photo.jpg"
+    photo.write_bytes(b"a raw photo (not read before the refusal)")
     earlier = folder / "earlier.onnx"
     earlier.write_bytes(b"an earlier export")
     return {
@@ -164,7 +166,11 @@ def _own_refusals(name: str, folder: Path) -> list[tuple[list[str], str]]:
                         f"OUT {folder / 'a_file.txt' / 'out'}: cannot write there: {folder / 'a_file.txt'} is a file"),
                        (["crop-faces", str(video), str(folder / "faces"), "--fps", "0"], "expected a positive number"),
                        (["crop-faces", str(video), str(folder / "faces"), "--test-fraction", "1"],
-                        "expected a fraction below 1")],
+                        "expected a fraction below 1"),
+                       (["crop-faces", str(photo), str(folder / "a_file.txt" / "out")],
+                        f"OUT {folder / 'a_file.txt' / 'out'}: cannot write there"),
+                       (["crop-faces", str(photo), str(video), str(folder / "faces")],
+                        "give videos or images, not both in one run")],
         "pretrain-image": [(["pretrain-image", "--resume", "--overwrite"], "pass one of them"),
                            (["pretrain-image", "data.num_frames=16"], "unknown key data.num_frames; allowed keys")],
         "predict-image": [(["predict-image", str(video), "--model", str(folder / "none.safetensors")],
