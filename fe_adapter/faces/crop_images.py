@@ -106,7 +106,7 @@ def crop_images(images: Sequence[Path], root: str | Path, out: str | Path,
 
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    root, out = Path(root).absolute(), Path(out)
+    root, out = Path(os.path.abspath(root)), Path(out)
     show = sys.stderr.isatty() if progress is None else progress
     same_settings = _recorded_settings(out) == asdict(settings)
     known_faceless = _earlier_faceless(out) if same_settings else set()
@@ -116,7 +116,8 @@ def crop_images(images: Sequence[Path], root: str | Path, out: str | Path,
     report, rows, skipped_rows = ImageCropReport(), [], []
     for image in tqdm(images, unit="image", desc="crop-faces", disable=not show, file=sys.stderr,
                       dynamic_ncols=True):
-        name = Path(image).absolute().relative_to(root).as_posix()
+        source = Path(os.path.abspath(image))  # normalised as ``image_root`` does (".." resolved)
+        name = source.relative_to(root).as_posix()
         target = out / name
         if same_settings and target.is_file():
             report.skipped += 1
@@ -137,7 +138,7 @@ def crop_images(images: Sequence[Path], root: str | Path, out: str | Path,
                 skipped_rows.append((name, NO_FACE))
                 continue
             report.cropped += 1
-        rows.append((name, label or Path(image).absolute().parent.name))
+        rows.append((name, label or source.parent.name))
     report.lists = _write_lists(out, rows, skipped_rows, test_fraction)
     return report
 
