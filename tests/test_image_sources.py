@@ -293,6 +293,9 @@ def test_affectnet_reads_the_lists_with_face_boxes(tmp_path):
     assert eight.excluded == {"none": 1, "no-face": 1, "no face box": 1}
     val = data.open_dataset("affectnet", root=root, split="val")
     assert [item.origin.rsplit(":", 1)[1] for item in val.items] == ["1", "4"]  # no header line
+    whole = data.open_dataset("affectnet", root=root, split="train", face_boxes=False)  # images aligned already
+    assert [(item.path.name, item.box) for item in whole.items] == [("a.jpg", None), ("d.jpg", None)]
+    assert data.load_image(whole.items[0]).size == (20, 16) and whole.excluded == seven.excluded
 
 
 @pytest.mark.parametrize("row, message", [

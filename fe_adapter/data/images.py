@@ -253,7 +253,8 @@ def _affectnet_images(root: Path, images: str | Path | None) -> Path:
                        "images=...")
 
 
-def affectnet(root: str | Path, split: str = "train", classes: int = 7, images: str | Path | None = None) -> ImageList:
+def affectnet(root: str | Path, split: str = "train", classes: int = 7, images: str | Path | None = None,
+              face_boxes: bool = True) -> ImageList:
     """AffectNet (manually annotated part): ``training.csv`` ("train") or ``validation.csv`` ("val", the split
     published results report; the test set is not released), at the root or in ``Manually_Annotated_file_lists/``;
     columns subDirectory_filePath, face_x, face_y, face_width, face_height, expression (by the header; a file
@@ -262,11 +263,14 @@ def affectnet(root: str | Path, split: str = "train", classes: int = 7, images: 
 
     ``classes=7``: the expressions 0..6 (``AFFECTNET_CLASSES`` without contempt); ``classes=8``: with contempt.
     Codes 8..10 (None, Uncertain, No-face), contempt in the 7-class subset and rows without a face box are left
-    out and counted in ``ImageList.excluded``.
+    out and counted in ``ImageList.excluded``. ``face_boxes=False``: the images are read whole, not cut to the
+    list's box (for ``images`` aligned by ``fe-adapter crop-faces``, whose crops the boxes no longer fit).
     """
     root = _require(Path(root), "AffectNet root")
     _check_choice("split", split, ("train", "val"))
     _check_choice("classes", classes, (7, 8))
+    if not isinstance(face_boxes, bool):
+        raise DatasetError(f"face_boxes must be true or false, got {face_boxes!r}")
     name = "training.csv" if split == "train" else "validation.csv"
     lists = [root / name, root / "Manually_Annotated_file_lists" / name]
     csv_file = next((path for path in lists if path.is_file()), None)
@@ -288,7 +292,7 @@ def affectnet(root: str | Path, split: str = "train", classes: int = 7, images: 
         if width <= 0 or height <= 0:
             excluded["no face box"] += 1
             continue
-        box = (x, y, x + width, y + height)
+        box = (x, y, x + width, y + height) if face_boxes else None
         items.append(ImageItem(image_root / row["subDirectory_filePath"], code, origin, box=box))
     left_out = ", ".join(f"{count} {reason}" for reason, count in excluded.items())
     source = f"AffectNet {csv_file} ({split} split, {classes} classes{'; left out: ' + left_out if left_out else ''})"
