@@ -176,7 +176,7 @@ def test_a_second_run_resumes_and_the_output_pretrains(tmp_path, capsys, monkeyp
         assert (run / "last.safetensors").is_file()
 
 
-def test_videos_and_images_in_one_run_are_refused(tmp_path, capsys):
+def test_videos_with_images_and_missing_images_are_refused(tmp_path, capsys):
     from tests.media import write_video
 
     _photo(tmp_path / "raw" / "a.jpg", 0.3, 0, (10, 10))
@@ -184,3 +184,6 @@ def test_videos_and_images_in_one_run_are_refused(tmp_path, capsys):
     status, printed, errors = _crop(capsys, str(tmp_path / "raw"), str(video), str(tmp_path / "out"))
     assert status == 2 and "give videos or images, not both in one run" in errors
     assert not (tmp_path / "out").exists()
+    status, printed, errors = _crop(capsys, str(tmp_path / "raw" / "missing.jpg"), str(tmp_path / "out"))
+    assert status == 2 and errors.strip() == (f"fe-adapter crop-faces: error: {tmp_path / 'raw' / 'missing.jpg'}: "
+                                              "image file not found")

@@ -84,8 +84,15 @@ def run(args: argparse.Namespace) -> int:
                f"from {', '.join(map(str, video_inputs))}")
         return 2
     if images:
+        missing = [path for path in images if not path.exists()]
+        for path in missing:
+            _error(f"{path}: image file not found")
         check_writable(args.out, f"OUT {args.out}")
-        return _run_images(args, images)
+        found = [path for path in images if path.exists()]
+        if not found:
+            return 2
+        status = _run_images(args, found)
+        return 1 if missing and status != 2 else status
     videos, failed_inputs = expand_inputs(args.videos)
     for line in failed_inputs:
         _error(line)
