@@ -48,11 +48,14 @@ def _backward_fake(grad_out, x, z, w_down, w_conv, b_conv, w_up, num_frames, dil
 def _setup_context(ctx, inputs, output) -> None:
     x, w_down, _, w_conv, b_conv, w_up, _, *options = inputs
     ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # else autograd zero-fills a gradient for z: a kernel launch for nothing
     ctx.save_for_backward(x, output[1], w_down, w_conv, b_conv, w_up)
     ctx.options = options  # num_frames, dilation, activation, num_prefix_tokens
 
 
 def _backward(backward_op, ctx, grad_out, grad_z):
+    if grad_out is None:  # out did not reach the loss (grads are not materialised)
+        return (None,) * 11
     x, z, w_down, w_conv, b_conv, w_up = ctx.saved_tensors
     need = ctx.needs_input_grad
     grads = backward_op(grad_out, x, z, w_down, w_conv, b_conv, w_up, *ctx.options,

@@ -59,30 +59,30 @@ def saved_bytes(tokens: int, bottleneck: int, element_size: int) -> int:
 
 
 def forward_traffic(tokens: int, dim: int, bottleneck: int, element_size: int) -> list[KernelTraffic]:
-    """The Triton forward: the down-projection GEMM, then forward_up_kernel (conv on load, residual epilogue)."""
+    """The Triton forward: forward_down_kernel (z and a = act(conv(z))), then forward_up_kernel (residual)."""
     x = out = tokens * dim * element_size
-    z = tokens * bottleneck * element_size
-    return [KernelTraffic("down-projection GEMM (library): x -> z", reads=x, writes=z),
-            KernelTraffic("forward_up_kernel: z, x -> out", reads=z + x, writes=out)]
+    z = a = tokens * bottleneck * element_size
+    return [KernelTraffic("forward_down_kernel: x -> z, a", reads=x, writes=z + a),
+            KernelTraffic("forward_up_kernel: a, x -> out", reads=a + x, writes=out)]
 
 
 def backward_traffic(tokens: int, dim: int, bottleneck: int, element_size: int, need_x: bool = True,
                      need_down: bool = True, need_weights: bool = True) -> list[KernelTraffic]:
     """The Triton backward for the gradients wanted (``need_down``: of w_down/b_down; ``need_weights``: of the
-    conv and the up-projection), kernel by kernel."""
+    conv and the up-projection), kernel by kernel. grad_h's scratch (da, then dh, read back by the program
+    that wrote it) is counted once as a write."""
     wide, narrow = tokens * dim * element_size, tokens * bottleneck * element_size  # (M, C) and (M, R) tensors
-    need_dh = need_x or need_down
-    kernels = [KernelTraffic("grad_h_kernel: dout, z -> dh, a", reads=wide + narrow,
-                             writes=narrow * (need_dh + need_weights))]
+    need_dz = need_x or need_down
+    kernels = [KernelTraffic("grad_h_kernel: dout, z -> dh, a, dz", reads=wide + narrow,
+                             writes=narrow * (1 + need_weights + need_dz))]
     if need_x:
-        kernels.append(KernelTraffic("grad_x_kernel: dh, dout -> dx, dz", reads=narrow + wide,
-                                     writes=wide + narrow * need_down))
-    elif need_down:
-        kernels.append(KernelTraffic("grad_z_kernel: dh -> dz", reads=narrow, writes=narrow))
-    if need_weights:
-        kernels.append(KernelTraffic("dWu = dout^T a GEMM (library)", reads=wide + narrow, writes=0))
+        kernels.append(KernelTraffic("grad_x_kernel: dz, dout -> dx", reads=narrow + wide, writes=wide))
     if need_down:
         kernels.append(KernelTraffic("dWd = dz^T x GEMM (library)", reads=narrow + wide, writes=0))
+    if need_weights:
+        kernels.append(KernelTraffic("dWu = dout^T a GEMM (library)", reads=wide + narrow, writes=0))
+    if need_down or need_weights:  # the per-tile partials and the bias/conv gradients: small, left out
+        kernels.append(KernelTraffic("reduce_partials_kernel: partials -> dWc, dbc, dbd, dbu", reads=0, writes=0))
     return kernels
 
 

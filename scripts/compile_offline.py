@@ -42,16 +42,18 @@ H100_SHARED_MEMORY = 232448
 TARGET = ("cuda", 90, 32)  # compute capability 9.0, warp size 32: Triton compiles it for sm_90a
 #: Index of the tile ``usable_configs`` falls back to when no config fits (not among the autotuned configs).
 FALLBACK = -1
-GEMM_KERNELS = ("forward_up", "grad_h", "grad_x")
-KERNELS = (*GEMM_KERNELS, "grad_z")
-ACTIVATION_KERNELS = ("forward_up", "grad_h")
+GEMM_KERNELS = ("forward_down", "forward_up", "grad_h", "grad_x")
+KERNELS = GEMM_KERNELS
+ACTIVATION_KERNELS = ("forward_down", "grad_h")
+#: The kernels with the temporal conv (in their epilogues): the only ones whose code depends on K.
+CONV_KERNELS = ("forward_down", "grad_h")
 #: The kernels' integer arguments (every other non-constexpr argument is a pointer); at run time Triton
-#: specializes ints divisible by 16, which C and R usually are; M, N, T, P and dilation it does not specialize
-#: (``launch.NOT_SPECIALISED``).
-INTEGERS = {"M", "N", "C", "R", "T", "P", "dilation"}
-DIVISIBLE_BY_16 = {"C", "R"}
+#: specializes ints divisible by 16, which C and R usually are (and PART_STRIDE, R * (K + 2) + C at most, with
+#: them); M, N, T, P and dilation it does not specialize (``launch.NOT_SPECIALISED``).
+INTEGERS = {"M", "N", "C", "R", "T", "P", "dilation", "PART_STRIDE"}
+DIVISIBLE_BY_16 = {"C", "R", "PART_STRIDE"}
 #: Boolean switches, all on unless a job's variant turns one off.
-SWITCHES = ("HAS_BC", "HAS_BU", "NEED_DH", "NEED_WEIGHT_GRADS", "STORE_DZ")
+SWITCHES = ("HAS_BD", "HAS_BC", "HAS_BU", "NEED_DZ", "NEED_WEIGHT_GRADS")
 #: Dtype variant -> (triton.language dtype, IEEE switch of the GEMM kernels; None: the kernel has none).
 DTYPES = {"bf16": ("bfloat16", False), "fp16": ("float16", False), "fp32 (TF32)": ("float32", False),
           "fp32 (IEEE)": ("float32", True), "fp32": ("float32", None)}
@@ -91,27 +93,36 @@ class Result:
     cpu_seconds: float | None = None
 
 
+#: The Ks compiled: every odd K up to 9 for bf16 and fp16 (the kernels with a conv, CONV_KERNELS, are the only
+#: ones whose code depends on K: the others compile once, at K = 3), K = 3 for fp32 with TF32 (``--full``: 9 too).
+KERNEL_SIZES = (3, 5, 7, 9)
+
+
 def default_jobs(full: bool = False) -> list[Job]:
-    """Every kernel and config in bf16, fp32 with TF32 and without, K 3 and 9, no activation and GELU, every
-    switch on; plus grad_h without weight gradients and grad_x without dz (K 3, bf16). ``full`` adds fp16
-    and every activation."""
+    """Every kernel and config in bf16 and fp16 at K 3, 5, 7 and 9 and in fp32 with TF32 at K 3, with no activation
+    and with GELU, every switch on; plus grad_h without weight gradients (K 3, bf16). The fallback tile only where
+    ``usable_configs`` would run it on an H100 (no config fits). ``full`` adds fp32 at K 9, fp32 without TF32 (which
+    the op routes to the reference) and every activation."""
     launch = _launch_module()
     from fekernels._activations import ACTIVATIONS
 
-    gemm_dtypes = ["bf16", *(["fp16"] if full else []), "fp32 (TF32)", "fp32 (IEEE)"]
+    dtypes = ["bf16", "fp16", "fp32 (TF32)", *(["fp32 (IEEE)"] if full else [])]
     activations = ACTIVATIONS if full else (None, "gelu")
     jobs = []
     for kernel in KERNELS:
-        configs = [*range(len(launch.KERNELS[kernel].configs)), *([FALLBACK] if kernel in GEMM_KERNELS else [])]
-        dtypes = gemm_dtypes if kernel in GEMM_KERNELS else ["bf16", *(["fp16"] if full else []), "fp32"]
+        configs = launch.KERNELS[kernel].configs
         acts = activations if kernel in ACTIVATION_KERNELS else (None,)
-        for config in configs:
-            for dtype in dtypes:
-                jobs += [Job(kernel, config, dtype, k, act) for k in (3, 9) for act in acts]
-            if kernel == "grad_h":
-                jobs += [Job(kernel, config, "bf16", 3, act, ("NEED_WEIGHT_GRADS",)) for act in acts]
-            if kernel == "grad_x":
-                jobs.append(Job(kernel, config, "bf16", 3, None, ("STORE_DZ",)))
+        for dtype in dtypes:
+            sizes = KERNEL_SIZES if dtype in ("bf16", "fp16") or full else KERNEL_SIZES[:1]
+            element_size = {"bfloat16": 2, "float16": 2, "float32": 4}[DTYPES[dtype][0]]
+            for k in sizes if kernel in CONV_KERNELS else sizes[:1]:
+                falls_back = all(launch.shared_memory_estimate(kernel, config, k, element_size) > H100_SHARED_MEMORY
+                                 for config in configs)
+                indices = [*range(len(configs)), *([FALLBACK] if falls_back else [])]
+                jobs += [Job(kernel, config, dtype, k, act) for config in indices for act in acts]
+        if kernel == "grad_h":
+            jobs += [Job(kernel, config, "bf16", 3, act, ("NEED_WEIGHT_GRADS",))
+                     for config in range(len(configs)) for act in acts]
     return jobs
 
 

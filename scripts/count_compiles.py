@@ -30,10 +30,11 @@ RUN = (("train", 8), ("train", 4), ("eval", 8), ("eval", 5))
 BATCH_SIZES = (1, 2, 4, 8, 16)
 DILATIONS = (1, 1, 2, 2, 4, 4, 1, 1, 2, 2, 4, 4)
 FRAMES, TOKENS, DIM, BOTTLENECK, KERNEL_SIZE, PREFIX = 16, 197, 768, 384, 3, 1
-#: The old autotuning keys of launch.KERNELS, before the bucketed key (exact M, no activation, no IEEE switch).
-_OLD_KEYS = {"forward_up": ["M", "N", "C", "R", "T", "K"],
-             "grad_h": ["M", "N", "C", "R", "T", "K", "NEED_DH", "NEED_WEIGHT_GRADS"],
-             "grad_x": ["M", "N", "C", "R", "T", "K", "STORE_DZ"], "grad_z": ["M", "N", "R", "T", "K"]}
+#: The old autotuning key, before the bucketed key: the exact M, N, C, R, T, K (those the kernel takes) and the
+#: kernel's output switches; no activation, no IEEE switch.
+_OLD_KEY = ("M", "N", "C", "R", "T", "K", "NEED_DZ", "NEED_WEIGHT_GRADS")
+#: The backward's untuned reduction (launch._reduce_partials): one compile per specialisation, no tuning.
+REDUCE = "reduce_partials"
 H100_SHARED_MEMORY = 232448
 
 
@@ -50,8 +51,13 @@ def record_step(launch, clips: int, train: bool) -> list[tuple[str, dict]]:
 
     launches: list[tuple[str, dict]] = []
 
-    def record(name, columns, rows, *args, **kwargs):
+    def record(name, columns, row_tiles, *args, **kwargs):
         launches.append((name, dict(zip(launch.KERNELS[name].arg_names, args, strict=False)) | kwargs))
+        return row_tiles(launch._SMALLEST_BLOCK_M)
+
+    def record_reduce(part, layout, grads, like, slots, bottleneck, kernel_size, dim, flags):
+        launches.append((REDUCE, {"K": kernel_size, "WEIGHTS": grads["dw_conv"] is not None,
+                                  "DOWN": grads["db_down"] is not None, "DTYPE": flags["DTYPE"]}))
 
     def meta(*shape):
         return torch.empty(shape, device="meta", dtype=torch.bfloat16)
@@ -61,6 +67,7 @@ def record_step(launch, clips: int, train: bool) -> list[tuple[str, dict]]:
                meta(DIM, BOTTLENECK), meta(DIM))
     with contextlib.ExitStack() as stack:
         stack.enter_context(_patched(launch, "_launch", record))
+        stack.enter_context(_patched(launch, "_reduce_partials", record_reduce))
         stack.enter_context(_patched(launch, "_check_supported", lambda x: None))
         stack.enter_context(_patched(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext()))
         saved = [launch.forward(x, *weights, FRAMES, d, None, PREFIX) for d in DILATIONS]
@@ -90,7 +97,7 @@ def _specialisation(launch, name: str, named: dict, now: bool) -> tuple:
         if hasattr(value, "data_ptr"):
             continue
         if isinstance(value, int) and not isinstance(value, bool) and arg in {"M", "N", "C", "R", "T", "P",
-                                                                             "dilation"}:
+                                                                             "dilation", "PART_STRIDE"}:
             if now and arg in launch.NOT_SPECIALISED:
                 continue
             value = "1" if value == 1 else "D" if value % 16 == 0 else ""
@@ -110,16 +117,19 @@ class Counter:
     def _key(self, name: str, named: dict) -> tuple:
         if self.now:
             return self.launch.autotune_key(name, named)
-        return (name, *(named[arg] for arg in _OLD_KEYS[name]), str(named["DTYPE"]))
+        return (name, *(named[arg] for arg in _OLD_KEY if arg in named), str(named["DTYPE"]))
 
     def add(self, name: str, named: dict) -> None:
-        key, specialisation = self._key(name, named), _specialisation(self.launch, name, named, self.now)
+        specialisation = _specialisation(self.launch, name, named, self.now)
+        if name == REDUCE:
+            self.compiled.add((specialisation, "its fixed config"))
+            return
+        key = self._key(name, named)
         if key not in self.tuned:
             configs = self.launch.KERNELS[name].configs
-            if name in self.launch._TAPS_ON_LOAD:
-                element_size = named["DTYPE"].primitive_bitwidth // 8
-                configs = self.launch.usable_configs(name, configs, named["K"], element_size,
-                                                     limit=H100_SHARED_MEMORY)
+            element_size = named["DTYPE"].primitive_bitwidth // 8
+            configs = self.launch.usable_configs(name, configs, named.get("K", 1), element_size,
+                                                 limit=H100_SHARED_MEMORY)
             self.tunings += len(configs) > 1
             self.compiled.update((specialisation, str(config)) for config in configs)
             self.tuned[key] = "chosen"  # which one depends on timings; it is among those just compiled

@@ -53,22 +53,29 @@ def _launch_module():
 def kept_configs(launch, name: str, device=None) -> list:
     """The configs kernel ``name`` keeps at the ViT-B shape in bf16 (on ``device``; by default on an H100)."""
     configs = launch.KERNELS[name].configs
-    if name not in launch._TAPS_ON_LOAD:
-        return list(configs)
     limit = None if device is not None else H100_SHARED_MEMORY
     return launch.usable_configs(name, configs, SHAPE["kernel_size"], 2, device, limit)
 
 
+#: The backward's one untuned kernel (launch._REDUCE_CONFIG): one compile, not in the offline records (it has no
+#: main loop to judge), so counted at the slowest recorded compile.
+REDUCE = ("reduce_partials", "fixed")
+#: The kernels timed in the op's forward; the others are timed in its backward.
+FORWARD_KERNELS = ("forward_down", "forward_up")
+
+
 def planned_compiles(launch) -> list[tuple[str, str]]:
-    """(kernel, config) of every Triton compile the run triggers: each kept config of each kernel at bf16, K=3 on
-    an H100. The correctness run and the op rows autotune over the same configs, the config timing forces them
-    (the other kernels on their last kept config), and M is not specialised, so B=1 and B=8 share the compiles."""
-    return [(name, _describe(config)) for name in launch.KERNELS for config in kept_configs(launch, name)]
+    """(kernel, config) of every Triton compile the run triggers: each kept config of each autotuned kernel at
+    bf16, K=3 on an H100, and the partials' reduction. The correctness run and the op rows autotune over the same
+    configs, the config timing forces them (the other kernels on their last kept config), every backward wants
+    every gradient (one grad_h variant), and M is not specialised, so B=1 and B=8 share the compiles."""
+    return [*((name, _describe(config)) for name in launch.KERNELS for config in kept_configs(launch, name)),
+            REDUCE]
 
 
 def _describe(config) -> str:
-    """A config as compile_offline.py names it: "128x128x64 w8 s3" (GEMM) or "64x64 w4 s1"."""
-    sizes = "x".join(str(config.kwargs[key]) for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K") if key in config.kwargs)
+    """A config as compile_offline.py names it: "128x128x64 w8 s3"."""
+    sizes = "x".join(str(config.kwargs[key]) for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
     return f"{sizes} w{config.num_warps} s{config.num_stages}"
 
 
@@ -94,7 +101,7 @@ def print_plan(launch, offline_path: Path = OFFLINE) -> bool:
     seconds, version = compile_seconds(plan, json.loads(offline_path.read_text()))
     total = sum(seconds) + sum(OTHER_SECONDS.values())
     print(f"gpu-quick plan: {len(plan)} Triton compiles "
-          + ", ".join(f"{name} {sum(k == name for k, _ in plan)}" for name in launch.KERNELS))
+          + ", ".join(f"{name} {sum(k == name for k, _ in plan)}" for name in (*launch.KERNELS, REDUCE[0])))
     print(f"  compile: {sum(seconds):.0f} s (CPU seconds per compile from {offline_path.name}, Triton {version}, "
           "measured on a CPU machine, one compile after another)")
     for item, value in OTHER_SECONDS.items():
@@ -145,8 +152,8 @@ def correctness() -> dict:
 
 
 def config_rows(launch) -> list[dict]:
-    """Each kept config of each kernel, timed inside the op's forward (forward_up) or backward (the others), the
-    other kernels forced to their last kept config (compiled already); grad_z runs when x needs no gradient."""
+    """Each kept config of each kernel, timed inside the op's forward (FORWARD_KERNELS) or backward (the others),
+    the other kernels forced to their last kept config (compiled already)."""
     import torch
 
     from benchmarks.cases import call_op
@@ -157,13 +164,12 @@ def config_rows(launch) -> list[dict]:
     for clips in CLIPS:
         for name in launch.KERNELS:
             configs = kept_configs(launch, name, device)
-            _, inputs, options = _inputs(clips, name != "forward_up")
+            forward = name in FORWARD_KERNELS
+            _, inputs, options = _inputs(clips, not forward)
             item = inputs[0]
-            if name == "grad_z":
-                item = (item[0].detach(), *item[1:])
             for config in configs:
                 with launch.forced_configs({**fixed, name: config}):
-                    if name == "forward_up":
+                    if forward:
                         seconds = _bench(functools.partial(call_op, _op("triton"), item, options, False))
                     else:
                         x, weights, grad = item
@@ -171,7 +177,7 @@ def config_rows(launch) -> list[dict]:
                         wanted = [t for t in (x, *weights) if t.requires_grad]
                         seconds = _bench(functools.partial(torch.autograd.grad, out, wanted, grad, retain_graph=True))
                 rows.append({"group": f"config B={clips}", "impl": f"{name} {_describe(config)}",
-                             "median_s": seconds, "timed": "forward" if name == "forward_up" else "backward"})
+                             "median_s": seconds, "timed": "forward" if forward else "backward"})
     return rows
 
 

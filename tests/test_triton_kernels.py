@@ -34,9 +34,8 @@ from tests.kernel_cases import (
 _GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 #: On a GPU, tests run every kernel with one small config that fits any case, so that each case compiles
 #: each kernel once instead of autotuning over every config; tests marked ``autotuned`` keep autotuning.
-_ONE_CONFIG = {name: triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "GROUP_M": 8} | ({} if name == "grad_z" else
-                                                                                   {"BLOCK_K": 32}),
-                                   num_warps=4, num_stages=1 if name == "grad_z" else 2)
+_ONE_CONFIG = {name: triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8}, num_warps=4,
+                                   num_stages=2)
                for name in launch.KERNELS}
 
 
@@ -63,8 +62,8 @@ def test_fused_kernels_match_the_float64_reference(case):
 
 
 _NEEDS_GRAD = {
-    "frozen-input": ("w_down", "b_down", "w_conv", "b_conv", "w_up", "b_up"),  # grad_z_kernel instead of grad_x
-    "frozen-adapter": ("x",),  # grad_x without storing dz, grad_h without a and partials
+    "frozen-input": ("w_down", "b_down", "w_conv", "b_conv", "w_up", "b_up"),  # no grad_x
+    "frozen-adapter": ("x",),  # grad_h without a and the weight partials
     "up-only": ("x", "w_up"),
     "down-only": ("w_down",),
     "conv-bias-only": ("b_conv",),
@@ -140,6 +139,14 @@ def test_triton_on_cpu_without_interpreter_is_a_clear_error(monkeypatch):
                              **random_adapter_tensors(16, 8, 3), num_frames=2, impl="triton")
 
 
+def test_more_frames_than_the_smallest_tile_holds_is_a_clear_error():
+    """The conv's tiles hold every frame of a clip: a longer clip is refused, not silently mis-tiled."""
+    frames = launch._SMALLEST_BLOCK_M + 1
+    weights = {name: t.to(DEVICE) for name, t in random_adapter_tensors(16, 8, 3, torch.float32).items()}
+    with pytest.raises(ValueError, match=f"num_frames up to {launch._SMALLEST_BLOCK_M} .*got num_frames = {frames}"):
+        fekernels.fe_adapter(torch.randn(frames, 2, 16, device=DEVICE), **weights, num_frames=frames, impl="triton")
+
+
 @_GPU
 @pytest.mark.autotuned
 @pytest.mark.parametrize("bottleneck", [64, 384])
@@ -160,13 +167,13 @@ def test_a_long_kernel_prunes_the_configs_that_do_not_fit(dtype):
                                   dilation=1, prefix=1, activation="gelu", biases=True, dtype=dtype, contiguous=True))
 
 
-#: For each kernel, gradients to ask for so that each of its variants runs (grad_z: x frozen; grad_h without
-#: dh: only the conv and up-projection train; grad_x without storing dz: the down-projection frozen).
+#: For each kernel, gradients to ask for so that each of its variants runs (grad_h without dz: only the conv and
+#: up-projection train; without the weight partials: only x).
 _VARIANTS = {
+    "forward_down": [("x", *WEIGHT_NAMES)],
     "forward_up": [("x", *WEIGHT_NAMES)],
-    "grad_h": [("x", *WEIGHT_NAMES), ("w_conv", "b_conv", "w_up", "b_up")],
-    "grad_x": [("x", *WEIGHT_NAMES), ("x",)],
-    "grad_z": [WEIGHT_NAMES],
+    "grad_h": [("x", *WEIGHT_NAMES), ("w_conv", "b_conv", "w_up", "b_up"), ("x",)],
+    "grad_x": [("x", *WEIGHT_NAMES)],
 }
 
 
@@ -181,10 +188,9 @@ def test_every_autotune_config_is_correct(name, dtype):
                 activation="gelu", biases=True, dtype=dtype, contiguous=True)
     x, weights, grad_out = make_inputs(case)
     options = options_of(case)
-    configs = launch.KERNELS[name].configs
-    if name != "grad_z":
-        element_size = torch.tensor([], dtype=dtype).element_size()
-        configs = launch.usable_configs(name, configs, case["kernel_size"], element_size, torch.device(DEVICE))
+    element_size = torch.tensor([], dtype=dtype).element_size()
+    configs = launch.usable_configs(name, launch.KERNELS[name].configs, case["kernel_size"], element_size,
+                                    torch.device(DEVICE))
     for needs_grad in _VARIANTS[name]:
         exact = run_op("torch", x, weights, grad_out, torch.float64, options, needs_grad)
         low = run_op("torch", x, weights, grad_out, dtype, options, needs_grad)

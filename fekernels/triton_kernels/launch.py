@@ -1,10 +1,11 @@
 """Launchers for the Triton kernels: buffers, grids, autotuned configs, and the weight-gradient reductions.
 
-Forward: ``z = x Wd^T + bd`` is one library GEMM (cuBLAS runs this plain product within a few percent of
-its roofline; nothing is fused into it), then ``forward_up_kernel``. Backward: ``grad_h_kernel``, then
-``grad_x_kernel`` (or ``grad_z_kernel`` when dx is not needed), then two library GEMMs over all rows for
-dWu = dout^T a and dWd = dz^T x, and fixed-order sums of the kernels' per-tile fp32 partials for dWc, dbc,
-dbd and dbu. No atomics anywhere: a rerun gives bitwise the same gradients.
+Forward: ``forward_down_kernel`` (z and a = act(conv(z) + bc)), then ``forward_up_kernel``: 2 launches.
+Backward: ``grad_h_kernel`` (dh, a, dz and the per-tile partials), then ``grad_x_kernel`` when dx is wanted,
+two library GEMMs over all rows for dWu = dout^T a and dWd = dz^T x, and ``reduce_partials_kernel``, one
+fixed-order sum of the kernels' per-tile fp32 partials into dWc, dbc, dbd and dbu: at most 5 launches,
+nothing zero-filled, no casts (tests/test_launch_count.py counts them). No atomics anywhere: a rerun gives
+bitwise the same gradients.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import triton
@@ -39,15 +40,14 @@ def interpreted() -> bool:
 _GEMM_TILES = [(128, 128, 64, 8, 3), (128, 256, 32, 8, 3), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4),
                (64, 64, 64, 4, 3), (64, 64, 32, 4, 2)]
 _SMALLEST_GEMM = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}
-#: Elementwise tiles for grad_z_kernel, (BLOCK_M, BLOCK_N, num_warps).
-_ELEMENTWISE_TILES = [(64, 64, 4), (128, 64, 4), (128, 128, 8)]
 #: One fixed config under the interpreter (autotuning needs a GPU driver). Its tiles are small enough for the
 #: tests' shapes to span several along rows, R and C, and of three different sizes, so that mixing up
 #: BLOCK_M, BLOCK_N and BLOCK_K fails.
 _INTERPRETER = {"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 16, "GROUP_M": 4}
 _GROUP_M = 8
-#: The kernels whose loop loads the K conv taps of an operand (each tap tile is multi-buffered).
-_TAPS_ON_LOAD = {"forward_up": True, "grad_h": False, "grad_x": True}
+#: The kernels whose loop loads the K conv taps of an operand (each tap tile is multi-buffered): none since
+#: every conv moved into an epilogue; kept so that the shared-memory bound says what it assumes.
+_TAPS_ON_LOAD = {"forward_down": False, "forward_up": False, "grad_h": False, "grad_x": False}
 
 
 def _gemm_configs() -> list[triton.Config]:
@@ -55,13 +55,6 @@ def _gemm_configs() -> list[triton.Config]:
         return [triton.Config(dict(_INTERPRETER))]
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": _GROUP_M}, num_warps=w, num_stages=s)
             for m, n, k, w, s in _GEMM_TILES]
-
-
-def _elementwise_configs() -> list[triton.Config]:
-    if interpreted():
-        return [triton.Config({key: _INTERPRETER[key] for key in ("BLOCK_M", "BLOCK_N", "GROUP_M")})]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "GROUP_M": _GROUP_M}, num_warps=w, num_stages=1)
-            for m, n, w in _ELEMENTWISE_TILES]
 
 
 def shared_memory_estimate(name: str, config: triton.Config, kernel_size: int, element_size: int) -> int:
@@ -95,13 +88,14 @@ def _pruner(name: str):
     def prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
         tensor = next(value for value in named_args.values() if isinstance(value, torch.Tensor))
         element_size = kwargs["DTYPE"].primitive_bitwidth // 8
-        return usable_configs(name, configs, kwargs["K"], element_size, tensor.device)
+        return usable_configs(name, configs, kwargs.get("K", 1), element_size, tensor.device)
 
     return prune
 
 
-#: The partial-sum buffers have one slot per row tile of the smallest BLOCK_M any config may pick.
-_SMALLEST_BLOCK_M = min(config.kwargs["BLOCK_M"] for config in _gemm_configs() + _elementwise_configs())
+#: The partial-sum workspace has room for one row per row tile of the smallest BLOCK_M any config may pick; a
+#: launch writes (and the reduction reads) only the rows of its own config's tiles.
+_SMALLEST_BLOCK_M = min(config.kwargs["BLOCK_M"] for config in _gemm_configs())
 
 #: Integer arguments Triton must not specialise. Triton compiles a kernel again for an int equal to 1 and for one
 #: divisible by 16: P and dilation are 1 in common models (a ViT's one cls token, the first blocks' dilation) and
@@ -120,17 +114,22 @@ def _unspecialised(kernel):
 #: its tensors are added by Triton). The launchers add a bucketed key on top (``autotune_key``).
 _KEY = ["M", "N", "C", "R", "T", "K", "ACTIVATION", "IEEE", "HAS_BC", "HAS_BU"]
 _PRUNERS = {name: _pruner(name) for name in _TAPS_ON_LOAD}
+
+
+def _autotuned(name: str, kernel, *switches: str):
+    """``kernel`` unspecialised and autotuned over the GEMM configs that fit, keyed on those of _KEY and
+    ``switches`` it takes. No config needs reset_to_zero: every output element has exactly one writer."""
+    key = [arg for arg in (*_KEY, *switches) if arg in kernel.arg_names]
+    return triton.autotune(_gemm_configs(), key=key, prune_configs_by={"early_config_prune": _PRUNERS[name]})(
+        _unspecialised(kernel))
+
+
 #: Name -> autotuned kernel.
 KERNELS = {
-    "forward_up": triton.autotune(_gemm_configs(), key=_KEY, prune_configs_by={
-        "early_config_prune": _PRUNERS["forward_up"]})(_unspecialised(kernels.forward_up_kernel)),
-    "grad_h": triton.autotune(_gemm_configs(), key=[*_KEY, "NEED_DH", "NEED_WEIGHT_GRADS"], prune_configs_by={
-        "early_config_prune": _PRUNERS["grad_h"]}, reset_to_zero=["DWC_PART", "DBC_PART", "DBU_PART"])(
-        _unspecialised(kernels.grad_h_kernel)),
-    "grad_x": triton.autotune(_gemm_configs(), key=[*_KEY, "STORE_DZ"], prune_configs_by={
-        "early_config_prune": _PRUNERS["grad_x"]}, reset_to_zero=["DBD_PART"])(_unspecialised(kernels.grad_x_kernel)),
-    "grad_z": triton.autotune(_elementwise_configs(), key=["M", "N", "R", "T", "K"],
-                              reset_to_zero=["DBD_PART"])(_unspecialised(kernels.grad_z_kernel)),
+    "forward_down": _autotuned("forward_down", kernels.forward_down_kernel),
+    "forward_up": _autotuned("forward_up", kernels.forward_up_kernel),
+    "grad_h": _autotuned("grad_h", kernels.grad_h_kernel, "NEED_DZ", "NEED_WEIGHT_GRADS"),
+    "grad_x": _autotuned("grad_x", kernels.grad_x_kernel),
 }
 #: Arguments left out of the launchers' autotuning key: they change neither the work of a tile nor, so, the best
 #: config, and are not specialised, so the blocks of a ViT with dilations 1, 2, 4 share one tuning and one compile.
@@ -153,26 +152,22 @@ def autotune_key(name: str, named_args: dict) -> tuple:
     return tuple(key)
 
 
-#: Deterministic mode's tile per (kernel, element size): (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages), or
-#: (BLOCK_M, BLOCK_N, warps) for grad_z. Not the autotuner's pick (it depends on timings) and not simply the first
-#: config, but the largest tile that the offline sm_90a compile (benchmarks/results/offline-compile-sm90a.md,
-#: Triton 3.6 and 3.8; fp32 with TF32, fp32 without it being routed to the reference) found clean - registers
-#: below 255, no spills, no serialised wgmma (C7515) - in every case (dtype, K 3 and 9, activation) where any
-#: kept config is clean. tests/test_launch.py derives it from the committed data again.
+#: Deterministic mode's tile per (kernel, element size): (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages). Not the
+#: autotuner's pick (it depends on timings) and not simply the first config, but the largest tile that the offline
+#: sm_90a compile (benchmarks/results/offline-compile-sm90a.md; fp32 with TF32, fp32 without it being routed to the
+#: reference) found clean - registers below 255, no spills, no serialised wgmma (C7515) - in every case (Triton
+#: version, dtype, K, activation) where any kept config is clean. tests/test_launch.py derives it from the committed
+#: data again.
 DETERMINISTIC_TILES: dict[tuple[str, int], tuple[int, ...]] = {
-    ("forward_up", 2): (64, 64, 32, 4, 1), ("forward_up", 4): (64, 64, 32, 4, 1),
-    ("grad_h", 2): (64, 64, 32, 4, 1), ("grad_h", 4): (64, 64, 64, 4, 3),
-    ("grad_x", 2): (64, 64, 32, 4, 1), ("grad_x", 4): (64, 64, 32, 4, 1),
-    ("grad_z", 2): (64, 64, 4), ("grad_z", 4): (64, 64, 4),
+    ("forward_down", 2): (128, 256, 32, 8, 3), ("forward_down", 4): (64, 64, 32, 4, 2),
+    ("forward_up", 2): (128, 128, 64, 8, 3), ("forward_up", 4): (64, 64, 32, 4, 2),
+    ("grad_h", 2): (128, 256, 32, 8, 3), ("grad_h", 4): (64, 64, 32, 4, 2),
+    ("grad_x", 2): (128, 256, 32, 8, 3), ("grad_x", 4): (64, 64, 32, 4, 2),
 }
 
 
 def tile_config(tile: tuple[int, ...]) -> triton.Config:
-    """The config of a GEMM tile (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) or an elementwise one (BLOCK_M,
-    BLOCK_N, warps)."""
-    if len(tile) == 3:
-        return triton.Config({"BLOCK_M": tile[0], "BLOCK_N": tile[1], "GROUP_M": _GROUP_M}, num_warps=tile[2],
-                             num_stages=1)
+    """The config of a GEMM tile (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages)."""
     m, n, k, warps, stages = tile
     return triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": _GROUP_M}, num_warps=warps,
                          num_stages=stages)
@@ -183,8 +178,6 @@ def deterministic_config(name: str, kernel_size: int, element_size: int, device:
     """The config kernel ``name`` runs with under PyTorch's deterministic algorithms: its DETERMINISTIC_TILES
     entry, or the one-stage tile that fits any K when that one does not fit ``limit`` (by default the device's)."""
     config = tile_config(DETERMINISTIC_TILES[(name, element_size)])
-    if name not in _TAPS_ON_LOAD:
-        return config
     return usable_configs(name, [config], kernel_size, element_size, device, limit)[0]
 
 
@@ -208,14 +201,15 @@ def forced_configs(configs: dict[str, triton.Config]) -> Iterator[None]:
         _forced.update(previous)
 
 
-def _launch(name: str, columns: int, rows: int, *args, **kwargs) -> None:
-    """Launch kernel ``name`` over ``rows`` x ``columns`` tiles: with a forced config; or, when PyTorch's
-    deterministic algorithms are on, with ``deterministic_config``, so that the tiling (and with it the order of
-    every sum) does not depend on timings and is the same in every process; or with the config the autotuner chose
-    for this shape's bucket (``autotune_key``), autotuning on the first shape of a bucket."""
+def _launch(name: str, columns: int, row_tiles: Callable[[int], int], *args, **kwargs) -> int:
+    """Launch kernel ``name`` over ``row_tiles(BLOCK_M)`` x ``columns`` tiles: with a forced config; or, when
+    PyTorch's deterministic algorithms are on, with ``deterministic_config``, so that the tiling (and with it the
+    order of every sum) does not depend on timings and is the same in every process; or with the config the
+    autotuner chose for this shape's bucket (``autotune_key``), autotuning on the first shape of a bucket.
+    Returns the number of row tiles it ran (the rows of per-tile partials it wrote)."""
 
     def grid(meta):
-        return (triton.cdiv(rows, meta["BLOCK_M"]) * triton.cdiv(columns, meta["BLOCK_N"]),)
+        return (row_tiles(meta["BLOCK_M"]) * triton.cdiv(columns, meta["BLOCK_N"]),)
 
     tuned = KERNELS[name]
     config = _forced.get(name)
@@ -223,18 +217,20 @@ def _launch(name: str, columns: int, rows: int, *args, **kwargs) -> None:
         named_args = dict(zip(tuned.arg_names, args, strict=False)) | kwargs  # arg_names also lists the constexprs
         if torch.are_deterministic_algorithms_enabled():
             device = next(value for value in args if isinstance(value, torch.Tensor)).device
-            config = deterministic_config(name, kwargs["K"], kwargs["DTYPE"].primitive_bitwidth // 8, device)
+            config = deterministic_config(name, kwargs.get("K", 1), kwargs["DTYPE"].primitive_bitwidth // 8, device)
         else:
             key = autotune_key(name, named_args)
             config = _tuned.get(key)
             if config is None:
                 tuned[grid](*args, **kwargs)
-                _tuned[key] = tuned.best_config
-                return
-    if config is None:
+                _tuned[key] = config = tuned.best_config
+                return row_tiles(config.kwargs["BLOCK_M"])
+    if config is None:  # the interpreter's one config
         tuned[grid](*args, **kwargs)
+        config = tuned.configs[0]
     else:
         tuned.fn[grid](*args, **kwargs, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
+    return row_tiles(config.kwargs["BLOCK_M"])
 
 
 def _empty(shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -242,10 +238,34 @@ def _empty(shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None
     return buffer.fill_(float("nan")) if POISON_OUTPUTS else buffer
 
 
-def _partials(wanted: bool, rows: int, *shape: int, like: torch.Tensor) -> torch.Tensor:
-    """Zeroed fp32 per-row-tile partial sums (slots of tiles a bigger BLOCK_M never reaches stay zero)."""
-    size = (triton.cdiv(rows, _SMALLEST_BLOCK_M), *shape) if wanted else (0,)
-    return torch.zeros(size, dtype=torch.float32, device=like.device)
+#: reduce_partials_kernel's fixed tile (no autotuning: its order of summation must not depend on timings).
+_REDUCE_CONFIG = {"BLOCK_S": 32, "BLOCK_W": 64 if interpreted() else 128}
+#: It is not specialised on SLOTS, the number of row tiles, which changes with the batch size.
+_REDUCE_PARTIALS = triton.jit(kernels.reduce_partials_kernel.fn, do_not_specialize=["SLOTS"])
+
+
+def _reduce_partials(part: torch.Tensor, layout: dict[str, int], grads: dict, like: torch.Tensor, slots: int,
+                     bottleneck: int, kernel_size: int, dim: int, flags: dict) -> None:
+    """One launch sums the workspace's per-tile partials into dw_conv, db_conv, db_down and db_up (x's dtype;
+    ``like``, an empty tensor of that dtype, stands in for the ones not wanted)."""
+    need_weights, need_down = grads["dw_conv"] is not None, grads["db_down"] is not None
+    grid = (triton.cdiv(max(bottleneck * kernel_size, dim), _REDUCE_CONFIG["BLOCK_W"]), 4)
+    _REDUCE_PARTIALS[grid](
+        part, *(_or(grads[name], like) for name in ("dw_conv", "db_conv", "db_down", "db_up")),
+        part.stride(0), bottleneck, dim, slots, layout["dbd"], layout["dbu"],
+        K=kernel_size, WEIGHTS=need_weights, DOWN=need_down, DTYPE=flags["DTYPE"], UPCAST=flags["UPCAST"],
+        **_REDUCE_CONFIG)
+
+
+def _workspace_layout(bottleneck: int, kernel_size: int, dim: int, need_dz: bool,
+                      need_weights: bool) -> dict[str, int]:
+    """Column offsets of the partials in the backward's fp32 workspace, and its width: [dWc (R*K) | dbc (R) |
+    dbu (C)] when the weight gradients are wanted, [dbd (R)] when dz is formed (read only when the
+    down-projection's gradients are wanted)."""
+    layout = {"dwc": 0, "dbc": bottleneck * kernel_size, "dbu": bottleneck * (kernel_size + 1)}
+    layout["dbd"] = (layout["dbu"] + dim) if need_weights else 0
+    layout["width"] = layout["dbd"] + bottleneck * need_dz
+    return layout
 
 
 def kernel_flags(dtype: torch.dtype, interpreter: bool, tf32: bool) -> dict:
@@ -276,6 +296,19 @@ def _check_supported(x: torch.Tensor) -> None:
         )
 
 
+def _row_tiles(rows: int, num_tokens: int, num_frames: int, clip_major: bool) -> Callable[[int], int]:
+    """BLOCK_M -> the number of row tiles: in row order, or clip-major (all T frames of BLOCK_M // T tokens)."""
+    if clip_major:
+        return lambda block_m: rows // (num_frames * num_tokens) * triton.cdiv(num_tokens, block_m // num_frames)
+    return lambda block_m: triton.cdiv(rows, block_m)
+
+
+def _check_frames(num_frames: int) -> None:
+    if num_frames > _SMALLEST_BLOCK_M:
+        raise ValueError(f"impl='triton' supports num_frames up to {_SMALLEST_BLOCK_M} (a tile holds every frame "
+                         f"of a clip), got num_frames = {num_frames}; use impl='torch'")
+
+
 def forward(
     x: torch.Tensor, w_down: torch.Tensor, b_down: torch.Tensor | None, w_conv: torch.Tensor,
     b_conv: torch.Tensor | None, w_up: torch.Tensor, b_up: torch.Tensor | None,
@@ -283,20 +316,24 @@ def forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the forward. Returns ``out`` (like x) and ``z`` ((B*T, N, R), x Wd^T + bd on every row, prefix too)."""
     _check_supported(x)
+    _check_frames(num_frames)
     x = x.contiguous()
     frames_total, num_tokens, dim = x.shape
     bottleneck, kernel_size = w_conv.shape
     rows = frames_total * num_tokens
     x_rows = x.view(rows, dim)
-    with torch.autocast(x.device.type, enabled=False):  # the op casts for autocast itself, before this point
-        z = torch.nn.functional.linear(x_rows, w_down, b_down)
+    z = _empty((rows, bottleneck), x)
+    a = _empty((rows, bottleneck), x)
     out = _empty(x.shape, x)
+    shape = (rows, num_tokens, dim, bottleneck, num_frames, num_prefix_tokens)
+    flags = _flags(x)
     with _device(x):
-        _launch("forward_up", dim, rows,
-                x_rows, z, w_conv.contiguous(), _or(b_conv, w_conv), w_up.contiguous(), _or(b_up, w_up), out,
-                rows, num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation,
-                HAS_BC=b_conv is not None, HAS_BU=b_up is not None, K=kernel_size,
-                ACTIVATION=activation_code(activation), **_flags(x))
+        _launch("forward_down", bottleneck, _row_tiles(rows, num_tokens, num_frames, True),
+                x_rows, w_down.contiguous(), _or(b_down, w_down), w_conv.contiguous(), _or(b_conv, w_conv), z, a,
+                *shape, dilation, HAS_BD=b_down is not None, HAS_BC=b_conv is not None, K=kernel_size,
+                ACTIVATION=activation_code(activation), **flags)
+        _launch("forward_up", dim, _row_tiles(rows, num_tokens, num_frames, False),
+                x_rows, a, w_up.contiguous(), _or(b_up, w_up), out, *shape, HAS_BU=b_up is not None, **flags)
     return out, z.view(frames_total, num_tokens, bottleneck)
 
 
@@ -315,45 +352,43 @@ def backward(
     rows = frames_total * num_tokens
     dout = grad_out.contiguous().view(rows, dim)
     z_rows = z.contiguous().view(rows, bottleneck)
-    need_dh = need_x or need_down
     nothing = x.new_empty(0)
-    dh = _empty((rows, bottleneck), x) if need_dh else nothing
+    dh = _empty((rows, bottleneck), x)  # da, then dh: the epilogue's scratch
+    dz = _empty((rows, bottleneck), x) if need_down or need_x else nothing
     a = _empty((rows, bottleneck), x) if need_weights else nothing
-    dz = _empty((rows, bottleneck), x) if need_down else nothing
     dx = _empty(x.shape, x) if need_x else nothing
-    dwc_part = _partials(need_weights, rows, bottleneck, kernel_size, like=x)
-    dbc_part = _partials(need_weights, rows, bottleneck, like=x)
-    dbu_part = _partials(need_weights, rows, dim, like=x)
-    dbd_part = _partials(need_down, rows, bottleneck, like=x)
+    # One fp32 workspace for every per-row-tile partial, row s = grad_h's clip-major row tile s (room for the
+    # smallest BLOCK_M). grad_h writes every element of its own rows, so nothing is zeroed first.
+    layout = _workspace_layout(bottleneck, kernel_size, dim, need_down or need_x, need_weights)
+    clip_tiles = _row_tiles(rows, num_tokens, num_frames, True)
+    part = _empty((clip_tiles(_SMALLEST_BLOCK_M), layout["width"]), x, torch.float32)
     w_conv = w_conv.contiguous()
-    shape = (rows, num_tokens, dim, bottleneck, num_frames, num_prefix_tokens, dilation)
+    shape = (rows, num_tokens, dim, bottleneck, num_frames, num_prefix_tokens)
     flags = _flags(x)
-    with _device(x):
-        _launch("grad_h", bottleneck, rows,
-                dout, z_rows, w_conv, _or(b_conv, w_conv), w_up.contiguous(), dh, a, dwc_part, dbc_part, dbu_part,
-                *shape, HAS_BC=b_conv is not None, K=kernel_size, ACTIVATION=activation_code(activation),
-                NEED_DH=need_dh, NEED_WEIGHT_GRADS=need_weights, **flags)
-        if need_x:
-            _launch("grad_x", dim, rows, dout, dh, w_conv, w_down.contiguous(), dx, dz, dbd_part,
-                    *shape, K=kernel_size, STORE_DZ=need_down, **flags)
-        elif need_down:
-            _launch("grad_z", bottleneck, rows, dh, w_conv, dz, dbd_part,
-                    rows, num_tokens, bottleneck, num_frames, dilation, K=kernel_size,
-                    DTYPE=flags["DTYPE"], UPCAST=flags["UPCAST"])
-
     grads: dict[str, torch.Tensor | None] = dict.fromkeys(
         ("dx", "dw_down", "db_down", "dw_conv", "db_conv", "dw_up", "db_up")
     )
-    if need_x:
-        grads["dx"] = dx
-    if need_down:
-        grads["dw_down"] = dz.t() @ x.contiguous().view(rows, dim)
-        grads["db_down"] = dbd_part.sum(0).to(x.dtype)
     if need_weights:
-        grads["dw_conv"] = dwc_part.sum(0).to(x.dtype)
-        grads["db_conv"] = dbc_part.sum(0).to(x.dtype)
-        grads["dw_up"] = dout.t() @ a
-        grads["db_up"] = dbu_part.sum(0).to(x.dtype)
+        grads.update(dw_conv=_empty(w_conv.shape, x), db_conv=_empty((bottleneck,), x), db_up=_empty((dim,), x))
+    if need_down:
+        grads["db_down"] = _empty((bottleneck,), x)
+    with _device(x):
+        slots_h = _launch("grad_h", bottleneck, clip_tiles,
+                          dout, z_rows, w_conv, _or(b_conv, w_conv), w_up.contiguous(), dh, a, dz,
+                          *(part[:, layout[name]:] for name in ("dwc", "dbc", "dbd", "dbu")), *shape, dilation,
+                          part.stride(0), HAS_BC=b_conv is not None, K=kernel_size,
+                          ACTIVATION=activation_code(activation), NEED_DZ=need_down or need_x,
+                          NEED_WEIGHT_GRADS=need_weights, **flags)
+        if need_x:
+            _launch("grad_x", dim, _row_tiles(rows, num_tokens, num_frames, False),
+                    dout, dz, w_down.contiguous(), dx, *shape, **flags)
+            grads["dx"] = dx
+        if need_down:
+            grads["dw_down"] = dz.t() @ x.contiguous().view(rows, dim)
+        if need_weights:
+            grads["dw_up"] = dout.t() @ a
+        if need_down or need_weights:
+            _reduce_partials(part, layout, grads, nothing, slots_h, bottleneck, kernel_size, dim, flags)
     return tuple(grads.values())
 
 
