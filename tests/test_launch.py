@@ -116,10 +116,10 @@ def test_deterministic_tiles_are_the_largest_clean_ones_of_the_committed_offline
 
 
 def test_deterministic_config_is_the_clean_tile_and_falls_back_when_it_does_not_fit():
-    config = launch.deterministic_config("grad_h", 3, 4, limit=H100)
+    config = launch.deterministic_config("forward_down", 3, 2, limit=H100)
     assert (config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.kwargs["BLOCK_K"], config.num_warps,
-            config.num_stages) == launch.DETERMINISTIC_TILES[("grad_h", 4)]
-    assert config != launch.usable_configs("grad_h", GEMM_TILES, 3, 4, limit=H100)[0]  # not simply the first
+            config.num_stages) == launch.DETERMINISTIC_TILES[("forward_down", 2)]
+    assert config != launch.usable_configs("forward_down", GEMM_TILES, 3, 2, limit=H100)[0]  # not simply the first
     small = launch.deterministic_config("grad_h", 3, 4, limit=10_000)
     assert (small.kwargs["BLOCK_K"], small.num_stages) == (32, 1)
 

@@ -199,14 +199,14 @@ def forward_down_kernel(
     rr = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_r = rr < R
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    if HAS_BD:  # the bias starts the sum (added after the loop, it is held beside acc: forward_up's spilled so)
+        acc += tl.load(BD + rr, mask=mask_r, other=0.0).to(tl.float32)[None, :]
     for c0 in range(0, C, BLOCK_K):
         cc = c0 + tl.arange(0, BLOCK_K)
         mask_c = cc < C
         x = _load(X + rows[:, None] * C + cc[None, :], inside[:, None] & mask_c[None, :], UPCAST)
         w_down_t = _load(WD + rr[None, :] * C + cc[:, None], mask_c[:, None] & mask_r[None, :], UPCAST)
         acc = _dot(x, w_down_t, acc, IEEE)
-    if HAS_BD:
-        acc += tl.load(BD + rr, mask=mask_r, other=0.0).to(tl.float32)[None, :]
     tile = inside[:, None] & mask_r[None, :]
     offsets = rows[:, None] * R + rr[None, :]
     tl.store(Z + offsets, _to_io(acc, DTYPE, UPCAST), mask=tile)
@@ -238,14 +238,14 @@ def forward_up_kernel(
     cc = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_c = cc < C
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    if HAS_BU:  # the bias starts the sum: held in the epilogue beside acc and x, it spilled 128x256 tiles
+        acc += tl.load(BU + cc, mask=mask_c, other=0.0).to(tl.float32)[None, :]
     for r0 in range(0, R, BLOCK_K):
         rr = r0 + tl.arange(0, BLOCK_K)
         mask_r = rr < R
         a = _load(A + rows[:, None] * R + rr[None, :], inside[:, None] & mask_r[None, :], UPCAST)
         w_up_t = _load(WU + cc[None, :] * R + rr[:, None], mask_r[:, None] & mask_c[None, :], UPCAST)
         acc = _dot(a, w_up_t, acc, IEEE)
-    if HAS_BU:
-        acc += tl.load(BU + cc, mask=mask_c, other=0.0).to(tl.float32)[None, :]
     tile = inside[:, None] & mask_c[None, :]
     offsets = rows[:, None] * C + cc[None, :]
     x = tl.load(X + offsets, mask=tile, other=0.0)

@@ -37,7 +37,7 @@ def interpreted() -> bool:
 #: GEMM tiles tried on a GPU, (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Configs that would need more
 #: shared memory than the device has (fp32, large K) are pruned per call (``usable_configs``); the last tile is
 #: small enough for fp32 at K = 9, and with one stage it fits any K.
-_GEMM_TILES = [(128, 128, 64, 8, 3), (128, 256, 32, 8, 3), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4),
+_GEMM_TILES = [(128, 128, 64, 8, 3), (128, 256, 32, 8, 3), (128, 64, 64, 8, 4), (64, 128, 64, 4, 4),
                (64, 64, 64, 4, 3), (64, 64, 32, 4, 2)]
 _SMALLEST_GEMM = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}
 #: One fixed config under the interpreter (autotuning needs a GPU driver). Its tiles are small enough for the
@@ -159,10 +159,10 @@ def autotune_key(name: str, named_args: dict) -> tuple:
 #: version, dtype, K, activation) where any kept config is clean. tests/test_launch.py derives it from the committed
 #: data again.
 DETERMINISTIC_TILES: dict[tuple[str, int], tuple[int, ...]] = {
-    ("forward_down", 2): (128, 256, 32, 8, 3), ("forward_down", 4): (64, 64, 32, 4, 2),
-    ("forward_up", 2): (128, 128, 64, 8, 3), ("forward_up", 4): (64, 64, 32, 4, 2),
-    ("grad_h", 2): (128, 256, 32, 8, 3), ("grad_h", 4): (64, 64, 32, 4, 2),
-    ("grad_x", 2): (128, 256, 32, 8, 3), ("grad_x", 4): (64, 64, 32, 4, 2),
+    ("forward_down", 2): (128, 256, 32, 8, 3), ("forward_down", 4): (128, 128, 64, 8, 3),
+    ("forward_up", 2): (128, 256, 32, 8, 3), ("forward_up", 4): (128, 128, 64, 8, 3),
+    ("grad_h", 2): (128, 128, 64, 8, 3), ("grad_h", 4): (128, 128, 64, 8, 3),
+    ("grad_x", 2): (128, 256, 32, 8, 3), ("grad_x", 4): (128, 128, 64, 8, 3),
 }
 
 
