@@ -93,8 +93,10 @@ def _describe(tile: tuple[int, ...]) -> str:
 def test_deterministic_tiles_are_the_largest_clean_ones_of_the_committed_offline_compile():
     """Per kernel and element size, over every Triton version, dtype (fp32 without TF32 is routed to the reference),
     K and activation compiled: among the tiles that are kept and clean (registers < 255, no spills, no C7515) in
-    every case where some kept tile is, the largest is DETERMINISTIC_TILES' entry."""
+    every case where some kept tile is, the largest (of two as large, the one needing fewer registers) is
+    DETERMINISTIC_TILES' entry."""
     cases: dict[tuple, dict] = {}
+    registers: dict[tuple, int] = {}  # (kernel, element size, tile) -> the most registers it took in any case
     for row in _offline_rows():
         if row["variant"] != "-" or "IEEE" in row["dtype"] or row["status"] != "ok":
             continue
@@ -102,6 +104,9 @@ def test_deterministic_tiles_are_the_largest_clean_ones_of_the_committed_offline
         case = (row["triton"], row["dtype"], row["K"], row["activation"])
         kept = row["h100"] in ("kept", "fallback", "not pruned")
         cases.setdefault((row["kernel"], element_size), {}).setdefault(case, {})[row["config"]] = kept and _clean(row)
+        if row["registers"] != "-":
+            tile_key = (row["kernel"], element_size, row["config"])
+            registers[tile_key] = max(registers.get(tile_key, 0), int(row["registers"]))
     assert cases, f"no rows read from {OFFLINE}"
     for (kernel, element_size), by_case in cases.items():
         tiles = {tile for verdicts in by_case.values() for tile in verdicts}
@@ -109,7 +114,10 @@ def test_deterministic_tiles_are_the_largest_clean_ones_of_the_committed_offline
                                               for verdicts in by_case.values())]
         assert good, f"{kernel}, {element_size}-byte elements: no tile is clean wherever one is"
         size = {tile: [int(n) for n in re.findall(r"\d+", tile)] for tile in good}
-        best = max(good, key=lambda tile: (size[tile][0] * size[tile][1] * size[tile][2], tile))
+        # Ties (128x128x64 and 128x256x32 hold as much) go to the tile that needs fewer registers: farther from
+        # the cap, and so likelier clean under the Triton versions without a full section (3.6: spot checks only)
+        best = max(good, key=lambda tile: (size[tile][0] * size[tile][1] * size[tile][2],
+                                           -registers[(kernel, element_size, tile)], tile))
         chosen = _describe(launch.DETERMINISTIC_TILES[(kernel, element_size)])
         assert chosen in good, f"{kernel} ({element_size}-byte): {chosen} is not clean where others are ({good})"
         assert size[chosen][:3] == size[best][:3] or chosen == best, f"{kernel}: {best} is larger than {chosen}"
@@ -119,7 +127,6 @@ def test_deterministic_config_is_the_clean_tile_and_falls_back_when_it_does_not_
     config = launch.deterministic_config("forward_down", 3, 2, limit=H100)
     assert (config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.kwargs["BLOCK_K"], config.num_warps,
             config.num_stages) == launch.DETERMINISTIC_TILES[("forward_down", 2)]
-    assert config != launch.usable_configs("forward_down", GEMM_TILES, 3, 2, limit=H100)[0]  # not simply the first
     small = launch.deterministic_config("grad_h", 3, 4, limit=10_000)
     assert (small.kwargs["BLOCK_K"], small.num_stages) == (32, 1)
 
