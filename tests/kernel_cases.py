@@ -36,11 +36,11 @@ def covering_cases(count: int, seed: int = 0) -> list[dict]:
     """``count`` cases in which every value of every factor appears, mixed by a seeded shuffle.
 
     With the Triton interpreter's 32-wide tiles, N = 37 or 50 tokens make row tiles that straddle frames and
-    clips, C = 200 and R = 40 or 72 span several tiles, R = 8 is below tl.dot's minimum of 16, and K = 9
-    with dilation reaches past the clip.
+    clips, C = 104 (three whole tiles and a ragged one of 8 columns) and R = 40 or 72 span several tiles, R = 8 is
+    below tl.dot's minimum of 16, and K = 9 with dilation reaches past the clip.
     """
     factors = {
-        "clips": [1, 2, 3], "frames_dilation": _FRAMES_AND_DILATIONS, "tokens": [1, 5, 37, 50], "dim": [48, 200],
+        "clips": [1, 2, 3], "frames_dilation": _FRAMES_AND_DILATIONS, "tokens": [1, 5, 37, 50], "dim": [48, 104],
         "bottleneck": [8, 24, 40, 72], "kernel_size": [1, 3, 5, 7, 9], "prefix": [0, 1, 5],
         "activation": list(fekernels.ACTIVATIONS), "biases": [True, False],
         "dtype": [torch.float32, torch.float16, torch.bfloat16], "contiguous": [True, False],
@@ -70,14 +70,14 @@ def case_id(case: dict) -> str:
 
 CASES = covering_cases(40) + [
     # the edges, named: a conv reaching past the clip, all tokens prefix, R < 16, a single frame and token,
-    # and several tiles along rows (10), C (7) and R (3) with tiles straddling frames and clips
+    # and several tiles along rows (10), C (4) and R (3) with tiles straddling frames and clips
     dict(clips=2, frames=2, tokens=5, dim=48, bottleneck=8, kernel_size=5, dilation=3, prefix=1, activation="gelu",
          biases=True, dtype=torch.float32, contiguous=True),
     dict(clips=2, frames=3, tokens=5, dim=48, bottleneck=24, kernel_size=3, dilation=1, prefix=5, activation=None,
          biases=True, dtype=torch.float32, contiguous=True),
     dict(clips=1, frames=1, tokens=1, dim=48, bottleneck=8, kernel_size=3, dilation=1, prefix=0, activation="silu",
          biases=False, dtype=torch.bfloat16, contiguous=True),
-    dict(clips=2, frames=4, tokens=37, dim=200, bottleneck=72, kernel_size=9, dilation=1, prefix=1, activation="gelu",
+    dict(clips=2, frames=4, tokens=37, dim=104, bottleneck=72, kernel_size=9, dilation=1, prefix=1, activation="gelu",
          biases=True, dtype=torch.bfloat16, contiguous=True),
 ]
 
