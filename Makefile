@@ -5,10 +5,6 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NATIVE := fekernels/_native/libfekernels_native.so
 
-# Independent steps run side by side (the native and AddressSanitizer libraries are one long compile each, on two
-# cores); each step's output is printed in one piece.
-MAKEFLAGS += --jobs=2 --output-sync=target
-
 .PHONY: demo test lint sanitize bench bench-predict native gpu-check gpu-quick gpu-bench clean
 
 $(INSTALLED): pyproject.toml
@@ -49,7 +45,10 @@ demo: $(INSTALLED) $(NATIVE)
 
 # Two pytest workers, a test file each at a time: most tests are one Python thread (subprocesses, decoding,
 # small tensors), so two keep both cores busy; a file stays on one worker, so its module fixtures are built once.
-test: $(INSTALLED) $(NATIVE) lint sanitize
+# The native and AddressSanitizer libraries are one long compile each: they are built side by side.
+test: $(INSTALLED) lint
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target $(NATIVE) $(ASAN_NATIVE)
+	$(MAKE) --no-print-directory sanitize
 	$(PY) -m pytest tests -n 2 --dist loadfile
 
 lint: $(INSTALLED)
