@@ -259,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                 checks.append(check)
                 print(f"boxes true ({faces}): {check['iou_at_least_0.7']} of {check['compared']} frames "
                       f"({100 * check['share']:.1f}%)", flush=True)
-    record = {"command": "python -m benchmarks.predict_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+    words = [os.path.relpath(word) if os.path.isabs(word) else word for word in (argv if argv is not None else
+                                                                                 sys.argv[1:])]
+    record = {"command": "python -m benchmarks.predict_speed " + " ".join(words),  # paths as from the checkout
               "date": date.today().isoformat(),
               "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
                           "load_average_before": load_before, "load_average_after": os.getloadavg(), **_versions()},

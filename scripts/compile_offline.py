@@ -454,7 +454,7 @@ def _command(argv: list[str]) -> str:
             return str(Path(path).relative_to(Path.cwd())) or "."
         return path
 
-    words = [relative(sys.executable), sys.argv[0], *argv]
+    words = ["python", relative(sys.argv[0]), *argv]  # the interpreter's own path says nothing to a reader
     if python_path := os.environ.get("PYTHONPATH"):
         words.insert(0, "PYTHONPATH=" + os.pathsep.join(relative(entry) for entry in python_path.split(os.pathsep)))
     return shlex.join(words)
