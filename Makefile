@@ -43,13 +43,13 @@ demo test: export GOMP_SPINCOUNT ?= 1000
 demo: $(INSTALLED) $(NATIVE)
 	$(PY) -m fe_adapter demo
 
-# Two pytest workers, a test file each at a time: most tests are one Python thread (subprocesses, decoding,
-# small tensors), so two keep both cores busy; a file stays on one worker, so its module fixtures are built once.
+# Two pytest workers, handed tests one by one: most tests are one Python thread (subprocesses, decoding, small
+# tensors), so two keep both cores busy; a file with module fixtures is one xdist_group (built once, on one worker).
 # The native and AddressSanitizer libraries are one long compile each: they are built side by side.
 test: $(INSTALLED) lint
 	$(MAKE) --no-print-directory --jobs=2 --output-sync=target $(NATIVE) $(ASAN_NATIVE)
 	$(MAKE) --no-print-directory sanitize
-	$(PY) -m pytest tests -n 2 --dist loadfile
+	$(PY) -m pytest tests -n 2 --dist loadgroup
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check fekernels fe_adapter tests benchmarks scripts

@@ -21,6 +21,11 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
+if os.environ.get("TRITON_INTERPRET") == "1":
+    from tests.triton_interpreter import skip_repatching_inside_launches
+
+    skip_repatching_inside_launches()
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:

@@ -14,6 +14,8 @@ from fe_adapter import cli
 from fe_adapter.training.state import STATE_FORMAT
 from tests.tiny_model import TINY_VIT
 
+pytestmark = pytest.mark.xdist_group(__name__)  # its module fixtures are built once, on one worker
+
 TINY = TINY_VIT
 
 

@@ -15,6 +15,8 @@ from fe_adapter import cli
 from tests.test_pretrain_image import tiny_image_config
 from tests.training_cases import as_overrides
 
+pytestmark = pytest.mark.xdist_group(__name__)  # its module fixtures are built once, on one worker
+
 SIZE = 112
 _GREY = np.array([0.299, 0.587, 0.114])
 

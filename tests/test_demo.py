@@ -13,6 +13,8 @@ import torch
 
 from fe_adapter import cli, data, demo
 
+pytestmark = pytest.mark.xdist_group(__name__)  # its module fixtures are built once, on one worker
+
 
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):

@@ -20,6 +20,8 @@ from fe_adapter import export
 from fe_adapter.checkpoint import load_model
 from fe_adapter.demo import BACKBONE, BACKBONE_KWARGS
 
+pytestmark = pytest.mark.xdist_group(__name__)  # its module fixtures are built once, on one worker
+
 #: Runs an exported file in a fresh interpreter that has neither fe-adapter nor its kernels, and prints the
 #: probabilities of the clips in each .npy file given. ONNX runs on onnxruntime alone, without torch.
 _DEPLOYED = textwrap.dedent("""

@@ -12,6 +12,8 @@ from fe_adapter.faces.face import box_iou
 from fe_adapter.predict.predictor import detect_every_for
 from tests.face_scenes import PHOTO_LANDMARKS, blank, landmark_error, place_face
 
+pytestmark = pytest.mark.xdist_group(__name__)  # its module fixtures are built once, on one worker
+
 
 @pytest.fixture(scope="module")
 def mtcnn():

@@ -20,6 +20,8 @@ from fe_adapter.predict.predictor import PredictionError, Predictor, detect_ever
 from tests.media import write_video
 from tests.tiny_model import TINY_CLASSES
 
+pytestmark = pytest.mark.xdist_group(__name__)  # its module fixtures are built once, on one worker
+
 CLASSES = TINY_CLASSES
 
 

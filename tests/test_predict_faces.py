@@ -15,6 +15,8 @@ from fe_adapter.predict.predictor import PredictionError, Predictor, detect_ever
 from tests.face_scenes import blank, place_face
 from tests.media import write_video
 
+pytestmark = pytest.mark.xdist_group(__name__)  # its module fixtures are built once, on one worker
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tiny_model_files):
