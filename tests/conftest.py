@@ -9,6 +9,11 @@ from pathlib import Path
 # Idle OpenMP threads sleep after 1000 spins instead of ~300,000: two test runs (or a run next to the demo) on a
 # 2-core machine otherwise slow each other down many times over (docs/demo.md). Read when torch loads libgomp.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+# Under pytest-xdist the workers already fill the cores: one thread per torch (the commands tests start inherit it),
+# else `make test`'s two workers run four threads on two cores, ~35% more CPU time. Tests of threading set their
+# counts themselves, and the sanitizer run (one process) keeps the default.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Deterministic cuBLAS, which the op requires in deterministic mode on a GPU (fekernels/_precision.py); read when
 # cuBLAS starts, so before any test touches CUDA.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -1,4 +1,5 @@
-"""The tests' interpreter shortcut (tests/triton_interpreter.py): in effect, and bitwise the same as without it."""
+"""The test run's own setup: pytest-xdist's groups in effect (make test), and the Triton interpreter's shortcut
+(tests/triton_interpreter.py) in effect and bitwise the same as Triton's own path."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from fekernels.triton_kernels import launch
 from tests.kernel_cases import make_inputs, options_of, run_op
 
-pytestmark = pytest.mark.skipif(not launch.interpreted(), reason="the shortcut is for Triton's CPU interpreter")
+_INTERPRETED = pytest.mark.skipif(not launch.interpreted(), reason="the shortcut is for Triton's CPU interpreter")
 
 #: bf16 with K = 5 and a two-tile R: every helper of the forward and the backward runs, tl.sum included.
 _CASE = dict(clips=2, frames=3, tokens=7, dim=48, bottleneck=40, kernel_size=5, dilation=1, prefix=1,
@@ -29,6 +30,19 @@ def _outputs_and_module_scans(monkeypatch) -> tuple[dict, int]:
     return result, len(scans)
 
 
+@pytest.mark.xdist_group("the_setup_test")
+def test_grouped_tests_stay_together_under_loadgroup(request):
+    """`make test` runs `--dist loadgroup` so that a file's module fixtures (the quick demo: a minute of CPU) are built
+    once; pytest-xdist marks a grouped test by appending its group to the node id, and a pytest that stops that
+    (9.2) spreads the group over both workers without a word."""
+    if not request.config.getoption("loadgroup", False):
+        pytest.skip("not a pytest-xdist worker under --dist loadgroup")
+    assert request.node.nodeid.endswith("@the_setup_test"), (
+        f"{request.node.nodeid}: the xdist_group mark did not take: this pytest breaks --dist loadgroup "
+        "(pytest-dev/pytest-xdist#1386), see the pin in pyproject.toml")
+
+
+@_INTERPRETED
 def test_the_shortcut_patches_a_few_times_per_launch_and_changes_no_bit(monkeypatch):
     from triton.runtime import interpreter
 
