@@ -11,7 +11,7 @@ from pathlib import Path
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 # Under pytest-xdist the workers already fill the cores: one thread per torch (the commands tests start inherit it),
 # else `make test`'s two workers run four threads on two cores, ~35% more CPU time. Tests of threading set their
-# counts themselves, and the sanitizer run (one process) keeps the default.
+# counts themselves, and the AddressSanitizer run (tests/test_address_sanitizer.py) sets two.
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Deterministic cuBLAS, which the op requires in deterministic mode on a GPU (fekernels/_precision.py); read when
