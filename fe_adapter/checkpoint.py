@@ -241,10 +241,10 @@ def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def load_model(path: str | Path, backbone_checkpoint: str | Path | None = None, pretrained: bool = False,
-               impl: str = "auto") -> nn.Module:
+               impl: str = "auto", num_frames: int | None = None) -> nn.Module:
     """The trained ``VideoClassifier`` of an adapter checkpoint: rebuilt from its config, with the backbone's weights
     from ``backbone_checkpoint`` (a local .safetensors/.pth file) or timm (``pretrained=True``), then its adapters
-    and head. The input normalisation is the recorded one.
+    and head. The input normalisation is the recorded one; ``num_frames`` replaces the trained clip length.
 
     Raises FileNotFoundError for a missing file, CheckpointError for an unreadable or mismatched one, ValueError
     when no backbone weights are given or timm's are given for adapters trained on a file's.
@@ -261,5 +261,5 @@ def load_model(path: str | Path, backbone_checkpoint: str | Path | None = None, 
     if backbone_checkpoint is None and "file" in trained_on:
         raise ValueError(f"{path} was trained on the backbone weights in the file {trained_on['file']}, not on "
                          "timm's: give that file as backbone_checkpoint (--backbone-checkpoint)")
-    model = model_from_config(config, backbone_checkpoint, pretrained, impl)
+    model = model_from_config(config, backbone_checkpoint, pretrained, impl, num_frames)
     return load_adapters(model, path)

@@ -167,13 +167,14 @@ def create_model(
 
 
 def model_from_config(config: dict[str, Any], checkpoint: str | Path | None = None, pretrained: bool = False,
-                      impl: str = "auto") -> VideoClassifier:
+                      impl: str = "auto", num_frames: int | None = None) -> VideoClassifier:
     """The model an adapter checkpoint's config (``fe_adapter.checkpoint.model_config``) describes, with the backbone
     weights from ``checkpoint`` (a local file) or timm (``pretrained``) and new adapters and head (load them with
-    ``load_adapters``). The input statistics are the recorded ones."""
+    ``load_adapters``). The input statistics are the recorded ones; ``num_frames`` replaces the clip length it was
+    trained with (the weights do not depend on it)."""
     adapter, normalization = config["adapter"], config.get("input", {})
     return create_model(
-        config["backbone"], num_classes=len(config["class_names"]), num_frames=adapter["num_frames"],
+        config["backbone"], num_classes=len(config["class_names"]), num_frames=num_frames or adapter["num_frames"],
         pretrained=pretrained and checkpoint is None, checkpoint=checkpoint, class_names=config["class_names"],
         backbone_kwargs=config.get("backbone_kwargs"), mean=normalization.get("mean"), std=normalization.get("std"),
         bottleneck=adapter["bottleneck"], kernel_size=adapter["kernel_size"], dilation=adapter["dilation"],

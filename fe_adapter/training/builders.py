@@ -91,11 +91,16 @@ def build_model(model_config: ModelConfig, num_classes: int, num_frames: int, cl
         placement=model_config.placement, activation=model_config.activation, impl=model_config.impl,
         random_backbone=model_config.random_backbone,
     )
-    if model_config.backbone_dtype == "bf16":
+    cast_frozen_weights(model, model_config.backbone_dtype)
+    return model
+
+
+def cast_frozen_weights(model: torch.nn.Module, backbone_dtype: str) -> None:
+    """Store the frozen weights in bf16 when ``model.backbone_dtype`` is "bf16" (half the memory, trained or not)."""
+    if backbone_dtype == "bf16":
         for param in model.parameters():
             if not param.requires_grad:
                 param.data = param.data.to(torch.bfloat16)
-    return model
 
 
 def clip_list(config: DataConfig, split: str, class_names: tuple[str, ...] | None = None) -> data.ClipList:

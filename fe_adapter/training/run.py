@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fe_adapter.training.config import ConfigError, TrainConfig
+from fe_adapter.training.config import ConfigError, ModelConfig, TrainConfig
 from fe_adapter.training.folder import check_cv_folder, check_report_folder, check_run_folder, clear_outputs
 
 log = logging.getLogger("fe_adapter")
@@ -146,33 +146,29 @@ def run_evaluation(config: TrainConfig, checkpoint: Path, out: Path | None, spli
 
 def _evaluate(config: TrainConfig, checkpoint: Path, out: Path | None, split: str, overwrite: bool) -> dict:
     from fe_adapter import data
-    from fe_adapter.checkpoint import load_adapters, read_adapter_config
+    from fe_adapter.checkpoint import load_model, read_adapter_config
     from fe_adapter.device import resolve_device
-    from fe_adapter.training.builders import build_dataset, build_model, dataset_classes
+    from fe_adapter.training.builders import build_dataset, cast_frozen_weights
     from fe_adapter.training.evaluation import autocast_dtype, deterministic_algorithms, evaluate
     from fe_adapter.training.folder import REPORT_OUTPUTS
     from fe_adapter.training.report import write_report
 
     saved = read_adapter_config(checkpoint)
-    adapter = saved["adapter"]
     model = config.model
     if not (model.checkpoint or model.pretrained):
         random = (" (a model trained with model.random_backbone=true cannot be evaluated: its random backbone was "
                   "not saved)" if model.random_backbone else "")
         raise ConfigError(f"{checkpoint} holds adapters and head only: set model.checkpoint (the backbone's "
                           f"weights) or model.pretrained=true{random}")
-    if config.data.num_frames != adapter["num_frames"]:
+    if config.data.num_frames != saved["adapter"]["num_frames"]:
         log.warning(f"evaluating with data.num_frames = {config.data.num_frames}, but {checkpoint} was trained with "
-                    f"{adapter['num_frames']}: the scores differ from the training run's")
-    model.backbone, model.backbone_kwargs = saved["backbone"], saved.get("backbone_kwargs", {})
-    model.mean, model.std = saved.get("input", {}).get("mean"), saved.get("input", {}).get("std")
-    model.bottleneck, model.kernel_size = adapter["bottleneck"], adapter["kernel_size"]
-    model.dilation, model.placement, model.activation = adapter["dilation"], adapter["placement"], adapter["activation"]
-    class_names = tuple(saved.get("class_names") or dataset_classes(config.data))
+                    f"{saved['adapter']['num_frames']}: the scores differ from the training run's")
+    class_names = tuple(saved["class_names"])
     device = resolve_device(config.run.device, "run.device")
-    network = build_model(model, len(class_names), config.data.num_frames, class_names, config.data.img_size)
-    load_adapters(network, checkpoint)
+    network = load_model(checkpoint, model.checkpoint, model.pretrained, model.impl, config.data.num_frames)
+    cast_frozen_weights(network, model.backbone_dtype)
     network.to(device)
+    _record_checkpoint_model(model, saved)
     normalization = data.normalization_for(network)
     if config.data.img_size:
         normalization = data.Normalization(config.data.img_size, normalization.mean, normalization.std)
@@ -195,6 +191,16 @@ def _evaluate(config: TrainConfig, checkpoint: Path, out: Path | None, split: st
         write_report(out, summary, config.to_dict(), {"predictions.csv": evaluation})
         log.info(f"report in {out}")
     return summary
+
+
+def _record_checkpoint_model(model: ModelConfig, saved: dict) -> None:
+    """Put the checkpoint's model settings into ``model``, so that an evaluation's config.yaml names the model
+    evaluated rather than the config file's."""
+    adapter, normalization = saved["adapter"], saved.get("input", {})
+    model.backbone, model.backbone_kwargs = saved["backbone"], saved.get("backbone_kwargs", {})
+    model.mean, model.std = normalization.get("mean"), normalization.get("std")
+    model.bottleneck, model.kernel_size = adapter["bottleneck"], adapter["kernel_size"]
+    model.dilation, model.placement, model.activation = adapter["dilation"], adapter["placement"], adapter["activation"]
 
 
 def check_folds(folds: list[int]) -> list[int]:
