@@ -131,9 +131,8 @@ def test_prepare_transform_leaves_frames_of_the_input_size_and_brings_others_to_
                                atol=1e-6)
 
 
-def test_video_training_loads_uint8_clips_and_augments_them_on_the_batch(tmp_path, monkeypatch):
-    """``fe-adapter train`` on frame folders: the loader hands out the decoded uint8 frames, the task crops,
-    flips, jitters and normalises the batch on the training device (one call per batch), and the run trains."""
+def _video_trainer(tmp_path):
+    """A Trainer of a tiny model on four noise clips in frame folders (a list dataset), batches of 2."""
     from fe_adapter.training import Trainer, config_from_dict
     from tests.training_cases import noise_clip, tiny_config
 
@@ -142,9 +141,15 @@ def test_video_training_loads_uint8_clips_and_augments_them_on_the_batch(tmp_pat
         noise_clip(tmp_path / "clips" / f"c{index}", seed=index)
         lines.append(f"clips/c{index} {index % 2}")
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
-    trainer = Trainer(config_from_dict(tiny_config(tmp_path / "run", data={
+    return Trainer(config_from_dict(tiny_config(tmp_path / "run", data={
         "dataset": "list", "train_list": str(tmp_path / "train.txt"), "test_list": str(tmp_path / "train.txt"),
         "class_names": ["calm", "tense"], "batch_size": 2}, optim={"epochs": 1})))
+
+
+def test_video_training_loads_uint8_clips_and_augments_them_on_the_batch(tmp_path, monkeypatch):
+    """``fe-adapter train`` on frame folders: the loader hands out the decoded uint8 frames, the task crops,
+    flips, jitters and normalises the batch on the training device (one call per batch), and the run trains."""
+    trainer = _video_trainer(tmp_path)
     assert isinstance(trainer.task.augment, BatchAugment)
     sample = trainer.train_set[0].clip
     assert sample.dtype == torch.uint8 and sample.shape == (4, 3, 32, 32)
@@ -155,6 +160,23 @@ def test_video_training_loads_uint8_clips_and_augments_them_on_the_batch(tmp_pat
                         original(self, clips))
     stats = trainer.train_epoch(0)
     assert augmented == [(2, 4, 3, 32, 32)] * 2 and math.isfinite(stats["loss"])
+
+
+def test_each_rank_draws_its_own_augmentation_and_rank_0_draws_as_one_process(tmp_path):
+    """The batch is augmented from torch's global generator, which every epoch reseeds: on rank 0 with the run's
+    seed + epoch, as a single process does, on other ranks with a seed of their own, so that the clips at one
+    batch position of two ranks do not share their crop, flip and colour factors."""
+    from fe_adapter.training.distributed import Distributed
+
+    trainer = _video_trainer(tmp_path)
+    draws = []
+    for rank in (0, 1, 0):
+        trainer.dist = Distributed(rank=rank, world_size=2)
+        trainer._seed_epoch(3)
+        draws.append(trainer.task.augment.sample(2, 32, 32))
+    torch.manual_seed(trainer.config.run.seed + 3)
+    assert draws[0] == draws[2] == trainer.task.augment.sample(2, 32, 32)
+    assert all(first != second for first, second in zip(draws[0], draws[1], strict=True))
 
 
 @pytest.mark.parametrize("auto_augment", ["rand-m9-mstd0.5", None, "original"])

@@ -42,7 +42,12 @@ log = logging.getLogger("fe_adapter.train")
 __all__ = ["Evaluation", "Trainer", "seed_everything"]
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed Python's, NumPy's and torch's global generators: with ``seed`` itself on rank 0 (a single process), and
+    on another rank with a seed drawn from (seed, rank), so that the draws made from them (augmentation on the
+    training device, mixup, dropout) differ between ranks as they do between the clips of one batch."""
+    if rank:
+        seed = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -175,7 +180,7 @@ class Trainer:
     # one epoch --------------------------------------------------------------------------------------
     def _seed_epoch(self, epoch: int) -> None:
         seed = self.config.run.seed + epoch
-        seed_everything(seed)
+        seed_everything(seed, self.dist.rank)  # the loaders' and samplers' seeds stay the same on every rank
         for loader in (self.train_loader, self.val_loader, self.test_loader):
             if loader is None:
                 continue
