@@ -5,6 +5,7 @@ without a face or unreadable reported and skipped, a second run resuming, and th
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,17 @@ def test_a_second_run_resumes_and_the_output_pretrains(tmp_path, capsys, monkeyp
         assert metrics["last"]["metrics"]["class_names"] == ["colour", "grey"]
         assert sum(map(sum, metrics["last"]["metrics"]["confusion"])) == counts[1], metrics["last"]
         assert (run / "last.safetensors").is_file()
+
+    # a replaced photo is cropped again, the rest stays; a class of one image cannot hold one out for test
+    replaced = _photo(raw / "train" / "colour" / "0.jpg", 0.45, -5, (60, 90), canvas=(300, 400))
+    os.utime(replaced, ns=(replaced.stat().st_atime_ns, written[out / "train/colour/0.jpg"] + 10**9))
+    _photo(raw / "train" / "lone" / "0.jpg", 0.3, 0, (100, 50), canvas=(300, 400))
+    status, printed, errors = _crop(capsys, *arguments)
+    assert status == 0 and "11 of 11 images cropped (9 by an earlier run)" in printed, errors
+    changed = {path for path in out.rglob("*.jpg") if path.stat().st_mtime_ns != written.get(path)}
+    assert changed == {out / "train/colour/0.jpg", out / "train/lone/0.jpg"}
+    assert "class 'lone' has too few images to hold one out" in errors
+    assert "lone" not in (out / "test.csv").read_text() and "train/lone/0.jpg,lone" in (out / "train.csv").read_text()
 
 
 def test_videos_with_images_and_missing_images_are_refused(tmp_path, capsys):

@@ -155,6 +155,9 @@ def _run_images(args: argparse.Namespace, inputs: list[Path]) -> int:
         _error(line)
     for name in report.faceless:
         _error(f"{name}: no face found: skipped")
+    for label in report.untested:
+        _error(f"warning: class {label!r} has too few images to hold one out at --test-fraction "
+               f"{args.test_fraction:g}: none in {args.out / 'test.csv'}, so its test recall will be missing")
     done = report.cropped + report.skipped
     print(f"{done} of {len(images)} images cropped ({report.skipped} by an earlier run) into {args.out}; "
           f"{len(report.faceless)} without a face, {len(report.failed)} unreadable (listed in "

@@ -15,8 +15,9 @@ layout and stays an ``image_folder`` source. Beside the crops:
 - ``crop.json``: the settings; a run with other settings crops every image again.
 
 Resuming: each crop is written in one step (``atomic_write``), so an image whose crop exists (with the same
-settings) is done and skipped; an image an earlier run found no face in (``skipped.csv``, same settings) is
-skipped again and reported again; unreadable images are tried again.
+settings, and no older than the image: a replaced photo is cropped again) is done and skipped; an image an
+earlier run found no face in (``skipped.csv``, same settings) is skipped again and reported again; unreadable
+images are tried again.
 """
 
 from __future__ import annotations
@@ -56,13 +57,14 @@ class ImageCropSettings:
 @dataclass
 class ImageCropReport:
     """What a run did: images cropped now, skipped (cropped by an earlier run), without a face (their names), not
-    readable (one line each), and the list files written."""
+    readable (one line each), the list files written, and the classes too small to hold an image out for test."""
 
     cropped: int = 0
     skipped: int = 0
     faceless: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     lists: dict[str, Path] = field(default_factory=dict)
+    untested: list[str] = field(default_factory=list)
 
 
 def is_image(path: Path) -> bool:
@@ -119,7 +121,7 @@ def crop_images(images: Sequence[Path], root: str | Path, out: str | Path,
         source = Path(os.path.abspath(image))  # normalised as ``image_root`` does (".." resolved)
         name = source.relative_to(root).as_posix()
         target = out / name
-        if same_settings and target.is_file():
+        if same_settings and _cropped_since_changed(target, source):
             report.skipped += 1
         elif same_settings and name in known_faceless:
             report.faceless.append(name)
@@ -139,8 +141,16 @@ def crop_images(images: Sequence[Path], root: str | Path, out: str | Path,
                 continue
             report.cropped += 1
         rows.append((name, label or source.parent.name))
-    report.lists = _write_lists(out, rows, skipped_rows, test_fraction)
+    report.lists, report.untested = _write_lists(out, rows, skipped_rows, test_fraction)
     return report
+
+
+def _cropped_since_changed(target: Path, source: Path) -> bool:
+    """Whether ``target`` (a crop) exists and was written after ``source`` (its image) last changed."""
+    try:
+        return target.stat().st_mtime_ns >= source.stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def _crop_one(image: Path, target: Path, settings: ImageCropSettings, detector) -> bool:
@@ -186,7 +196,8 @@ def _csv_text(header: Sequence[str], rows: Sequence[tuple[str, str]]) -> str:
 
 
 def _write_lists(out: Path, rows: list[tuple[str, str]], skipped: list[tuple[str, str]],
-                 test_fraction: float) -> dict[str, Path]:
+                 test_fraction: float) -> tuple[dict[str, Path], list[str]]:
+    """Write the list files; returns their paths and the classes without a test image (too few images)."""
     from fe_adapter.faces.crop_videos import held_out
 
     by_label: dict[str, list[str]] = {}
@@ -198,5 +209,7 @@ def _write_lists(out: Path, rows: list[tuple[str, str]], skipped: list[tuple[str
              TRAIN_LIST: _csv_text(("path", "label"), [row for row in rows if row[0] not in test]),
              TEST_LIST: _csv_text(("path", "label"), [row for row in rows if row[0] in test]),
              SKIPPED: _csv_text(("image", "reason"), skipped), CLASSES: classes}
-    return {name: atomic_write(out / name, lambda temporary, text=text: Path(temporary).write_text(text))
-            for name, text in texts.items()}
+    paths = {name: atomic_write(out / name, lambda temporary, text=text: Path(temporary).write_text(text))
+             for name, text in texts.items()}
+    untested = sorted(label for label, names in by_label.items() if test_fraction and test.isdisjoint(names))
+    return paths, untested
