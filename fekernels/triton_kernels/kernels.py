@@ -175,7 +175,7 @@ def _conv_tile(SRC, rows, inside, frame, rr, mask_r, N, R, T, dilation, WC, BC,
 @triton.jit
 def _column_sum_of_dout(DOUT, DBU_PART, slot, rows, inside, patch, C, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     """This row tile's fp32 column sums of dout over its patch rows (its share of dbu), in a loop of its own
-    after the main loop: inside the main loop the sum would stall every wgmma."""
+    after the main loop (inside it the sum would stall every wgmma) and after the accumulator is stored."""
     for c0 in range(0, C, BLOCK_K):
         cc = c0 + tl.arange(0, BLOCK_K)
         mask_c = cc < C
@@ -283,9 +283,6 @@ def grad_h_kernel(
         w_up = _load(WU + cc[:, None] * R + rr[None, :], mask_c[:, None] & mask_r[None, :], UPCAST)
         acc = _dot(dout, w_up, acc, IEEE)
     slot = tile_m.to(tl.int64) * PART_STRIDE
-    if NEED_WEIGHT_GRADS:
-        if tile_n == 0:
-            _column_sum_of_dout(DOUT, DBU_PART, slot, rows, inside, patch, C, BLOCK_M, BLOCK_K)
     # da goes through memory (rounded to the I/O dtype, as the reference rounds it), so that the epilogue can
     # work on SLICE columns at a time like forward_down's: through DZ, which the transposed conv overwrites only
     # after the next barrier, or DH when dz is not wanted (then dh is not stored).
@@ -294,6 +291,9 @@ def grad_h_kernel(
     else:
         DA = DH
     tl.store(DA + rows[:, None] * R + rr[None, :], _to_io(acc, DTYPE, UPCAST), mask=inside[:, None] & mask_r[None, :])
+    if NEED_WEIGHT_GRADS:  # after da's store, when acc is dead (held through this loop, 128x256 tiles took 255 regs)
+        if tile_n == 0:
+            _column_sum_of_dout(DOUT, DBU_PART, slot, rows, inside, patch, C, BLOCK_M, BLOCK_K)
     tl.debug_barrier()  # the slices below read da written by other threads of this program
     # Long kernels hold more taps at once: half the slice from K = 7 up (else K = 9 spills, docs/kernels.md).
     SLICE: tl.constexpr = 32 if K <= 5 else 16
