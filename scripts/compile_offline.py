@@ -75,7 +75,8 @@ class Job:
 
 @dataclasses.dataclass
 class Result:
-    """What one compile reported; sizes in bytes. ``kept``: launch.usable_configs keeps it on an H100."""
+    """What one compile reported; sizes in bytes. ``kept``: launch.usable_configs keeps it on an H100;
+    ``pruned_unclean``: it prunes the tile as one this Triton compiles unclean (launch.UNCLEAN_TILES)."""
 
     job: Job
     config: str
@@ -83,6 +84,7 @@ class Result:
     shared: int | None = None
     estimate: int | None = None
     kept: bool | None = None
+    pruned_unclean: bool = False
     registers: int | None = None
     spill_stores: int | None = None
     spill_loads: int | None = None
@@ -269,6 +271,8 @@ def compile_job(job: Job) -> Result:
         result.estimate = launch.shared_memory_estimate(job.kernel, config, job.kernel_size, element_size)
         result.kept = job.config == FALLBACK or config in _on_h100(
             launch, job.kernel, [config], job.kernel_size, element_size)
+        result.pruned_unclean = (not result.kept and result.estimate <= H100_SHARED_MEMORY
+                                 and launch.config_tile(config) in launch.unclean_tiles(job.kernel))
     log = io.StringIO()
     try:
         signature, constexprs, attrs = _compile_arguments(tuned.fn, job, config)
@@ -302,6 +306,8 @@ def _h100_verdict(result: Result) -> str:
         verdict = "not pruned"
     elif result.job.config == FALLBACK:
         verdict = "fallback"
+    elif result.pruned_unclean:
+        return "pruned: unclean under this Triton"
     else:
         verdict = "kept" if result.kept else "pruned"
     if result.shared is None:
@@ -345,8 +351,9 @@ def _summary(results: list[Result]) -> list[str]:
         f"- Estimate vs measured shared memory (GEMM kernels, {len(estimated)} compiles): the estimate is below the "
         f"measured allocation in {sum(m < 0 for m in margins)} of them"
         + (f"; estimate - measured ranges from {min(margins)} to {max(margins)} bytes." if margins else "."),
-        f"- On an H100: {sum(v.startswith('pruned') for v in verdicts)} pruned, of which "
-        f"{sum(v.endswith('but fits**') for v in verdicts)} would fit; "
+        f"- On an H100: {sum(v.startswith('pruned') for v in verdicts)} pruned, "
+        f"{sum(r.pruned_unclean for r in results)} of them as unclean under this Triton "
+        f"(`launch.UNCLEAN_TILES`); {sum(v.endswith('but fits**') for v in verdicts)} pruned although they would fit; "
         f"{sum(v.endswith('does not fit**') for v in verdicts)} kept although the allocation exceeds "
         f"{H100_SHARED_MEMORY} bytes.",
         f"- Registers at ptxas's cap of 255 in {sum(r.registers == 255 for r in compiled)} of {len(compiled)} "
@@ -364,10 +371,11 @@ def render(results: list[Result], command: str) -> str:
         f"Compiled on {datetime.date.today().isoformat()} without a GPU by `{command}`. Shared memory: the bytes "
         "the launch requests (`metadata.shared`); estimate: `launch.shared_memory_estimate`; H100: whether "
         f"`launch.usable_configs` keeps the config at the H100's limit of {H100_SHARED_MEMORY} bytes (fallback: "
-        "the tile it returns when none fits). Registers, spills (stores/loads, bytes) and notices: ptxas -v of "
-        "the same compile. Main loop: SASS instructions of the loop with the most wgmma instructions (nvdisasm of "
-        "the cubin), and how many of those are wgmma; seconds: the compile's wall-clock time on this machine "
-        "(loaded: see the load average in the JSON), CPU seconds: its CPU time, ptxas included, which load "
+        "the tile it returns when none fits; pruned: unclean under this Triton: a tile `launch.UNCLEAN_TILES` "
+        "prunes for this Triton version although it fits). Registers, spills (stores/loads, bytes) and notices: "
+        "ptxas -v of the same compile. Main loop: SASS instructions of the loop with the most wgmma instructions "
+        "(nvdisasm of the cubin), and how many of those are wgmma; seconds: the compile's wall-clock time on this "
+        "machine (loaded: see the load average in the JSON), CPU seconds: its CPU time, ptxas included, which load "
         "inflates far less. Pointers 16-byte aligned, C and R divisible by 16, other ints not specialized; every "
         "switch on unless the variant says otherwise.", "",
         *_summary(results), "",

@@ -54,15 +54,18 @@ def test_the_report_flags_estimates_and_pruning_that_disagree_with_the_compile(t
             result(1, limit + 1, limit + 4000, True),  # kept, but the launch would fail
             result(2, 2000, 1000, True),  # the estimate is not a bound
             result(3, limit, limit + 1, False),  # pruned, though it fits
-            result(tool.FALLBACK, 500, 600, True)]
+            result(tool.FALLBACK, 500, 600, True),
+            result(4, 1000, 3000, False, pruned_unclean=True)]  # fits, but this Triton compiles it unclean
     verdicts = [tool._h100_verdict(row) for row in rows]
-    assert verdicts == ["kept", "kept, **does not fit**", "kept", "pruned, **but fits**", "fallback"]
+    assert verdicts == ["kept", "kept, **does not fit**", "kept", "pruned, **but fits**", "fallback",
+                        "pruned: unclean under this Triton"]
     assert "**< measured**" in tool._row(rows[2]) and "measured" not in tool._row(rows[0])
     assert "| 255 | 8/4 |" in tool._row(rows[0])
     summary = "\n".join(tool._summary([*rows, dataclasses.replace(rows[0], error="PTXASError: boom")]))
-    assert "6 compiles: 5 ok, 1 failed" in summary
+    assert "7 compiles: 6 ok, 1 failed" in summary
     assert "below the measured allocation in 1 of them" in summary
-    assert "1 pruned, of which 1 would fit; 1 kept although" in summary
+    assert "2 pruned, 1 of them as unclean under this Triton" in summary
+    assert "1 pruned although they would fit; 1 kept although" in summary
 
 
 def test_a_run_replaces_its_own_triton_versions_section_and_keeps_the_others(tool):

@@ -67,18 +67,44 @@ def shared_memory_estimate(name: str, config: triton.Config, kernel_size: int, e
     return ((max(config.num_stages, 1) - 1) * (taps * m + n) + m + n) * k * element_size + 2048
 
 
+#: Tiles (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages) that a Triton version, (major, minor), compiles unclean for
+#: sm_90a in bf16 or fp16, per kernel: 255 registers, spills or serialised wgmma (C7515) in the committed offline
+#: compile (benchmarks/results/offline-compile-sm90a.md, that version's section). ``usable_configs`` prunes them
+#: when the kernels run under that version. Triton 3.6 (the GPU image's): forward_up's 128x256x32 takes 255
+#: registers with C7515 (bf16), grad_x's 255 with spills; both are clean under Triton 3.8, which keeps them.
+UNCLEAN_TILES: dict[tuple[int, int], dict[str, frozenset[tuple[int, ...]]]] = {
+    (3, 6): {"forward_up": frozenset({(128, 256, 32, 8, 3)}), "grad_x": frozenset({(128, 256, 32, 8, 3)})},
+}
+
+
+def unclean_tiles(name: str, triton_version: str | None = None) -> frozenset[tuple[int, ...]]:
+    """The tiles of GEMM kernel ``name`` that ``triton_version`` (by default the running Triton's) compiles
+    unclean (``UNCLEAN_TILES``)."""
+    major, minor = (int(part) for part in (triton_version or triton.__version__).split(".")[:2])
+    return UNCLEAN_TILES.get((major, minor), {}).get(name, frozenset())
+
+
+def config_tile(config: triton.Config) -> tuple[int, ...]:
+    """A GEMM config as its tile (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages): the inverse of ``tile_config``."""
+    return (*(config.kwargs[key] for key in ("BLOCK_M", "BLOCK_N", "BLOCK_K")), config.num_warps, config.num_stages)
+
+
 @functools.cache
 def _shared_memory_limit(device_index: int) -> int:
     return triton.runtime.driver.active.utils.get_device_properties(device_index)["max_shared_mem"]
 
 
 def usable_configs(name: str, configs: list[triton.Config], kernel_size: int, element_size: int,
-                   device: torch.device | None = None, limit: int | None = None) -> list[triton.Config]:
-    """The configs of GEMM kernel ``name`` that fit ``limit`` bytes of shared memory (by default, ``device``'s),
-    in order; never empty (the smallest tile with one stage fits any kernel size)."""
+                   device: torch.device | None = None, limit: int | None = None,
+                   triton_version: str | None = None) -> list[triton.Config]:
+    """The configs of GEMM kernel ``name`` that fit ``limit`` bytes of shared memory (by default, ``device``'s)
+    and that ``triton_version`` (by default the running Triton) compiles clean (``UNCLEAN_TILES``), in order;
+    never empty (the smallest tile with one stage fits any kernel size)."""
     if limit is None:
         limit = _shared_memory_limit(device.index if device.index is not None else torch.cuda.current_device())
-    fitting = [c for c in configs if shared_memory_estimate(name, c, kernel_size, element_size) <= limit]
+    unclean = unclean_tiles(name, triton_version)
+    fitting = [c for c in configs if shared_memory_estimate(name, c, kernel_size, element_size) <= limit
+               and config_tile(c) not in unclean]
     return fitting or [triton.Config({**_SMALLEST_GEMM, "GROUP_M": _GROUP_M}, num_warps=4, num_stages=1)]
 
 
