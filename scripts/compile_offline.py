@@ -443,15 +443,40 @@ def _sort_key(result: Result) -> tuple:
 
 
 def _selected(job: Job, only: list[str], parser: argparse.ArgumentParser) -> bool:
-    """Whether ``job`` passes every --only FIELD=VALUE filter (values compared as written: 3, bf16, None)."""
+    """Whether ``job`` passes the --only FIELD=VALUE filters (values compared as written: 3, bf16, None): for
+    every field named, one of the values given for it."""
     fields = {field.name for field in dataclasses.fields(Job)}
+    wanted: dict[str, set[str]] = {}
     for condition in only:
         field, _, value = condition.partition("=")
         if field not in fields or not _:
             parser.error(f"--only {condition!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
-        if str(getattr(job, field)) != value:
-            return False
-    return True
+        wanted.setdefault(field, set()).add(value)
+    return all(str(getattr(job, field)) in values for field, values in wanted.items())
+
+
+def _from_record(record: dict, launch) -> Result:
+    """A Result back from its JSON record (``record``'s inverse; notice texts are not recorded, only codes)."""
+    configs = [_describe(config) for config in launch.KERNELS[record["kernel"]].configs]
+    config = configs.index(record["config"]) if record["config"] in configs else FALLBACK
+    job = Job(record["kernel"], config, record["dtype"], record["K"], record["activation"],
+              tuple(variant.removesuffix("=False") for variant in record["variant"]))
+    return Result(job, record["config"], record["error"], record["shared"], record["estimate"], record["kept"],
+                  record["h100"] == "pruned: unclean under this Triton", record["registers"], record["spill_stores"],
+                  record["spill_loads"], {code: "(text in the run that compiled it)" for code in record["notices"]},
+                  record["main_loop_instructions"], record["main_loop_wgmma"], record["compile_seconds"],
+                  record["compile_cpu_seconds"])
+
+
+def kept_from_previous_run(previous: dict, jobs: list[Job], launch) -> tuple[list[Result], dict | None]:
+    """The records of this Triton version's section in ``previous`` (this tool's JSON) whose jobs are not among
+    ``jobs``, as Results, and that section (None if there is none): an --only run recompiles its jobs and keeps
+    the others' rows."""
+    section = previous.get("sections", {}).get(_versions()["triton"])
+    if section is None:
+        return [], None
+    kept = [_from_record(record, launch) for record in section["records"]]
+    return [result for result in kept if result.job not in set(jobs)], section
 
 
 def _command(argv: list[str]) -> str:
@@ -475,8 +500,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="write the JSON records here (default: --out with .json)")
     parser.add_argument("--full", action="store_true", help="add fp16 and every activation")
     parser.add_argument("--only", action="append", default=[], metavar="FIELD=VALUE",
-                        help="compile only the jobs whose Job field has this value (repeatable; e.g. dtype=bf16, "
-                             "kernel_size=3, activation=None): a subset, for a loaded machine")
+                        help="compile only the jobs whose Job field has this value (repeatable: one of the values "
+                             "given for a field, every field given; e.g. dtype=bf16, kernel_size=3, "
+                             "activation=None): a subset, for a loaded machine. The other rows of this Triton's "
+                             "section are kept from the previous run")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     if args.jobs < 1:
@@ -487,23 +514,31 @@ def main(argv: list[str] | None = None) -> None:
     if problem := toolchain_problem():
         sys.exit(f"cannot compile for sm_90a: {problem}")
     jobs = [job for job in default_jobs(args.full) if _selected(job, args.only, parser)]
+    json_path = args.json or (args.out and args.out.with_suffix(".json"))
+    previous = json.loads(json_path.read_text()) if json_path and json_path.is_file() else {}
+    kept, previous_section = kept_from_previous_run(previous, jobs, _launch_module()) if args.only else ([], None)
+    command = _command(argv)
     with tempfile.TemporaryDirectory(prefix="triton-cache-") as cache:
         os.environ["TRITON_CACHE_DIR"] = cache  # inherited by the workers; keeps ~/.triton/cache clean
         context = multiprocessing.get_context("spawn")  # fresh workers: no CUDA or interpreter state inherited
         with context.Pool(min(args.jobs, len(jobs))) as pool:
             results = list(tqdm(pool.imap_unordered(compile_job, jobs), total=len(jobs), desc="compiling",
                                 unit="kernel", file=sys.stderr))
-    results.sort(key=_sort_key)
-    report = merge(existing, render(results, _command(argv)))
+    # An --only run keeps the other rows of its section: the section lists every run that made its rows.
+    commands = [*previous_section.get("commands", [previous_section["command"]]), command] if previous_section \
+        else [command]
+    described = "` then `".join(commands)
+    results = sorted(results + kept, key=_sort_key)
+    report = merge(existing, render(results, described))
     if args.out is None:
         sys.stdout.write(report)
     else:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report)
         print(f"wrote {args.out}", file=sys.stderr)
-    if json_path := args.json or (args.out and args.out.with_suffix(".json")):
-        previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
-        merged = merge_json(previous, results, _command(argv))
+    if json_path:
+        merged = merge_json(previous, results, command)
+        merged["sections"][_versions()["triton"]]["commands"] = commands
         json_path.write_text(json.dumps(merged, indent=1, allow_nan=False) + "\n")
         print(f"wrote {json_path}", file=sys.stderr)
 
