@@ -159,8 +159,6 @@ def _size(config: str) -> tuple[int, int]:
     return int(rows), int(columns)
 
 
-@pytest.mark.xfail(strict=True, reason="owed: grad_h 128x256x32 w8 s3 in bf16 at K=7 compiles to 255 registers "
-                   "(no spills) under Triton 3.8 (docs/kernels.md)")
 def test_the_committed_compile_has_clean_main_loops_on_big_tiles(tool):
     """Issue 21's bar, on the committed offline sm_90a compile (every Triton section): for bf16 and fp16, K 3 to 9,
     with and without an activation, every config an H100 keeps compiles with fewer than 255 registers, no spills
