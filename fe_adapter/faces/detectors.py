@@ -73,29 +73,25 @@ def downscaled(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
 
 
 class MtcnnDetector:
-    """MTCNN (Zhang et al. 2016) through facenet-pytorch: boxes, probabilities and five landmarks, on the CPU."""
+    """MTCNN (Zhang et al. 2016) with facenet-pytorch's weights: boxes, probabilities and five landmarks, on the
+    CPU (``fe_adapter.faces.mtcnn``: facenet-pytorch's pipeline with every box of a stage resized at once)."""
 
     name = "mtcnn"
 
     def __init__(self, detect_width: int, min_face: float) -> None:
+        from fe_adapter.faces.mtcnn import Mtcnn
+
         try:
-            from facenet_pytorch import MTCNN
-        except ImportError as error:  # facenet-pytorch is installed without its pinned requirements (pyproject)
+            self._mtcnn = Mtcnn()
+        except (ImportError, FileNotFoundError) as error:  # facenet-pytorch, whose wheel holds the weights, is absent
             raise ImportError(f"the mtcnn face detector needs facenet-pytorch ({error}): pip install "
                               "'facenet-pytorch==2.5.3' --no-deps, or use the lbp detector") from error
         self.detect_width, self.min_face = detect_width, min_face
-        self._mtcnn = MTCNN(keep_all=True, device="cpu")
 
     def detect(self, frame: np.ndarray) -> list[Face]:
-        import torch
-
         check_frame(frame)
         small, factor = downscaled(frame, self.detect_width)
-        self._mtcnn.min_face_size = max(12, round(self.min_face * min(small.shape[:2])))
-        with torch.inference_mode():
-            boxes, scores, points = self._mtcnn.detect(np.ascontiguousarray(small), landmarks=True)
-        if boxes is None:
-            return []
+        boxes, scores, points = self._mtcnn.detect(small, max(12, round(self.min_face * min(small.shape[:2]))))
         faces = [Face(tuple(float(v) for v in box), float(score), np.asarray(landmarks, dtype=np.float64))
                  for box, score, landmarks in zip(boxes, scores, points, strict=True) if score >= MTCNN_MIN_SCORE]
         return sorted((face.rescaled(factor) for face in faces), key=lambda face: face.score, reverse=True)
