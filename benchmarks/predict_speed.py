@@ -215,6 +215,22 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def recorded_arguments(words: list[str]) -> list[str]:
+    """The command's arguments as a result file records them: a path in the checkout relative to it, one outside it
+    (a scratch folder of this machine) as ``.../`` and its name, so that no file names this machine's folders."""
+    checkout = Path.cwd().resolve()
+    recorded = []
+    for word in words:
+        path = Path(word)
+        if not (path.is_absolute() or path.exists() or word.startswith("..")):
+            recorded.append(word)
+            continue
+        resolved = path.resolve()
+        inside = resolved == checkout or checkout in resolved.parents
+        recorded.append(os.path.relpath(resolved, checkout) if inside else f".../{resolved.name}")
+    return recorded
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=("demo", "vit-b"), default=["demo", "vit-b"])
@@ -259,9 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                 checks.append(check)
                 print(f"boxes true ({faces}): {check['iou_at_least_0.7']} of {check['compared']} frames "
                       f"({100 * check['share']:.1f}%)", flush=True)
-    words = [os.path.relpath(word) if os.path.isabs(word) else word for word in (argv if argv is not None else
-                                                                                 sys.argv[1:])]
-    record = {"command": "python -m benchmarks.predict_speed " + " ".join(words),  # paths as from the checkout
+    words = recorded_arguments(argv if argv is not None else sys.argv[1:])
+    record = {"command": "python -m benchmarks.predict_speed " + " ".join(words),
               "date": date.today().isoformat(),
               "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
                           "load_average_before": load_before, "load_average_after": os.getloadavg(), **_versions()},

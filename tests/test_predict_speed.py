@@ -51,3 +51,14 @@ def test_profiled_parts_are_counted_once(tmp_path, monkeypatch):
         assert parts[part] == pytest.approx(seconds, abs=0.02 + 0.3 * seconds), (part, parts)
     assert parts["start-up"] == pytest.approx(0.2, abs=0.05)
     assert sum(parts.values()) == pytest.approx(total + 0.1, abs=1e-6)
+
+
+def test_the_recorded_command_names_no_folder_outside_the_checkout(tmp_path, monkeypatch):
+    from benchmarks.predict_speed import recorded_arguments
+    from tests.training_cases import REPOSITORY
+
+    monkeypatch.chdir(REPOSITORY)
+    words = ["--media", str(tmp_path / "media"), "--out", str(REPOSITORY / "benchmarks" / "results"), "--media",
+             "../" * 8 + "tmp/sb/media", "--models", "demo", "--note", "a 10-s video"]
+    assert recorded_arguments(words) == ["--media", ".../media", "--out", "benchmarks/results", "--media",
+                                         ".../media", "--models", "demo", "--note", "a 10-s video"]
