@@ -90,9 +90,11 @@ def test_aligned_photos_put_the_landmarks_on_the_template(tmp_path, capsys, dete
     assert status == 1, errors  # an unreadable file
     assert "2 of 4 images cropped (0 by an earlier run)" in printed and "1 without a face, 1 unreadable" in printed
     lines = errors.strip().splitlines()
-    assert len(lines) == 2 and all(line.startswith("fe-adapter crop-faces: error: ") for line in lines), errors
+    assert len(lines) == 3 and all(line.startswith("fe-adapter crop-faces: error: ") for line in lines[:2]), errors
     assert "happy/broken.jpg: cannot read the image" in lines[0] and lines[1].endswith("happy/noise.png: no face "
                                                                                         "found: skipped")
+    # two faces of one class are too few to hold one out at the default --test-fraction 0.2
+    assert lines[2].startswith("fe-adapter crop-faces: warning: class 'happy' has too few images"), errors
     skipped = _rows(out / "skipped.csv")
     assert [row[0] for row in skipped] == ["happy/broken.jpg", "happy/noise.png"]
     assert skipped[0][1].startswith("unreadable: ") and skipped[1][1] == "no face"
@@ -117,7 +119,9 @@ def test_aligned_photos_put_the_landmarks_on_the_template(tmp_path, capsys, dete
     monkeypatch.setattr(faces_package, "make_detector", _no_detector)
     status, printed, errors = _crop(capsys, str(raw), str(out), "--size", str(SIZE))
     assert status == 3 and "2 of 3 images cropped (2 by an earlier run)" in printed, errors
-    assert errors.strip().endswith("happy/noise.png: no face found: skipped")
+    lines = errors.strip().splitlines()
+    assert len(lines) == 2 and lines[0].endswith("happy/noise.png: no face found: skipped"), errors
+    assert lines[1].startswith("fe-adapter crop-faces: warning: class 'happy' has too few images"), errors
     assert _rows(out / "skipped.csv") == [["happy/noise.png", "no face"]]
 
 
@@ -186,7 +190,7 @@ def test_a_second_run_resumes_and_the_output_pretrains(tmp_path, capsys, monkeyp
     assert status == 0 and "11 of 11 images cropped (9 by an earlier run)" in printed, errors
     changed = {path for path in out.rglob("*.jpg") if path.stat().st_mtime_ns != written.get(path)}
     assert changed == {out / "train/colour/0.jpg", out / "train/lone/0.jpg"}
-    assert "class 'lone' has too few images to hold one out" in errors
+    assert "crop-faces: warning: class 'lone' has too few images to hold one out" in errors
     assert "lone" not in (out / "test.csv").read_text() and "train/lone/0.jpg,lone" in (out / "train.csv").read_text()
 
 

@@ -76,6 +76,10 @@ def _error(line: str) -> None:
     print(f"fe-adapter crop-faces: error: {line}", file=sys.stderr)
 
 
+def _warning(line: str) -> None:
+    print(f"fe-adapter crop-faces: warning: {line}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Crop every video (or image); exit status as ``EXIT_STATUS`` says."""
     images, video_inputs = _image_inputs(args.videos)
@@ -156,7 +160,7 @@ def _run_images(args: argparse.Namespace, inputs: list[Path]) -> int:
     for name in report.faceless:
         _error(f"{name}: no face found: skipped")
     for label in report.untested:
-        _error(f"warning: class {label!r} has too few images to hold one out at --test-fraction "
+        _warning(f"class {label!r} has too few images to hold one out at --test-fraction "
                f"{args.test_fraction:g}: none in {args.out / 'test.csv'}, so its test recall will be missing")
     done = report.cropped + report.skipped
     print(f"{done} of {len(images)} images cropped ({report.skipped} by an earlier run) into {args.out}; "
