@@ -150,17 +150,17 @@ def boxes_true(video: Path, detector_name: str, frames: int, window: float, stri
     ``detect_every``; in each frame, of the faces seen there, the person seen in the most frames so far) against the
     detector's own faces on each of those frames (the best-overlapping one)."""
     from fe_adapter.data.readers import VideoReader
-    from fe_adapter.faces import FaceTracker, make_detector
+    from fe_adapter.faces import make_detector
     from fe_adapter.faces.face import box_iou
-    from fe_adapter.predict.predictor import detect_every_for
+    from fe_adapter.predict.predictor import face_tracker
     from fe_adapter.predict.windows import plan_windows
 
     detector = make_detector(detector_name)
     seen: dict[int, int] = {}
     compared = agree = no_reference = missing = 0
     with VideoReader(video) as reader:
-        every = detect_every_for(reader.fps)
-        tracker = FaceTracker(detector, detect_every=every)
+        tracker = face_tracker(detector, reader.fps)
+        every = tracker.detect_every
         plans = plan_windows(reader.frame_count, reader.fps, frames, window, stride)
         needed = sorted({index for plan in plans for index in plan.indices})
         for index, frame in reader.frames(needed):

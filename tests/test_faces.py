@@ -206,22 +206,35 @@ def test_the_main_face_is_the_one_seen_longest(mtcnn):
     assert tracker.main_track() == 0
 
 
-@pytest.mark.parametrize("detect_every", [5, detect_every_for(25.0)])
-def test_detecting_every_few_frames_keeps_the_boxes_of_detecting_every_frame(mtcnn, detect_every):
+class _Counting:
+    """``detector`` with its calls counted; a ``Refiner`` only when ``refines``."""
+
+    name = "counting"
+
+    def __init__(self, detector, refines: bool) -> None:
+        self.detector, self.detections, self.refinements = detector, 0, 0
+        if refines:
+            self.refine = self._refine
+
+    def detect(self, frame):
+        self.detections += 1
+        return self.detector.detect(frame)
+
+    def _refine(self, frame, faces):
+        self.refinements += 1
+        return self.detector.refine(frame, faces)
+
+
+@pytest.mark.parametrize(("refines", "detect_every"), [(False, 5), (False, 10), (True, 10), (True, 50)])
+def test_detecting_every_few_frames_keeps_the_boxes_of_detecting_every_frame(mtcnn, refines, detect_every):
     """A face moving, growing and turning over 30 frames: the boxes followed between detections overlap those of
-    detection on every frame by IoU >= 0.7 in at least 95% of the frames, at 5 and at predict's default for 25 fps (10),
-    and the
-    detector ran 30 / detect_every times, not 30."""
-    calls = []
-
-    class Counting:
-        name = "counting"
-
-        def detect(self, frame):
-            calls.append(1)
-            return mtcnn.detect(frame)
-
-    every, strided = FaceTracker(mtcnn), FaceTracker(Counting(), detect_every=detect_every)
+    detection on every frame by IoU >= 0.7 in at least 95% of the frames, followed by templates (as LBP faces are)
+    at 5 frames and at predict's default for them at 25 fps (10), and re-measured by MTCNN's last stage at 10 and at
+    its default (50: one scan in 30 frames); the detector scanned 30 / detect_every frames, not 30."""
+    counting = _Counting(mtcnn, refines)
+    assert detect_every_for(25.0, counting) == (50 if refines else 10)
+    every, strided = FaceTracker(mtcnn), FaceTracker(counting, detect_every=detect_every)
+    assert strided.refines == refines
     overlaps = []
     for index in range(30):
         step = index / 29
@@ -231,8 +244,96 @@ def test_detecting_every_few_frames_keeps_the_boxes_of_detecting_every_frame(mtc
         assert len(reference) == len(followed) == 1
         assert followed[0].detected == (index % detect_every == 0) and followed[0].seen
         overlaps.append(box_iou(reference[0].face.box, followed[0].face.box))
-    assert len(calls) == -(-30 // detect_every)
+        if refines and not followed[0].detected:  # re-measured: landmarks where the detector puts them
+            assert landmark_error(followed[0].face.landmarks, reference[0].face.landmarks) < 0.1
+    assert counting.detections == -(-30 // detect_every)
+    assert counting.refinements == (30 - counting.detections if refines else 0)
     assert np.mean(np.array(overlaps) >= 0.7) >= 0.95, np.round(overlaps, 2)
+
+
+def test_refine_re_measures_boxes_as_the_last_stage_does_on_the_whole_frame(mtcnn):
+    """``Mtcnn.refine`` sums only the part of the frame under the boxes: its boxes, probabilities and landmarks are
+    the last stage's on the whole frame's table, for a face inside, a face over the left edge, a box over the right
+    and bottom edges, and NaN for a box wholly outside."""
+    from fe_adapter.faces.mtcnn import _square, summed_area_table
+
+    frame = blank(400, 300)
+    place_face(frame, (200, 140), 0.5)
+    place_face(frame, (20, 250), 0.4)
+    boxes = np.array([[172.5, 104.2, 226.0, 168.7], [-12.3, 215.0, 40.0, 280.0], [300.0, 250.0, 420.0, 360.0],
+                      [500.0, 10.0, 560.0, 70.0]])
+    found, scores, landmarks = mtcnn._mtcnn.refine(frame, boxes)
+    inside, whole, points = mtcnn._mtcnn._last_stage(summed_area_table(frame), _square(boxes))
+    assert inside.tolist() == [True, True, True, False]
+    np.testing.assert_allclose(found[:3], whole[:, :4], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scores[:3], whole[:, 4], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(landmarks[:3], points, rtol=0, atol=1e-9)
+    assert np.isnan(found[3]).all() and np.isnan(scores[3]) and np.isnan(landmarks[3]).all()
+    assert scores[0] > 0.9 and scores[1] > 0.9 and scores[2] < 0.5  # the two faces, and no face
+
+
+def test_a_face_that_jumps_beyond_the_last_stage_s_reach_is_found_by_its_template(mtcnn):
+    """A still face jumps 22 px (0.45 of its side) right between two frames: re-measured from where it was, MTCNN's
+    last stage finds no face, so its template finds where it went and the last stage re-measures it there: seen, the
+    detector's box, without a scan."""
+    tracker = FaceTracker(mtcnn, detect_every=50)
+    for index in range(8):
+        frame = blank()
+        place_face(frame, (100 + (22 if index >= 4 else 0), 120), 0.45)
+        (face,) = tracker.update(frame, index)
+        assert face.seen and face.detected == (index == 0), index
+        assert box_iou(face.face.box, mtcnn.detect(frame)[0].box) > 0.8, index
+
+
+def test_a_face_lost_between_scans_is_scanned_for_in_that_frame(mtcnn):
+    """A still face jumps 60 px (1.3 of its side: beyond both the last stage's and the template's reach) between two
+    frames: the frame it is lost in is scanned at once, so it is seen there (as a new person: so far from the last
+    place), not a scan interval later."""
+    tracker = FaceTracker(mtcnn, detect_every=50)
+    for index in range(6):
+        frame = blank()
+        place_face(frame, (100 + (60 if index >= 3 else 0), 120), 0.45)
+        seen = [face for face in tracker.update(frame, index) if face.seen]
+        assert len(seen) == 1 and seen[0].detected == (index in (0, 3)), index
+        assert box_iou(seen[0].face.box, mtcnn.detect(frame)[0].box) > 0.8, index
+
+
+def test_velocity_and_growth_are_measured_over_several_frames():
+    """Places measured a frame apart (a video's windows sample nearby frames) differ by a detector's jitter: a face
+    moving 5 px a frame at a constant size, measured with 3 px and 3% of jitter, is predicted 5 frames on within
+    8 px and 8% of its path, as a baseline of at least ``_BASELINE`` (6) frames gives; extrapolating the last
+    frame's jitter would put it 16% off."""
+    from fe_adapter.faces.face import square_face
+    from fe_adapter.faces.tracking import _Track
+
+    jitter = {0: (0, 0, 1.0), 6: (2, -1, 1.02), 7: (-1, 2, 0.99), 12: (-3, 1, 0.98), 13: (2, -2, 1.03)}
+    track = _Track(0, square_face(100 + jitter[0][0], 80, 100), 0)
+    for index, (dx, dy, scale) in list(jitter.items())[1:]:
+        track.locate(square_face(100 + 5 * index + dx, 80 + dy, 100 * scale), index, measured=True)
+    expected = track.predicted(18)
+    assert abs(expected.centre[0] - 190) < 8 and abs(expected.centre[1] - 80) < 8, expected.centre
+    assert abs(expected.side / 100 - 1) < 0.08, expected.side
+
+
+def test_a_face_coming_into_view_is_searched_for_more_often(mtcnn):
+    """No face for 10 frames, then one: with scans every 40 frames while a face is seen, the search every 4 frames
+    while none is finds it within 4 frames of its coming, and once it is seen the scans wait for 40 frames."""
+    counting = _Counting(mtcnn, refines=True)
+    tracker = FaceTracker(counting, detect_every=40, search_every=4)
+    scans = []
+    for index in range(30):
+        frame = blank()
+        if index >= 10:
+            place_face(frame, (100 + 3 * index, 120), 0.45)
+        before = counting.detections
+        faces = tracker.update(frame, index)
+        if counting.detections > before:
+            scans.append(index)
+        if index >= 12:
+            assert len(faces) == 1 and faces[0].seen, index
+    assert scans == [0, 4, 8, 12], scans
+    with pytest.raises(ValueError, match="search_every must be an integer >= 1"):
+        FaceTracker(mtcnn, search_every=0)
 
 
 def test_frames_must_come_in_order(mtcnn):

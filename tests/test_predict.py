@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import save_file
 
 from fe_adapter import cli
-from fe_adapter.faces import Face, FaceTracker, align_face
+from fe_adapter.faces import Face, FaceTracker, align_face, make_detector
 from fe_adapter.faces.face import centre_face
 from fe_adapter.predict.examples import face_video
-from fe_adapter.predict.predictor import PredictionError, Predictor, detect_every_for, window_starts
+from fe_adapter.predict.predictor import PredictionError, Predictor, face_tracker, window_starts
 from tests.media import write_video
 from tests.tiny_model import TINY_CLASSES
 
@@ -230,8 +230,8 @@ def test_window_probabilities_equal_softmax_of_the_model_on_the_same_crops(tmp_p
     frames = _decode_all(video)
     plans = plan_windows(len(frames), 10.0, 4, 1.0, 0.5)
     needed = sorted({index for plan in plans for index in plan.indices})
-    tracker = FaceTracker(detect_every=detect_every_for(10.0))  # as the predictor follows faces: 0.4 s at 10 fps
-    assert result.detect_every == 4
+    tracker = face_tracker(make_detector("mtcnn"), 10.0)  # as the predictor follows faces: scans every 2 s at 10 fps
+    assert result.detect_every == 20
     tracked = {index: tracker.update(frames[index], index)[0] for index in needed}
     assert 0 < sum(face.detected for face in tracked.values()) < len(needed)  # some followed in between
     transform = eval_transform(normalization_for(predictor.model))

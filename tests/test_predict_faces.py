@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fe_adapter import cli
-from fe_adapter.predict.predictor import PredictionError, Predictor, detect_every_for
+from fe_adapter.predict.predictor import PredictionError, Predictor
 from tests.face_scenes import blank, place_face
 from tests.media import write_video
 
@@ -50,7 +50,7 @@ def test_every_person_gets_a_timeline_and_the_main_face_is_the_default(tmp_path,
     video = write_video(tmp_path / "two.mp4", _two_people())
     code, result, rows = _run(tmp_path, checkpoint, video, "--all-faces")
     assert code == 0 and result["schema_version"] == 3
-    assert result["detector"] == "mtcnn" and result["detect_every"] == detect_every_for(10.0) == 4  # 0.4 s at 10 fps
+    assert result["detector"] == "mtcnn" and result["detect_every"] == 4  # --all-faces: a scan every 0.4 s at 10 fps
     tracks = {track["track_id"]: track for track in result["tracks"]}
     assert len(tracks) == 2 and result["track_id"] in tracks
     main, other = tracks[result["track_id"]], next(t for i, t in tracks.items() if i != result["track_id"])
@@ -64,7 +64,9 @@ def test_every_person_gets_a_timeline_and_the_main_face_is_the_default(tmp_path,
         (str(track_id), f"{w['start_s']:.3f}") for track_id, t in tracks.items() for w in t["windows"])
     assert all(float(row["box_x1"]) > float(row["box_x0"]) for row in rows)
 
-    code, default, rows = _run(tmp_path, checkpoint, video)
+    # the default (the main face only) scans every 2 s, not every 0.4 s as --all-faces does: scanning as often,
+    # it gives the main face's timeline of --all-faces
+    code, default, rows = _run(tmp_path, checkpoint, video, "--detect-every", "4")
     assert code == 0 and default["tracks"] == [] and default["track_id"] == result["track_id"]
     assert [w["track_id"] for w in default["windows"]] == [result["track_id"]] * 3
     assert [w["faces_found"] for w in default["windows"]] == [4, 4, 4]
@@ -118,7 +120,8 @@ def test_a_face_that_comes_back_as_a_new_track_is_the_main_face_again(tmp_path, 
     predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
     video = face_video(tmp_path / "leaves.mp4", frames=40, hidden=range(12, 28))
     result = predictor.predict_video(video, window=1.0, stride=0.5)
-    # windows sample frames (1, 3, 6, 8), (6, 8, 11, 13), ... (31, 33, 36, 38); detection at frames 1, 6, 11, ...
-    # finds the face again at 31: followed in 33, 36, 38 (the window before holds 31 and 33 of them)
-    assert [w.faces_found for w in result.windows] == [4, 3, 1, 0, 0, 2, 4]
-    assert [w.track_id for w in result.windows] == [0, 0, 0, 0, 0, 1, 1]
+    # windows sample frames (1, 3, 6, 8), (6, 8, 11, 13), ... (31, 33, 36, 38); while no face is seen the detector
+    # scans every 0.4 s (4 frames), so it finds the face again at 28, the first sampled frame it is back in: each
+    # window counts the frames the face is in
+    assert [w.faces_found for w in result.windows] == [4, 3, 1, 0, 1, 3, 4]
+    assert [w.track_id for w in result.windows] == [0, 0, 0, 0, 1, 1, 1]

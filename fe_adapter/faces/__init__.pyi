@@ -7,6 +7,7 @@ from .align import (
 from .detectors import (
     DETECTORS as DETECTORS,
     Detector as Detector,
+    Refiner as Refiner,
     make_detector as make_detector,
 )
 from .face import (

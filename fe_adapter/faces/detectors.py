@@ -34,6 +34,14 @@ class Detector(Protocol):
     def detect(self, frame: np.ndarray) -> list[Face]: ...
 
 
+@runtime_checkable
+class Refiner(Protocol):
+    """A detector that can re-measure faces from boxes near them, far cheaper than a scan of the frame:
+    ``FaceTracker`` follows faces between detections with it."""
+
+    def refine(self, frame: np.ndarray, faces: list[Face]) -> list[Face | None]: ...
+
+
 def make_detector(name: str = "mtcnn", *, detect_width: int | None = None, min_face: float = 0.1) -> Detector:
     """The detector called ``name`` (``DETECTORS``: "mtcnn", "lbp").
 
@@ -68,8 +76,11 @@ def downscaled(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     height, frame_width = frame.shape[:2]
     if frame_width <= width:
         return frame, 1.0
+    image = Image.fromarray(frame)
+    if frame_width % width == 0 and height % (frame_width // width) == 0:  # 1280 -> 640: the same box, 3x faster
+        return np.asarray(image.reduce(frame_width // width)), frame_width / width
     size = (width, max(1, round(height * width / frame_width)))
-    return np.asarray(Image.fromarray(frame).resize(size, Image.BOX)), frame_width / width
+    return np.asarray(image.resize(size, Image.BOX)), frame_width / width
 
 
 class MtcnnDetector:
@@ -95,6 +106,16 @@ class MtcnnDetector:
         faces = [Face(tuple(float(v) for v in box), float(score), np.asarray(landmarks, dtype=np.float64))
                  for box, score, landmarks in zip(boxes, scores, points, strict=True) if score >= MTCNN_MIN_SCORE]
         return sorted((face.rescaled(factor) for face in faces), key=lambda face: face.score, reverse=True)
+
+    def refine(self, frame: np.ndarray, faces: list[Face]) -> list[Face | None]:
+        """Each face re-measured where its box now is (MTCNN's last stage on the box, in the full frame): its new box,
+        probability and landmarks, or None where the network is not sure of a face (below ``MTCNN_MIN_SCORE``)."""
+        check_frame(frame)
+        if not faces:
+            return []
+        boxes, scores, points = self._mtcnn.refine(frame, np.array([face.box for face in faces]))
+        return [Face(tuple(float(v) for v in box), float(score), landmarks) if score >= MTCNN_MIN_SCORE else None
+                for box, score, landmarks in zip(boxes, scores, points, strict=True)]
 
 
 class LbpDetector:

@@ -160,7 +160,9 @@ class Mtcnn:
             moved = boxes[:, :4] + boxes[:, 5:9] * np.concatenate([sides, sides], axis=1)
             boxes = _square(np.concatenate([moved, boxes[:, 4:5]], axis=1))
         if len(boxes):  # second stage: 24 px crops through RNet
-            boxes, crops = self._crops(table, boxes, 24)
+            inside, crops = self._crops(table, boxes, 24)
+            boxes = boxes[inside]
+        if len(boxes):
             offsets, probabilities = self.rnet(crops)
             score = probabilities[:, 1].numpy()
             keep = score > THRESHOLDS[1]
@@ -170,19 +172,47 @@ class Mtcnn:
             boxes = _square(_regressed(boxes[picked], offsets[picked]))
         if not len(boxes):
             return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
-        # third stage: 48 px crops through ONet, with the landmarks
-        boxes, crops = self._crops(table, boxes, 48)
+        _, boxes, landmarks = self._last_stage(table, boxes)
+        keep = boxes[:, 4] > THRESHOLDS[2]
+        boxes, landmarks = boxes[keep], landmarks[keep]
+        picked = nms(boxes[:, :4], boxes[:, 4], 0.7, minimum=True)
+        return boxes[picked, :4], boxes[picked, 4], landmarks[picked]
+
+    @torch.inference_mode()
+    def refine(self, frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """MTCNN's last stage alone on ``boxes`` (N, 4) of ``frame`` (RGB uint8), each made square: the face's box as
+        ONet regresses it, its probability and landmarks, one row per box in the order given (no threshold, no
+        suppression; NaN for a box wholly outside the frame). A face followed from a box near it costs one 48 px
+        crop, not a scan of the frame: only the part of the frame under the boxes is summed."""
+        boxes = _square(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+        found, landmarks = np.full((len(boxes), 5), np.nan), np.full((len(boxes), 5, 2), np.nan)
+        if len(boxes):
+            height, width = frame.shape[:2]
+            # a margin of a pixel: ``_crops`` starts a crop one pixel before a box's truncated corner
+            left = int(np.clip(np.floor(boxes[:, 0].min()) - 1, 0, width - 1))
+            top = int(np.clip(np.floor(boxes[:, 1].min()) - 1, 0, height - 1))
+            right = int(np.clip(np.ceil(boxes[:, 2].max()) + 1, left + 1, width))
+            bottom = int(np.clip(np.ceil(boxes[:, 3].max()) + 1, top + 1, height))
+            shift = np.array([left, top, left, top], dtype=np.float64)
+            table = summed_area_table(frame[top:bottom, left:right])
+            inside, refined, points = self._last_stage(table, boxes - shift)
+            found[inside] = refined + np.append(shift, 0.0)
+            landmarks[inside] = points + shift[:2]
+        return found[:, :4], found[:, 4], landmarks
+
+    def _last_stage(self, table: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ONet on the boxes' 48 px crops, before any threshold: which boxes lie partly in the frame (``_crops``),
+        and for those, rows of (x0, y0, x1, y1, probability) regressed and their landmarks (N, 5, 2)."""
+        inside, crops = self._crops(table, boxes, 48)
+        boxes = boxes[inside]
+        if not len(boxes):
+            return inside, np.zeros((0, 5)), np.zeros((0, 5, 2))
         offsets, points, probabilities = (output.numpy() for output in self.onet(crops))
-        score = probabilities[:, 1]
-        keep = score > THRESHOLDS[2]
-        boxes = np.concatenate([boxes[keep, :4], score[keep, None]], axis=1)
-        points, offsets = points[keep], offsets[keep]
+        boxes = np.concatenate([boxes[:, :4], probabilities[:, 1:2]], axis=1)
         sides = boxes[:, 2:4] - boxes[:, 0:2] + 1
         landmarks = np.stack([sides[:, None, 0] * points[:, :5] + boxes[:, None, 0] - 1,
                               sides[:, None, 1] * points[:, 5:] + boxes[:, None, 1] - 1], axis=2)
-        boxes = _regressed(boxes, offsets)
-        picked = nms(boxes[:, :4], boxes[:, 4], 0.7, minimum=True)
-        return boxes[picked, :4], boxes[picked, 4], landmarks[picked]
+        return inside, _regressed(boxes, offsets), landmarks
 
     def _proposals(self, table: np.ndarray, min_size: int) -> np.ndarray:
         """PNet's candidate boxes over the scale pyramid, each scale's suppressed apart: rows of (x0, y0, x1, y1,
@@ -207,16 +237,16 @@ class Mtcnn:
 
     @staticmethod
     def _crops(table: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
-        """The boxes that lie partly in the frame, and their parts in the frame area-resized to ``size`` pixels,
-        normalised as the networks expect: (N, 3, size, size)."""
+        """Which boxes lie partly in the frame (a mask), and their parts in the frame area-resized to ``size``
+        pixels, normalised as the networks expect: (N inside, 3, size, size)."""
         height, width = table.shape[0] - 1, table.shape[1] - 1
         corners = np.trunc(boxes[:, :4]).astype(np.int64)
         x0, y0 = np.maximum(corners[:, 0], 1) - 1, np.maximum(corners[:, 1], 1) - 1
         x1, y1 = np.minimum(corners[:, 2], width), np.minimum(corners[:, 3], height)
         inside = (x1 > x0) & (y1 > y0)
-        boxes, x0, y0, x1, y1 = boxes[inside], x0[inside], y0[inside], x1[inside], y1[inside]
+        x0, y0, x1, y1 = x0[inside], y0[inside], x1[inside], y1[inside]
         crops = area_resized(table, y0, x0, y1 - y0, x1 - x0, size, size)
-        return boxes, _normalised(crops)
+        return inside, _normalised(crops)
 
 
 def _normalised(images: np.ndarray) -> torch.Tensor:

@@ -2,25 +2,29 @@
 
 The detector runs on every ``detect_every``-th video frame; detections are matched to the live tracks (greedy
 assignment, cheapest first, on box overlap plus landmark distance, against each track's box moved on by its velocity),
-and a face nobody matches starts a new track. Between detections each track is followed by matching a small grey
-template of its last detected face around where it should be (cheap: a few thousand pixels per face). A track that
-misses a detection keeps its last box (flagged) and its id if it is found again within ``max_missed`` detections;
-after that it ends. Frames are seen once and not kept, so a video streams through in bounded memory.
+and a face nobody matches starts a new track. Between detections each track is followed from where it should be:
+a detector that can re-measure a face from a nearby box (a ``Refiner``: MTCNN's last stage, one 48 px crop per face)
+gives the face's new box and landmarks; for others (LBP) a small grey template of the last detected face is matched
+around there (a few thousand pixels per face, translation only). A track that misses a detection keeps its last box
+(flagged) and its id if it is found again within ``max_missed`` detections; after that it ends. Frames are seen once
+and not kept, so a video streams through in bounded memory.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from fe_adapter.faces.detectors import Detector, check_frame, make_detector
+from fe_adapter.faces.detectors import Detector, Refiner, check_frame, make_detector
 from fe_adapter.faces.face import Face, box_iou
 
 _LUMA = np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
 _TEMPLATE = 32  # side of a track's template, pixels: the follow step's resolution is the face's side / 32
 _SEARCH = 0.5  # between detections a face is looked for up to half its side away from where it should be
 _MIN_CORRELATION = 0.3  # below this the template is lost: the face keeps its box until the next detection
+_BASELINE = 6  # frames: the shortest span a face's velocity and growth are measured over
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,8 +65,9 @@ class _Track:
         self.id, self.face, self.first_index = track_id, face, index
         self.detected_face, self.detected_index = face, index
         self.seen_index = index
-        self.velocity = (0.0, 0.0)  # pixels per frame, since the last detection
-        self.growth = 1.0  # the box's scale change per frame, between the last two detections
+        self.velocity = (0.0, 0.0)  # pixels per frame
+        self.growth = 1.0  # the box's scale change per frame
+        self.measured: deque[tuple[int, Face]] = deque([(index, face)], maxlen=8)  # places a detector measured
         self.missed = 0
         self.template: np.ndarray | None = None
         self.last_index = index
@@ -75,12 +80,23 @@ class _Track:
         steps = index - self.seen_index
         return self.face.moved(self.velocity[0] * steps, self.velocity[1] * steps, self.growth**steps)
 
-    def locate(self, face: Face, index: int) -> None:
-        """The face seen at ``index``: the velocity becomes the move since the last detection, per frame."""
-        if index > self.detected_index:
-            (x0, y0), (x1, y1) = self.detected_face.centre, face.centre
-            steps = index - self.detected_index
+    def locate(self, face: Face, index: int, measured: bool) -> None:
+        """The face seen at ``index``. ``measured`` (a detection, or a detector's re-measurement): velocity and
+        growth become the move and scale change per frame since the last measured place at least ``_BASELINE``
+        frames back (nearer ones are a frame or two apart: their jitter, extrapolated, would throw the next
+        prediction off); otherwise (a template's match) the velocity is the move since the last detection."""
+        if measured:
+            since_index, since_face = next(((i, f) for i, f in reversed(self.measured) if i <= index - _BASELINE),
+                                           self.measured[0])
+            self.measured.append((index, face))
+        else:
+            since_index, since_face = self.detected_index, self.detected_face
+        if index > since_index:
+            (x0, y0), (x1, y1) = since_face.centre, face.centre
+            steps = index - since_index
             self.velocity = ((x1 - x0) / steps, (y1 - y0) / steps)
+            if measured:
+                self.growth = float(np.clip(face.side / max(since_face.side, 1e-6), 0.5, 2.0)) ** (1 / steps)
         self.face, self.seen_index = face, index
 
     def count(self, face: TrackedFace, index: int) -> TrackedFace:
@@ -105,20 +121,29 @@ class FaceTracker:
         max_missed: a track that missed more than this many detections in a row ends.
         min_iou: a detection continues a track when its box overlaps the track's expected box by at least this
             much, or when its centre lies within half a face of it (a face that moved during a gap).
+        search_every: while no face is seen, the detector runs when at least this many frames have passed since it
+            last ran (a face coming into view is found sooner than ``detect_every`` would find it); None:
+            ``detect_every``.
     """
 
     def __init__(self, detector: Detector | str = "mtcnn", *, detect_every: int = 1, max_missed: int = 5,
-                 min_iou: float = 0.3) -> None:
+                 min_iou: float = 0.3, search_every: int | None = None) -> None:
         check_detect_every(detect_every)
+        search_every = detect_every if search_every is None else search_every
+        if isinstance(search_every, bool) or not isinstance(search_every, int) or not 1 <= search_every:
+            raise ValueError(f"search_every must be an integer >= 1 (or None), got {search_every!r}")
         if isinstance(max_missed, bool) or not isinstance(max_missed, int) or max_missed < 0:
             raise ValueError(f"max_missed must be an integer >= 0, got {max_missed!r}")
         self.detector = make_detector(detector) if isinstance(detector, str) else detector
+        self.refines = isinstance(self.detector, Refiner)  # follows faces by re-measuring them, not by templates
         self.detect_every, self.max_missed, self.min_iou = detect_every, max_missed, min_iou
+        self.search_every = min(search_every, detect_every)
         self._live: list[_Track] = []
         self._ended: list[TrackStats] = []
         self._next_id = 0
         self._last_detection: int | None = None
         self._last_index = -1
+        self._seen_any = False  # a face was seen in the last frame
 
     def update(self, frame: np.ndarray, index: int) -> list[TrackedFace]:
         """The faces of frame ``index`` (RGB uint8, (H, W, 3)), one per live track, in track-id order. Frames must
@@ -127,11 +152,17 @@ class FaceTracker:
         if index <= self._last_index:
             raise ValueError(f"frame index {index} after {self._last_index}: frames must come in increasing order")
         self._last_index = index
-        if self._last_detection is None or index - self._last_detection >= self.detect_every:
+        interval = self.detect_every if self._seen_any else self.search_every
+        faces = None
+        if self._last_detection is not None and index - self._last_detection < interval:
+            followed = self._refine(frame, index) if self.refines else \
+                [self._follow(frame, track, index) for track in self._live]
+            if followed is not None:
+                faces = [track.count(face, index) for track, face in zip(self._live, followed, strict=True)]
+        if faces is None:  # a scan is due, or a face followed so far was lost in this frame
             self._last_detection = index
             faces = self._associate(frame, index, self.detector.detect(frame))
-        else:
-            faces = [track.count(self._follow(frame, track, index), index) for track in self._live]
+        self._seen_any = any(face.seen for face in faces)
         return sorted(faces, key=lambda face: face.track_id)
 
     def stats(self) -> list[TrackStats]:
@@ -155,9 +186,7 @@ class FaceTracker:
         matched_tracks = {row for row, _ in pairs}
         for row, column in pairs:
             track, face = self._live[row], faces[column]
-            track.locate(face, index)
-            steps = index - track.detected_index
-            track.growth = float(np.clip(face.side / max(track.detected_face.side, 1e-6), 0.5, 2.0)) ** (1 / steps)
+            track.locate(face, index, measured=True)
             track.detected_face, track.detected_index, track.missed = face, index, 0
             track.template = _template(frame, face)
             track.detections += 1
@@ -202,6 +231,35 @@ class FaceTracker:
             distance = centre
         return 1.0 - overlap + distance
 
+    def _refine(self, frame: np.ndarray, index: int) -> list[TrackedFace] | None:
+        """Every live track's face in a frame between scans, re-measured by the detector from where it should be
+        (one call for all; a face that moved beyond the detector's reach is looked for by its template first); a
+        track that missed its last scan keeps its last box, not seen. None when a face followed so far is lost
+        here: the caller scans the frame instead."""
+        followed = [track for track in self._live if not track.missed]
+        expected = [track.predicted(index) for track in followed]
+        found: dict[int, Face] = {}
+        for track, guess, face in zip(followed, expected, self.detector.refine(frame, expected) if followed else [],
+                                      strict=True):
+            if not self._continues(guess, face) and track.template is not None:
+                guess = _match(frame, track.template, guess)
+                face = None if guess is None else self.detector.refine(frame, [guess])[0]
+            if not self._continues(guess, face):
+                return None
+            found[track.id] = face
+        result = []
+        for track in self._live:
+            if track.id in found:
+                track.locate(found[track.id], index, measured=True)
+                result.append(TrackedFace(track.id, found[track.id], detected=False, followed=True))
+            else:
+                result.append(TrackedFace(track.id, track.face, detected=False))
+        return result
+
+    def _continues(self, expected: Face | None, face: Face | None) -> bool:
+        """``face`` was found and passes the gates of a continuation of ``expected`` (``_cost``)."""
+        return expected is not None and face is not None and bool(np.isfinite(self._cost(expected, face)))
+
     def _follow(self, frame: np.ndarray, track: _Track, index: int) -> TrackedFace:
         """The track's face in a frame between detections: its template matched around where it should be."""
         if track.missed or track.template is None:
@@ -209,7 +267,7 @@ class FaceTracker:
         found = _match(frame, track.template, track.predicted(index))
         if found is None:  # nothing like the face where it should be: the last box, not seen
             return TrackedFace(track.id, track.face, detected=False)
-        track.locate(found, index)
+        track.locate(found, index, measured=False)
         return TrackedFace(track.id, found, detected=False, followed=True)
 
 

@@ -24,7 +24,7 @@ from fe_adapter.data.ahead import read_ahead
 from fe_adapter.data.readers import UnreadableClip, VideoReader
 from fe_adapter.data.transforms import Normalization, eval_transform
 from fe_adapter.device import resolve_device
-from fe_adapter.faces import Detector, FaceTracker, TrackedFace, align_face, make_detector
+from fe_adapter.faces import Detector, FaceTracker, Refiner, TrackedFace, align_face, make_detector
 from fe_adapter.faces.align import MARGIN
 from fe_adapter.faces.face import Face, centre_face
 from fe_adapter.faces.tracking import check_detect_every
@@ -40,21 +40,38 @@ from fe_adapter.predict.results import (
 )
 from fe_adapter.predict.windows import WindowPlan, plan_windows, window_starts
 
-__all__ = ["DETECT_EVERY_S", "PredictionError", "Predictor", "VideoPrediction", "WindowPrediction", "window_starts"]
+__all__ = ["DETECT_EVERY_S", "SEARCH_EVERY_S", "PredictionError", "Predictor", "VideoPrediction", "WindowPrediction",
+           "window_starts"]
 
-#: Default time between detections: the detector runs when 0.4 s of video has passed since it last ran (every 10th
-#: frame at 25 fps, every 4th at 10 fps) and faces are followed in between. Against detection on every frame, the
-#: main face's box kept IoU >= 0.7 on 389 of the 400 compared frames of benchmarks.predict_speed's 60-s 25 fps tour
-#: (benchmarks/results/predict-speed-xeon-2026-12-02.md) and on at least 95% of tests/test_faces.py's moving,
-#: growing, turning face at 10 frames (13 fails there). Seconds, not frames: following does not scale the box, so at
-#: 10 fps 10 frames (1 s) let a fast-shrinking face drift off its track (tests/test_predict.py).
-DETECT_EVERY_S = 0.4
+#: While no face is seen, the detector scans the frame when 0.4 s of video has passed since it last did (every 10th
+#: frame at 25 fps), so a face coming into view is found within 0.4 s; a detector that cannot re-measure the faces it
+#: follows (LBP: followed by templates, translation only) scans that often throughout. Seconds, not frames: at 10 fps
+#: 10 frames (1 s) let a fast-shrinking face drift off its template's track (tests/test_predict.py).
+SEARCH_EVERY_S = 0.4
+
+#: A detector that re-measures the faces it follows (MTCNN, a ``Refiner``: its last stage on each face's expected
+#: box, in every sampled frame) scans the whole frame every 2 s, for people coming into view beside those already
+#: seen. Against detection on every frame, the main face's box kept IoU >= 0.7 on 390 of the 400 compared frames of
+#: benchmarks.predict_speed's 60-s 25 fps tour (389 with scans every 0.4 s and templates in between), at a fifth
+#: of the scans.
+DETECT_EVERY_S = 2.0
 
 
-def detect_every_for(fps: float) -> int:
-    """The default ``detect_every`` for a video of ``fps`` frames a second: ``DETECT_EVERY_S`` worth of frames, at
-    least 1."""
-    return max(1, round(DETECT_EVERY_S * fps))
+def detect_every_for(fps: float, detector: Detector) -> int:
+    """The default ``detect_every`` for a video of ``fps`` frames a second: ``DETECT_EVERY_S`` worth of frames for a
+    ``Refiner``, else ``SEARCH_EVERY_S``; at least 1."""
+    return max(1, round((DETECT_EVERY_S if isinstance(detector, Refiner) else SEARCH_EVERY_S) * fps))
+
+
+def face_tracker(detector: Detector, fps: float, detect_every: int | None = None, *,
+                 all_faces: bool = False) -> FaceTracker:
+    """The tracker predict follows a video's faces with: a scan every ``detect_every`` frames (None:
+    ``detect_every_for``, or ``SEARCH_EVERY_S`` for ``all_faces``, where a person coming into view beside another
+    counts as much as the first), and every ``SEARCH_EVERY_S`` while no face is seen."""
+    search = max(1, round(SEARCH_EVERY_S * fps))
+    every = detect_every or (search if all_faces else detect_every_for(fps, detector))
+    return FaceTracker(detector, detect_every=every, search_every=search)
+
 
 #: Sampled frames decoded and converted ahead, in a thread (``fe_adapter.data.ahead``), while the main thread finds
 #: faces and runs the model: the decoder uses the second core; 4 frames of 1280x720 RGB are 11 MB.
@@ -71,8 +88,9 @@ class Predictor:
         detector: the face detector (``fe_adapter.faces.make_detector``'s name or a ``Detector``); None for videos
             that are face crops already (each frame's centre square is the face).
         thumbnails: how many windows (evenly spread) keep a face crop for the timeline image.
-        detect_every: the detector runs when this many video frames have passed since it last ran; faces are
-            followed in between (``FaceTracker``). None: ``detect_every_for`` the video's frame rate (0.4 s).
+        detect_every: the detector scans the frame when this many video frames have passed since it last did; faces
+            are followed in between (``FaceTracker``). None: ``face_tracker``'s default for the video's frame rate
+            (2 s for MTCNN, 0.4 s for LBP or with ``all_faces``; every 0.4 s while no face is seen).
         margin: the crops' margin around the face (``fe_adapter.faces.align_face``).
     """
 
@@ -229,8 +247,8 @@ class _WindowStream:
         self.tracker: FaceTracker | None = None
         self.detect_every: int | None = None  # what the tracker uses (None without detection)
         if predictor.detector is not None:
-            self.detect_every = predictor.detect_every or detect_every_for(fps)
-            self.tracker = FaceTracker(predictor.detector, detect_every=self.detect_every)
+            self.tracker = face_tracker(predictor.detector, fps, predictor.detect_every, all_faces=all_faces)
+            self.detect_every = self.tracker.detect_every
         self.seen_counts: dict[int, int] = {}
         self.last_face: TrackedFace | None = None
         self.complete = 0  # windows whose frames are all in
