@@ -5,7 +5,8 @@ The instrumented library is build-asan/'s (``make test`` builds it; fekernels lo
 FEKERNELS_NATIVE_LIBRARY). Python itself is not instrumented, so the child pytest preloads the sanitizer's runtime
 (with libstdc++, whose exceptions it intercepts: Triton's import throws one), leak checking (Python never frees
 it all) is off, and the report goes straight to stderr (--capture=sys). The child runs two OpenMP threads, so the
-kernel's split reductions run split. Run alone with ``make sanitize``.
+kernel's split reductions run split; the property test draws fewer examples (``HYPOTHESIS_PROFILE=sanitize``: an
+instrumented example costs ten times as much). Run alone with ``make sanitize``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def test_the_native_kernel_tests_pass_under_address_sanitizer():
         pytest.skip("build-asan/ is not built (make test and make sanitize build it)")
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST")}
     env.update(FEKERNELS_NATIVE_LIBRARY=str(library), LD_PRELOAD=_runtime_libraries(), OMP_NUM_THREADS="2",
-               ASAN_OPTIONS="detect_leaks=0:abort_on_error=1")
+               ASAN_OPTIONS="detect_leaks=0:abort_on_error=1", HYPOTHESIS_PROFILE="sanitize")
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--capture=sys", "-k",
                           "native", *_TESTS], capture_output=True, text=True, cwd=REPOSITORY, env=env, timeout=1200)
     output = run.stdout + run.stderr

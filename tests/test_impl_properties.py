@@ -8,7 +8,7 @@ no other gradient is computed. The reference itself is the oracle, so "torch" is
 The examples are derandomised (the same ones on every run and in CI: a failure is reproducible, never a
 flake) and there are at least ``_EXAMPLES[impl]`` of them per impl; the Triton kernels run under the CPU
 interpreter, where an example costs ~0.2 s, so they get fewer. ``HYPOTHESIS_PROFILE=explore`` draws fresh,
-random examples, ten times as many (for looking, not for CI).
+random examples, ten times as many (for looking, not for CI); ``sanitize``, ``_SANITIZE_EXAMPLES``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,15 @@ from fekernels.testing import WEIGHT_NAMES, assert_close_to_reference
 from tests.kernel_cases import make_inputs, run_op
 
 _EXAMPLES = {"native": 200, "triton": 30}
+#: Under AddressSanitizer (tests/test_address_sanitizer.py sets HYPOTHESIS_PROFILE=sanitize) an example costs ten
+#: times as much, and the sanitizer needs the shapes, not the values: a quarter of the examples, with the kernel
+#: tests' odd shapes beside them (the partial-sums overrun of issue 22 fails it at 50).
+_SANITIZE_EXAMPLES = 50
 #: Rows (clips x frames x tokens) at most: the interpreter's time grows with them; the native kernel's 256-row
 #: reduction blocks need more.
 _MAX_ROWS = {"native": 640, "triton": 160}
 _EXPLORE = os.environ.get("HYPOTHESIS_PROFILE") == "explore"
+_SANITIZE = os.environ.get("HYPOTHESIS_PROFILE") == "sanitize"
 _DTYPES = {"native": list(native.DTYPES), "triton": [torch.float32, torch.float16, torch.bfloat16]}
 _INPUTS = ("x", *WEIGHT_NAMES)
 
@@ -79,7 +84,9 @@ def test_every_cpu_impl_matches_the_float64_reference_on_drawn_cases(impl):
     if impl == "native" and not native.AVAILABLE:
         pytest.fail(native.LOAD_ERROR)  # built but not loadable is a failure, never a skip (as in its own tests)
 
-    @settings(max_examples=_EXAMPLES[impl] * (10 if _EXPLORE else 1), derandomize=not _EXPLORE, database=None,
+    examples = _SANITIZE_EXAMPLES if _SANITIZE else _EXAMPLES[impl] * (10 if _EXPLORE else 1)
+
+    @settings(max_examples=examples, derandomize=not _EXPLORE, database=None,
               deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(case=cases(impl))
     def check(case):
