@@ -1,0 +1,41 @@
+"""``fe-adapter`` exits without the interpreter's teardown (``cli.console``), yet as a normal exit would: the exit
+status of ``main``, everything printed reaches a pipe, other threads finish, atexit functions run."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from tests.cli_probes import run_python
+
+_CONSOLE = '''
+import atexit, sys, threading, time
+from fe_adapter import cli
+
+atexit.register(lambda: print("atexit ran"))
+threading.Thread(target=lambda: (time.sleep(0.5), print("thread finished"))).start()
+sys.argv = ["fe-adapter", *{argv!r}]
+cli.console()
+print("not reached")
+'''
+
+
+def test_the_console_exit_keeps_status_output_threads_and_atexit(tmp_path, monkeypatch):
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # output to a pipe is held in a buffer, as for users
+    finished = run_python(_CONSOLE.format(argv=["--version"]), tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.splitlines() == [f"fe-adapter {importlib.metadata.version('fe-adapter')}",
+                                            "thread finished", "atexit ran"]
+    refused = run_python(_CONSOLE.format(argv=["predict", "missing.mp4", "--checkpoint", "missing.safetensors"]),
+                         tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("fe-adapter predict: error: missing.mp4: video file not found")
+    assert refused.stdout.splitlines() == ["thread finished", "atexit ran"]
+
+
+def test_python_dash_m_is_the_console(tmp_path):
+    """The teardown skipped: a ``finally`` around it does not run (it would after ``sys.exit``)."""
+    finished = run_python("import runpy, sys\nsys.argv = ['fe_adapter', '--version']\ntry:\n"
+                          "    runpy.run_module('fe_adapter', run_name='__main__')\nfinally:\n    print('teardown')",
+                          tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.splitlines() == [f"fe-adapter {importlib.metadata.version('fe-adapter')}"]
