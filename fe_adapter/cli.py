@@ -83,13 +83,12 @@ def console() -> NoReturn:
 
     Tearing down torch, timm and matplotlib's modules took 0.8-1.6 s of a command's wall time on a 2-core CPU
     after its work was done (``fe-adapter predict`` on a 2-s video: ~8 s in all). What an exit must still do is
-    done: other threads finished (as at a normal exit), the atexit functions run (logging's flush, temporary
+    done, in the interpreter's order: other threads finished (``threading._shutdown``, which also ends idle
+    thread-pool workers such as predict's loading thread), the atexit functions run (logging's flush, temporary
     folders, multiprocessing's children), standard output and error flushed.
     """
     code = main()
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

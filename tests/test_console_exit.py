@@ -1,5 +1,6 @@
 """``fe-adapter`` exits without the interpreter's teardown (``cli.console``), yet as a normal exit would: the exit
-status of ``main``, everything printed reaches a pipe, other threads finish, atexit functions run."""
+status of ``main``, everything printed reaches a pipe, other threads finish (an idle thread-pool worker, like
+predict's loading thread, told to), atexit functions run."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from tests.cli_probes import run_python
 
 _CONSOLE = '''
 import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from fe_adapter import cli
 
 atexit.register(lambda: print("atexit ran"))
 threading.Thread(target=lambda: (time.sleep(0.5), print("thread finished"))).start()
+ThreadPoolExecutor(1).submit(time.sleep, 0)  # its worker waits for more work until the interpreter's shutdown
 sys.argv = ["fe-adapter", *{argv!r}]
 cli.console()
 print("not reached")
