@@ -15,7 +15,8 @@ from fe_adapter import cli
 
 atexit.register(lambda: print("atexit ran"))
 threading.Thread(target=lambda: (time.sleep(0.5), print("thread finished"))).start()
-ThreadPoolExecutor(1).submit(time.sleep, 0)  # its worker waits for more work until the interpreter's shutdown
+pool = ThreadPoolExecutor(1)  # held, as predict holds its loading thread: the worker waits for more work
+pool.submit(time.sleep, 0)
 sys.argv = ["fe-adapter", *{argv!r}]
 cli.console()
 print("not reached")
