@@ -88,6 +88,8 @@ def console() -> NoReturn:
     folders, multiprocessing's children), standard output and error flushed.
     """
     code = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:  # cProfile, coverage: they write at the exit
+        sys.exit(code)
     threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

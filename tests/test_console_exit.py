@@ -43,3 +43,11 @@ def test_python_dash_m_is_the_console(tmp_path):
                           tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.splitlines() == [f"fe-adapter {importlib.metadata.version('fe-adapter')}"]
+
+
+def test_under_a_profiler_the_exit_is_the_normal_one(tmp_path):
+    """cProfile (benchmarks.predict_speed profiles the command) writes its file when the program exits."""
+    finished = run_python("import runpy, sys\nsys.argv = ['cProfile', '-o', 'out.prof', '-m', 'fe_adapter', "
+                          "'--version']\nrunpy.run_module('cProfile', run_name='__main__')", tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert (tmp_path / "out.prof").stat().st_size > 0
