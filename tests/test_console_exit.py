@@ -1,6 +1,6 @@
 """``fe-adapter`` exits without the interpreter's teardown (``cli.console``), yet as a normal exit would: the exit
-status of ``main``, everything printed reaches a pipe, other threads finish (an idle thread-pool worker, like
-predict's loading thread, told to), atexit functions run."""
+status of ``main``, everything printed reaches a pipe, other threads finish (an idle thread-pool worker told to),
+atexit functions run."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fe_adapter import cli
 
 atexit.register(lambda: print("atexit ran"))
 threading.Thread(target=lambda: (time.sleep(0.5), print("thread finished"))).start()
-pool = ThreadPoolExecutor(1)  # held, as predict holds its loading thread: the worker waits for more work
+pool = ThreadPoolExecutor(1)  # held: its worker waits for more work until told to end
 pool.submit(time.sleep, 0)
 sys.argv = ["fe-adapter", *{argv!r}]
 cli.console()
@@ -51,3 +51,12 @@ def test_under_a_profiler_the_exit_is_the_normal_one(tmp_path):
                           "'--version']\nrunpy.run_module('cProfile', run_name='__main__')", tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert (tmp_path / "out.prof").stat().st_size > 0
+
+
+def test_without_the_private_cpython_functions_the_exit_is_the_normal_one(tmp_path):
+    """``threading._shutdown`` and ``atexit._run_exitfuncs`` are CPython's own: where one is missing the console
+    exits through ``sys.exit`` (a ``finally`` around it runs)."""
+    finished = run_python("import runpy, sys, threading\ndel threading._shutdown\nsys.argv = ['fe_adapter', "
+                          "'--version']\ntry:\n    runpy.run_module('fe_adapter', run_name='__main__')\nfinally:\n"
+                          "    print('teardown')", tmp_path)
+    assert finished.stdout.splitlines() == [f"fe-adapter {importlib.metadata.version('fe-adapter')}", "teardown"]
