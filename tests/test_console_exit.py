@@ -59,4 +59,5 @@ def test_without_the_private_cpython_functions_the_exit_is_the_normal_one(tmp_pa
     finished = run_python("import runpy, sys, threading\ndel threading._shutdown\nsys.argv = ['fe_adapter', "
                           "'--version']\ntry:\n    runpy.run_module('fe_adapter', run_name='__main__')\nfinally:\n"
                           "    print('teardown')", tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.splitlines() == [f"fe-adapter {importlib.metadata.version('fe-adapter')}", "teardown"]
