@@ -119,6 +119,59 @@ def test_alignment_puts_the_landmarks_on_the_template(angle, scale, size, margin
     assert np.abs(_dot_centres(crop, colours) - expected).max() < 0.25
 
 
+def test_similarity_fit_is_scikit_image_s_estimate():
+    """``similarity_fit`` against scikit-image's ``SimilarityTransform`` estimate (Umeyama) on noisy landmarks of
+    turned, scaled, moved and mirrored faces (a mirror image is fitted by a rotation, never a reflection); None when
+    the target points coincide."""
+    from skimage.transform import SimilarityTransform
+
+    from fe_adapter.faces.align import similarity_fit
+
+    rng = np.random.default_rng(0)
+    template = face_template(224)
+    for angle, scale, mirror in [(0.0, 1.0, False), (35.0, 0.4, False), (-120.0, 3.0, True), (180.0, 1.7, False)]:
+        placed = SimilarityTransform(scale=scale, rotation=np.radians(angle), translation=rng.uniform(-50, 400, 2))
+        target = placed(template * ([-1, 1] if mirror else [1, 1])) + rng.normal(0, 3, (5, 2))
+        if hasattr(SimilarityTransform, "from_estimate"):
+            expected = SimilarityTransform.from_estimate(template, target).params
+        else:
+            expected = SimilarityTransform()
+            assert expected.estimate(template, target)
+            expected = expected.params
+        np.testing.assert_allclose(similarity_fit(template, target), expected, rtol=0, atol=1e-9)
+    assert similarity_fit(template, np.ones((5, 2))) is None
+
+
+_FACES_ALONE = """
+import json, sys
+import numpy as np
+from fe_adapter.faces import FaceTracker, align_face, make_detector
+tracker = FaceTracker(make_detector("mtcnn"), detect_every=3)
+for index, frame in enumerate(np.load("frames.npy")):
+    (face,) = tracker.update(frame, index)
+    assert face.seen and face.face.landmarks is not None
+    align_face(frame, face.face, 64)
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & {"scipy", "torchvision", "facenet_pytorch"})
+                 + sorted(name for name in sys.modules if name.startswith("skimage.transform"))))
+"""
+
+
+def test_finding_following_and_aligning_faces_loads_no_scipy_torchvision_or_skimage_transform(tmp_path):
+    """Their imports cost predict seconds of start-up (torchvision's pulls in torch._dynamo; scikit-image's
+    transform, scipy's spatial and linalg): MTCNN, the tracker (a scan, then faces re-measured) and the alignment
+    need none of them. The frames are drawn here (``place_face`` warps with scikit-image)."""
+    from tests.cli_probes import run_python
+
+    frames = []
+    for index in range(4):
+        frames.append(blank())
+        place_face(frames[-1], (100 + 5 * index, 120), 0.45)
+    np.save(tmp_path / "frames.npy", np.stack(frames))
+    finished = run_python(_FACES_ALONE, tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.strip() == "[]"
+
+
 def test_alignment_of_a_turned_photo_uprights_the_face(mtcnn):
     """The photo's face turned 25 degrees and aligned: detected again in the crop, its landmarks are where the
     similarity transform sent them (within 3 px of 224), its eyes level and on the template's eyes; the other

@@ -44,24 +44,34 @@ def align_face(frame: np.ndarray, face: Face, size: int = 224, margin: float = M
 def alignment_matrix(face: Face, size: int, margin: float = MARGIN) -> np.ndarray:
     """The 3x3 matrix taking crop coordinates to frame coordinates for ``align_face``."""
     if face.landmarks is not None:
-        from skimage.transform import SimilarityTransform
-
         landmarks = np.asarray(face.landmarks, dtype=np.float64)
         if landmarks.shape != (5, 2) or not np.isfinite(landmarks).all():
             raise ValueError(f"face.landmarks must be a finite (5, 2) array, got shape {landmarks.shape}")
-        template = face_template(size, margin)
-        if hasattr(SimilarityTransform, "from_estimate"):  # scikit-image >= 0.26; a falsy result when it fails
-            transform = SimilarityTransform.from_estimate(template, landmarks)
-        else:
-            transform = SimilarityTransform()
-            transform = transform if transform.estimate(template, landmarks) else None
-        if transform and np.isfinite(transform.params).all():
-            return transform.params
+        matrix = similarity_fit(face_template(size, margin), landmarks)
+        if matrix is not None:
+            return matrix
     cx, cy = face.centre
     side = face.side * margin
     scale = side / size
     return np.array([[scale, 0.0, cx - side / 2 + scale / 2], [0.0, scale, cy - side / 2 + scale / 2],
                      [0.0, 0.0, 1.0]])
+
+
+def similarity_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """The 3x3 matrix of the similarity (rotation, uniform scale, shift; no reflection) that takes the (N, 2)
+    ``source`` points closest to ``target`` in least squares, or None when the target points coincide.
+
+    In complex numbers the similarity is w = a z + b, and the least-squares a is sum(conj(z - mean z) (w - mean w))
+    / sum |z - mean z|^2 (Umeyama's estimate, as scikit-image's ``SimilarityTransform`` gives it: tests/test_faces.py
+    checks them against each other); written out here because importing ``skimage.transform`` (with the parts of
+    scipy it loads) costs predict about half a second of start-up."""
+    z, w = source @ np.array([1, 1j]), target @ np.array([1, 1j])
+    z_centred, w_centred = z - z.mean(), w - w.mean()
+    a = (np.conj(z_centred) * w_centred).sum() / (np.abs(z_centred) ** 2).sum()
+    if not np.isfinite(a) or abs(a) < 1e-9:
+        return None
+    b = w.mean() - a * z.mean()
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag], [0.0, 0.0, 1.0]])
 
 
 def _edge_span(image: np.ndarray, start: int, stop: int, axis: int) -> np.ndarray:
