@@ -15,7 +15,8 @@ which a loaded machine does not inflate as much; its peak resident memory), and 
 ViT-B one once under cProfile (``python -m cProfile``), whose cumulative times split the run into start-up (imports
 and model loading: all before the first frame), decoding (PyAV's decoder and the frame conversion; they run in a
 thread a few frames ahead, so this is the time the main thread waited for a frame: decoding not hidden behind the
-rest), face detection, following faces between detections, cropping/alignment, the model, writing the outputs
+rest), face detection (scans of the frame), following faces between scans (MTCNN's re-measurement, or templates),
+cropping/alignment, the model, writing the outputs
 (JSON, CSV, the timeline PNG), and the rest;
 profiling slows Python-heavy parts a little, so the shares come from that run and the speed from the plain one.
 
@@ -54,7 +55,7 @@ PARTS = (
     ("decode", lambda file, name: (name == "frames" and file.endswith("readers.py")) or name == "to_ndarray"
      or (name == "read_ahead" and file.endswith("ahead.py"))),
     ("detection", lambda file, name: name == "detect" and file.endswith("detectors.py")),
-    ("following", lambda file, name: name == "_follow" and file.endswith("tracking.py")),
+    ("following", lambda file, name: name in ("_follow", "_refine") and file.endswith("tracking.py")),
     ("alignment", lambda file, name: name in ("align_face", "crop_face")),
     ("model", lambda file, name: name == "_probabilities" and file.endswith("predictor.py")),
     ("outputs", lambda file, name: name == "write_prediction" and file.endswith("timeline.py")),
