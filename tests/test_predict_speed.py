@@ -15,8 +15,9 @@ _MODULES = {
     "readers.py": "import time\ndef frames(n):\n    for i in range(n):\n        time.sleep(0.02)\n        yield i\n",
     "detectors.py": "import time\ndef detect(frame):\n    time.sleep(0.03)\n",
     "tracking.py": "import time\nfrom detectors import detect\n"
-                   "def update(frame, index):\n    if index % 2 == 0:\n        detect(frame)\n    else:\n"
-                   "        _follow(frame)\ndef _follow(frame):\n    time.sleep(0.01)\n",
+                   "def update(frame, index):\n    if index % 2 == 0:\n        detect(frame)\n"
+                   "    elif index % 4 == 1:\n        _follow(frame)\n    else:\n        _refine(frame)\n"
+                   "def _follow(frame):\n    time.sleep(0.01)\ndef _refine(frame):\n    time.sleep(0.05)\n",
     "ahead.py": "import time\ndef read_ahead(items):\n    for item in items:\n        time.sleep(0.02)\n"
                 "        yield item\n",
     "predictor.py": "import time\nfrom readers import frames\nfrom ahead import read_ahead\n"
@@ -45,7 +46,7 @@ def test_profiled_parts_are_counted_once(tmp_path, monkeypatch):
     total = time.perf_counter() - started
     profile.dump_stats(tmp_path / "run.prof")
     parts = shares(tmp_path / "run.prof", total + 0.1)  # 0.1 s the profile did not see: start-up too
-    expected = {"decode": 10 * 0.02, "detection": 5 * 0.03, "following": 5 * 0.01, "alignment": 10 * 0.005,
+    expected = {"decode": 10 * 0.02, "detection": 5 * 0.03, "following": 3 * 0.01 + 2 * 0.05, "alignment": 10 * 0.005,
                 "model": 0.04, "outputs": 0.03}
     for part, seconds in expected.items():
         assert parts[part] == pytest.approx(seconds, abs=0.02 + 0.3 * seconds), (part, parts)
