@@ -50,9 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "landmarks, aligned crops; the default) or lbp (scikit-image's cascade, box crops)")
     faces.add_argument("--faces", choices=("detect", "none"), default="detect", help="none: the videos are face "
                        "crops already (the centre square of each frame is the face); default detect")
-    faces.add_argument("--detect-every", type=positive_int, metavar="N", help="run the detector every N video "
-                       "frames and follow the faces in between (default: 0.4 s of video, 10 frames at 25 fps; 1: "
-                       "every frame)")
+    faces.add_argument("--detect-every", type=positive_int, metavar="N", help="scan the whole frame for faces "
+                       "every N video frames and follow them in between (default: 2 s of video for mtcnn, which "
+                       "re-measures each face between scans; 0.4 s for lbp or with --all-faces; every 0.4 s while "
+                       "no face is seen; 1: every frame)")
     faces.add_argument("--all-faces", action="store_true", help="a timeline for every person (JSON tracks, CSV "
                        "rows per person); by default the main face only (the person seen in the most frames)")
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda, "
