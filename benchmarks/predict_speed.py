@@ -10,14 +10,13 @@ on them): the demo's image model size (``fe_adapter.demo``: a 4-block ViT of wid
 at 224 px (T = 16 or as ``--vit-b-frames`` lists). ``--faces none`` (clips that are already face crops) is timed for
 reference: it finds no faces.
 
-Each case runs once plain (the wall time, ``speed`` = video seconds / wall seconds; the CPU time of the process,
-which a loaded machine does not inflate as much; its peak resident memory), and the demo-size cases and the first
-ViT-B one once under cProfile (``python -m cProfile``), whose cumulative times split the run into start-up (imports
-and model loading: all before the first frame), decoding (PyAV's decoder and the frame conversion; they run in a
-thread a few frames ahead, so this is the time the main thread waited for a frame: decoding not hidden behind the
-rest), face detection (scans of the frame), following faces between scans (MTCNN's re-measurement, or templates),
-cropping/alignment, the model, writing the outputs
-(JSON, CSV, the timeline PNG), and the rest;
+Each case runs ``--runs`` times plain (the median wall time, ``speed`` = video seconds / wall seconds; that run's
+CPU time, which a loaded machine does not inflate as much; the peak resident memory), and the demo-size cases and
+the first ViT-B one once under cProfile (``python -m cProfile``), whose cumulative times split the run into start-up
+(imports and model loading: all before the first frame), decoding (PyAV's decoder and the frame conversion; they
+run in a thread a few frames ahead, so this is the time the main thread waited for a frame: decoding not hidden
+behind the rest), face detection (scans of the frame), following faces between scans (MTCNN's re-measurement, or
+templates), cropping/alignment, the model, writing the outputs (JSON, CSV, the timeline PNG), and the rest;
 profiling slows Python-heavy parts a little, so the shares come from that run and the speed from the plain one.
 
 "Boxes true": on the frames the windows use (the same plan as predict), the boxes of the video's main face from

@@ -51,9 +51,9 @@ SEARCH_EVERY_S = 0.4
 
 #: A detector that re-measures the faces it follows (MTCNN, a ``Refiner``: its last stage on each face's expected
 #: box, in every sampled frame) scans the whole frame every 2 s, for people coming into view beside those already
-#: seen. Against detection on every frame, the main face's box kept IoU >= 0.7 on 390 of the 400 compared frames of
-#: benchmarks.predict_speed's 60-s 25 fps tour (389 with scans every 0.4 s and templates in between), at a fifth
-#: of the scans.
+#: seen. Against detection on every frame, the main face's box keeps IoU >= 0.7 on as many of the compared frames of
+#: benchmarks.predict_speed's 60-s 25 fps tour as scans every 0.4 s with templates in between did, with far fewer
+#: scans (benchmarks/results/predict-speed-amd-2026-12-03.md: 399 of 400).
 DETECT_EVERY_S = 2.0
 
 
