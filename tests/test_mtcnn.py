@@ -3,6 +3,8 @@ landmarks; and its pieces against torch (area resizing) and torchvision (non-max
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,31 @@ def test_detect_agrees_with_facenet_pytorch(min_size):
         np.testing.assert_allclose(my_scores[my_order], scores[order].astype(float), atol=1e-4)
         np.testing.assert_allclose(my_points[my_order], points[order].astype(float), atol=0.01)
     assert found >= 5
+
+
+def _sums(frame: np.ndarray) -> np.ndarray:
+    """The summed-area table by Python integers' arithmetic in numpy's object arrays: no overflow, no torch."""
+    table = np.zeros((frame.shape[0] + 1, frame.shape[1] + 1, 3), dtype=object)
+    table[1:, 1:] = frame.astype(object).cumsum(axis=0).cumsum(axis=1)
+    return table
+
+
+def test_summed_area_table_of_a_frame_and_of_a_view_into_one():
+    frame = np.random.default_rng(3).integers(0, 256, (41, 67, 3), dtype=np.uint8)
+    for pixels in (frame, frame[5:33, 9:50], frame[:1, :1]):
+        np.testing.assert_array_equal(summed_area_table(pixels), _sums(pixels))
+    frozen = frame.copy()
+    frozen.flags.writeable = False  # as Pillow's and PyAV's arrays come: read without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(summed_area_table(frozen), _sums(frame))
+
+
+def test_summed_area_table_does_not_overflow_past_8_megapixels():
+    frame = np.full((2900, 3000, 3), 255, dtype=np.uint8)  # 255 * 8.7 M > 2**31
+    table = summed_area_table(frame)
+    assert table[-1, -1].tolist() == [255 * 2900 * 3000] * 3
+    assert table[1450, 3000].tolist() == [255 * 1450 * 3000] * 3
 
 
 def test_area_resizing_is_torch_s_area_interpolation():

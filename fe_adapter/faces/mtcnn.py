@@ -11,6 +11,7 @@ is numpy's: the boxes, scores and landmarks agree with facenet-pytorch's to floa
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -255,13 +256,17 @@ def _normalised(images: np.ndarray) -> torch.Tensor:
 
 
 def summed_area_table(frame: np.ndarray) -> np.ndarray:
-    """(H + 1, W + 1, 3) integer sums of ``frame``'s pixels above and left of each position (exact)."""
+    """(H + 1, W + 1, 3) integer sums of ``frame``'s pixels above and left of each position (exact). Summed by torch,
+    whose ``cumsum`` over a frame's rows is several times faster than numpy's."""
     height, width = frame.shape[:2]
-    kind = np.int32 if height * width * 255 < 2**31 else np.int64
-    table = np.zeros((height + 1, width + 1, 3), dtype=kind)
-    np.cumsum(frame, axis=0, dtype=kind, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
-    return table
+    kind = torch.int32 if height * width * 255 < 2**31 else torch.int64
+    table = torch.zeros((height + 1, width + 1, 3), dtype=kind)
+    with warnings.catch_warnings():  # torch only reads the pixels, which may be read-only (Pillow's, a video's)
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        pixels = torch.from_numpy(frame)
+    torch.cumsum(pixels, 0, dtype=kind, out=table[1:, 1:])
+    table[1:, 1:].cumsum_(1)
+    return table.numpy()
 
 
 def area_resized(table: np.ndarray, top, left, height, width, rows: int, columns: int) -> np.ndarray:
