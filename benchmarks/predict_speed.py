@@ -10,9 +10,14 @@ on them): the demo's image model size (``fe_adapter.demo``: a 4-block ViT of wid
 at 224 px (T = 16 or as ``--vit-b-frames`` lists). ``--faces none`` (clips that are already face crops) is timed for
 reference: it finds no faces.
 
+The command finds faces in a worker process started before it loads the model (``fe_adapter.predict.face_worker``);
+``--processes`` also times the demo-size cases with ``--one-process`` (faces found in the command's process, after
+the model is loaded), which is how the gain is seen and the only way a profile sees the faces.
+
 Each case runs ``--runs`` times plain (the median wall time, ``speed`` = video seconds / wall seconds; that run's
-CPU time, which a loaded machine does not inflate as much; the peak resident memory), and the demo-size cases and
-the first ViT-B one once under cProfile (``python -m cProfile``), whose cumulative times split the run into start-up
+CPU time, the worker's included, which a loaded machine does not inflate as much; the peak resident memory of the
+command's process), and the demo-size cases with ``--one-process`` and the first ViT-B one (also with
+``--one-process``) once under cProfile (``python -m cProfile``), whose cumulative times split the run into start-up
 (imports and model loading: all before the first frame), decoding (PyAV's decoder and the frame conversion; they
 run in a thread a few frames ahead, so this is the time the main thread waited for a frame: decoding not hidden
 behind the rest), face detection (scans of the frame), following faces between scans (MTCNN's re-measurement, or
@@ -84,10 +89,12 @@ def model_files(name: str, folder: Path, frames: int) -> tuple[Path, Path]:
     return fe_adapter.save_adapters(model, folder / f"{name}-T{frames}.safetensors"), weights
 
 
-def _command(video: Path, adapters: Path, weights: Path, faces: str, out: Path, stride: float) -> list[str]:
+def _command(video: Path, adapters: Path, weights: Path, faces: str, out: Path, stride: float,
+             one_process: bool) -> list[str]:
     selection = ["--faces", "none"] if faces == "none" else ["--detector", faces]
     return ["predict", str(video), "--checkpoint", str(adapters), "--backbone-checkpoint", str(weights),
-            "--out", str(out), "--overwrite", "--device", "cpu", "--stride", f"{stride}s", *selection]
+            "--out", str(out), "--overwrite", "--device", "cpu", "--stride", f"{stride}s", *selection,
+            *(["--one-process"] if one_process else [])]
 
 
 def _environment(threads: int) -> dict[str, str]:
@@ -114,7 +121,8 @@ def shares(profile: Path, total: float) -> dict[str, float]:
 
 
 def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak resident MB of one run of the command in a fresh process."""
+    """Wall seconds, CPU seconds (with the face worker's) and peak resident MB (of the command's process) of one run
+    of the command in a fresh process."""
     with tempfile.TemporaryFile("w+") as errors:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "fe_adapter", *arguments], env=env,
@@ -130,14 +138,17 @@ def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float,
 
 
 def run_case(video: Path, duration: float, adapters: Path, weights: Path, faces: str, stride: float, threads: int,
-             scratch: Path, profile: bool, runs: int = 1) -> dict:
+             scratch: Path, profile: bool, runs: int = 1, one_process: bool = False) -> dict:
     """One case: the median of ``runs`` plain runs (wall time, CPU time, speed; every run's wall and CPU time kept:
-    on a shared VM they vary by a quarter from run to run), and (``profile``) the profiled run's split."""
-    arguments = _command(video, adapters, weights, faces, scratch / "out", stride)
+    on a shared VM they vary by a quarter from run to run), and (``profile``) the profiled run's split. The profile
+    sees one process: only a ``one_process`` case (faces found in the command's process) is profiled."""
+    arguments = _command(video, adapters, weights, faces, scratch / "out", stride, one_process)
     env = _environment(threads)
     measured = sorted((_plain_run(arguments, env) for _ in range(runs)), key=lambda run: run[0])
     wall, cpu, _ = measured[(runs - 1) // 2]
-    row = {"faces": faces, "stride_s": stride, "threads": threads, "wall_s": wall, "cpu_s": cpu,
+    profile = profile and one_process
+    row = {"faces": faces, "process": "one" if one_process else "worker", "stride_s": stride, "threads": threads,
+           "wall_s": wall, "cpu_s": cpu,
            "peak_rss_mb": max(run[2] for run in measured), "video_s": duration, "speed": duration / wall,
            "runs": [{"wall_s": run[0], "cpu_s": run[1]} for run in measured], "share": None}
     if profile:
@@ -160,7 +171,7 @@ def boxes_true(video: Path, detector_name: str, frames: int, window: float, stri
     from fe_adapter.data.readers import VideoReader
     from fe_adapter.faces import make_detector
     from fe_adapter.faces.face import box_iou
-    from fe_adapter.predict.predictor import face_tracker
+    from fe_adapter.predict.face_pass import face_tracker
     from fe_adapter.predict.windows import plan_windows
 
     detector = make_detector(detector_name)
@@ -219,10 +230,11 @@ def _wall(row: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     parts = ["start-up", "decode", "detection", "following", "alignment", "model", "outputs", "other"]
-    lines = ["| model | T | stride | faces | threads | video | wall | CPU | peak RSS | x real time | "
-             + " | ".join(parts) + " |", "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(parts)]
+    lines = ["| model | T | stride | faces | found in | threads | video | wall | CPU | peak RSS | x real time | "
+             + " | ".join(parts) + " |", "|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(parts)]
     for row in rows:
-        lines.append(f"| {row['model']} | {row['frames']} | {row['stride_s']:g} s | {row['faces']} | "
+        found_in = "this process" if row.get("process") == "one" else "a worker"
+        lines.append(f"| {row['model']} | {row['frames']} | {row['stride_s']:g} s | {row['faces']} | {found_in} | "
                      f"{row['threads']} | {row['video_s']:.0f} s | {_wall(row)} | {row['cpu_s']:.1f} s | "
                      f"{row['peak_rss_mb']:.0f} MB | "
                      f"{row['speed']:.2f} | " + " | ".join(
@@ -254,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vit-b-seconds", type=float, default=10.0, help="video length for ViT-B (slower)")
     parser.add_argument("--vit-b-settings", nargs="+", default=["16:0.5", "16:2", "8:2", "8:4"],
                         metavar="T:STRIDE", help="frames per window and stride (s) for ViT-B, with mtcnn")
+    parser.add_argument("--processes", nargs="+", choices=("worker", "one"), default=["worker", "one"],
+                        help="for the demo-size model: faces found in a worker process (the command's default), "
+                        "in the command's own process (--one-process, profiled), or both (default)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3, help="plain runs per case; the table gives the median "
                         "(default 3)")
@@ -275,18 +290,20 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch)
         cases = []
         if "demo" in args.models:
-            cases += [("demo", 8, 0.5, faces, args.seconds, True) for faces in args.detectors]
-        if "vit-b" in args.models:  # the first setting profiled: the model's share
-            cases += [("vit-b", int(t), float(s), "mtcnn", args.vit_b_seconds, number == 0)
+            cases += [("demo", 8, 0.5, faces, args.seconds, True, process == "one") for faces in args.detectors
+                      for process in args.processes]
+        if "vit-b" in args.models:  # the first setting profiled (in one process): the model's share
+            cases += [("vit-b", int(t), float(s), "mtcnn", args.vit_b_seconds, number == 0, number == 0)
                       for number, (t, s) in enumerate(setting.split(":") for setting in args.vit_b_settings)]
-        for model, frames, stride, faces, seconds, profile in cases:
+        for model, frames, stride, faces, seconds, profile, one_process in cases:
             video = tour(seconds)
             adapters, weights = model_files(model, scratch / "models", frames)
             row = {"model": model, "frames": frames, **run_case(video, seconds, adapters, weights, faces, stride,
-                                                                args.threads, scratch, profile, args.runs)}
+                                                                args.threads, scratch, profile, args.runs,
+                                                                one_process)}
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
-            if model == "demo" and faces != "none":
+            if model == "demo" and faces != "none" and faces not in {check["detector"] for check in checks}:
                 check = {"detector": faces, "frames": frames, "stride_s": stride,
                          **boxes_true(video, faces, frames, 2.0, stride)}
                 checks.append(check)

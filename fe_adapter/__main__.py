@@ -2,4 +2,5 @@
 
 from fe_adapter.cli import console
 
-console()
+if __name__ == "__main__":  # not when a worker process (multiprocessing's spawn) imports it
+    console()

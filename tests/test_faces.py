@@ -9,7 +9,7 @@ import pytest
 from fe_adapter.faces import Face, FaceTracker, align_face, face_template, make_detector
 from fe_adapter.faces.align import alignment_matrix
 from fe_adapter.faces.face import box_iou
-from fe_adapter.predict.predictor import detect_every_for
+from fe_adapter.predict.face_pass import detect_every_for
 from tests.face_scenes import PHOTO_LANDMARKS, blank, landmark_error, place_face
 
 pytestmark = pytest.mark.xdist_group(__name__)  # its module fixtures are built once, on one worker

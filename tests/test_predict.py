@@ -16,7 +16,8 @@ from fe_adapter import cli
 from fe_adapter.faces import Face, FaceTracker, align_face, make_detector
 from fe_adapter.faces.face import centre_face
 from fe_adapter.predict.examples import face_video
-from fe_adapter.predict.predictor import PredictionError, Predictor, face_tracker, window_starts
+from fe_adapter.predict.face_pass import face_tracker
+from fe_adapter.predict.predictor import PredictionError, Predictor, window_starts
 from tests.media import write_video
 from tests.tiny_model import TINY_CLASSES
 
@@ -232,7 +233,12 @@ def test_window_probabilities_equal_softmax_of_the_model_on_the_same_crops(tmp_p
     needed = sorted({index for plan in plans for index in plan.indices})
     tracker = face_tracker(make_detector("mtcnn"), 10.0)  # as the predictor follows faces: scans every 2 s at 10 fps
     assert result.detect_every == 20
-    tracked = {index: tracker.update(frames[index], index)[0] for index in needed}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # and on one thread (fe_adapter.predict.face_pass)
+    try:
+        tracked = {index: tracker.update(frames[index], index)[0] for index in needed}
+    finally:
+        torch.set_num_threads(threads)
     assert 0 < sum(face.detected for face in tracked.values()) < len(needed)  # some followed in between
     transform = eval_transform(normalization_for(predictor.model))
     assert len(result.windows) == len(plans) == 5
@@ -380,7 +386,7 @@ def test_a_video_shorter_than_its_stream_says_keeps_the_complete_windows(tmp_pat
             super().__init__(*args, **kwargs)
             self.frame_count += 20  # the header promises 2 s more than the file holds
 
-    monkeypatch.setattr("fe_adapter.predict.predictor.VideoReader", Overcounting)
+    monkeypatch.setattr("fe_adapter.predict.face_pass.VideoReader", Overcounting)
     adapters, backbone = checkpoint
     predictor = Predictor.from_checkpoint(adapters, device="cpu", backbone_checkpoint=backbone)
     with pytest.warns(UserWarning, match=r"ends at frame 30, its stream says 50 frames .* 5 of 9 windows"):

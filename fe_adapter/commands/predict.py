@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fe_adapter._io import check_writable, require_file
 from fe_adapter.commands._options import device, fraction, positive_int, seconds
 from fe_adapter.data.formats import VIDEO_SUFFIXES
 from fe_adapter.predict.inputs import expand_inputs
+
+if TYPE_CHECKING:
+    from fe_adapter.predict.face_worker import FaceWorker
 
 HELP = "emotions over time in video files"
 EXAMPLE = ("fe-adapter predict clip.mp4 videos/ --checkpoint runs/dfew/best.safetensors --backbone-checkpoint "
@@ -56,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "no face is seen; 1: every frame)")
     faces.add_argument("--all-faces", action="store_true", help="a timeline for every person (JSON tracks, CSV "
                        "rows per person); by default the main face only (the person seen in the most frames)")
+    parser.add_argument("--one-process", action="store_true", help="find the faces in this process, once the "
+                        "model is loaded, instead of in a second process started at once that finds them while the "
+                        "model loads and runs (less memory, slower)")
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda, "
                         "cuda:N or mps (default auto); a --model file runs on the CPU")
 
@@ -103,7 +110,36 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--all-faces needs faces to find: it does not go with --faces none")
     if not videos:
         return 2
+    worker = _face_worker(args, videos)
+    try:
+        return _predict(args, videos, names, len(failed_inputs), worker)
+    finally:
+        if worker is not None:
+            worker.close()
 
+
+def _face_worker(args: argparse.Namespace, videos: list[Path]) -> FaceWorker | None:
+    """A ``FaceWorker`` for the videos, started before the model's libraries are imported, with the settings the
+    checkpoint's header gives (frames per window, input side); None for ``--model`` or ``--one-process``."""
+    if args.model is not None or args.one_process:
+        return None
+    from fe_adapter.checkpoint_file import CheckpointError, read_adapter_config
+    from fe_adapter.faces.align import MARGIN
+    from fe_adapter.predict.face_items import FaceSettings
+    from fe_adapter.predict.face_worker import FaceWorker
+
+    try:
+        config = read_adapter_config(args.checkpoint)
+        num_frames, size = int(config["adapter"]["num_frames"]), int(config["input"]["size"])
+    except (CheckpointError, KeyError, TypeError, ValueError):  # reported by the model's loading, in its turn
+        return None
+    detector = None if args.faces == "none" else args.detector
+    return FaceWorker(videos, FaceSettings(num_frames, size, args.window, args.stride, detector, args.detect_every,
+                                           MARGIN, args.all_faces))
+
+
+def _predict(args: argparse.Namespace, videos: list[Path], names: list[str], failed_inputs: int,
+             worker: FaceWorker | None) -> int:
     from fe_adapter.device import resolve_device
     from fe_adapter.predict.predictor import PredictionError, Predictor
     from fe_adapter.predict.results import MIN_FACE_FRACTION, prediction_summary
@@ -121,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     for video, name in zip(videos, names, strict=True):
         try:
             prediction = predictor.predict_video(video, args.window, args.stride, min_face_fraction=min_face_fraction,
-                                                 all_faces=args.all_faces)
+                                                 all_faces=args.all_faces, worker=worker)
         except PredictionError as error:
             _error(str(error))
             continue
@@ -136,4 +172,4 @@ def run(args: argparse.Namespace) -> int:
         faceless += prediction.top is None
     if written == 0:
         return 2
-    return 1 if written < len(videos) + len(failed_inputs) else 3 if faceless else 0
+    return 1 if written < len(videos) + failed_inputs else 3 if faceless else 0

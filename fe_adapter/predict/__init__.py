@@ -1,7 +1,9 @@
 """Prediction on ordinary video files: faces found and tracked, sliding windows, JSON/CSV/PNG outputs.
 
-- ``predictor``: ``Predictor`` (stream the video, follow and align the faces (``fe_adapter.faces``), classify per
-  window).
+- ``predictor``: ``Predictor`` (stream a video's face crops through the model, window by window).
+- ``face_pass``: ``find_faces`` (a video's sampled frames read, their faces followed and aligned:
+  ``fe_adapter.faces``); ``face_items``: ``FaceSettings`` and the items it yields.
+- ``face_worker``: ``FaceWorker``, the same in a second process, ahead of the model.
 - ``windows``: where the sliding windows lie and which frames each samples.
 - ``results``: ``VideoPrediction``, ``WindowPrediction`` and ``TrackPrediction``, and their JSON layout.
 - ``timeline``: writing a prediction as JSON, CSV and a PNG timeline.

@@ -4,6 +4,15 @@ from .engines import (
     ExportedEngine as ExportedEngine,
     TorchEngine as TorchEngine,
 )
+from .face_items import (
+    FaceSettings as FaceSettings,
+)
+from .face_pass import (
+    find_faces as find_faces,
+)
+from .face_worker import (
+    FaceWorker as FaceWorker,
+)
 from .predictor import (
     Predictor as Predictor,
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +21,18 @@ import torch
 from tqdm import tqdm
 
 from fe_adapter.checkpoint import load_model
-from fe_adapter.data.ahead import read_ahead
-from fe_adapter.data.readers import UnreadableClip, VideoReader
+from fe_adapter.data.readers import UnreadableClip
 from fe_adapter.data.transforms import Normalization, eval_transform
 from fe_adapter.device import resolve_device
-from fe_adapter.faces import Detector, FaceTracker, Refiner, TrackedFace, align_face, make_detector
+from fe_adapter.faces import Detector, make_detector
 from fe_adapter.faces.align import MARGIN
-from fe_adapter.faces.face import Face, centre_face
+from fe_adapter.faces.face import Face
 from fe_adapter.faces.tracking import check_detect_every
 from fe_adapter.model import VideoClassifier
 from fe_adapter.predict.engines import Engine, ExportedEngine, TorchEngine
+from fe_adapter.predict.face_items import FaceItem, FaceSettings, Finished, FrameFaces, Opened
+from fe_adapter.predict.face_pass import DETECT_EVERY_S, SEARCH_EVERY_S, find_faces
+from fe_adapter.predict.face_worker import FaceWorker
 from fe_adapter.predict.results import (
     MIN_FACE_FRACTION,
     PredictionError,
@@ -42,41 +45,6 @@ from fe_adapter.predict.windows import WindowPlan, plan_windows, window_starts
 
 __all__ = ["DETECT_EVERY_S", "SEARCH_EVERY_S", "PredictionError", "Predictor", "VideoPrediction", "WindowPrediction",
            "window_starts"]
-
-#: While no face is seen, the detector scans the frame when 0.4 s of video has passed since it last did (every 10th
-#: frame at 25 fps), so a face coming into view is found within 0.4 s; a detector that cannot re-measure the faces it
-#: follows (LBP: followed by templates, translation only) scans that often throughout. Seconds, not frames: at 10 fps
-#: 10 frames (1 s) let a fast-shrinking face drift off its template's track (tests/test_predict.py).
-SEARCH_EVERY_S = 0.4
-
-#: A detector that re-measures the faces it follows (MTCNN, a ``Refiner``: its last stage on each face's expected
-#: box, in every sampled frame) scans the whole frame every 2 s, for people coming into view beside those already
-#: seen. Against detection on every frame, the main face's box keeps IoU >= 0.7 on as many of the compared frames of
-#: benchmarks.predict_speed's 60-s 25 fps tour as scans every 0.4 s with templates in between did, with far fewer
-#: scans (benchmarks/results/predict-speed-amd-2026-12-03.md: 399 of 400).
-DETECT_EVERY_S = 2.0
-
-
-def detect_every_for(fps: float, detector: Detector) -> int:
-    """The default ``detect_every`` for a video of ``fps`` frames a second: ``DETECT_EVERY_S`` worth of frames for a
-    ``Refiner``, else ``SEARCH_EVERY_S``; at least 1."""
-    return max(1, round((DETECT_EVERY_S if isinstance(detector, Refiner) else SEARCH_EVERY_S) * fps))
-
-
-def face_tracker(detector: Detector, fps: float, detect_every: int | None = None, *,
-                 all_faces: bool = False) -> FaceTracker:
-    """The tracker predict follows a video's faces with: a scan every ``detect_every`` frames (None:
-    ``detect_every_for``, or ``SEARCH_EVERY_S`` for ``all_faces``, where a person coming into view beside another
-    counts as much as the first), and every ``SEARCH_EVERY_S`` while no face is seen."""
-    search = max(1, round(SEARCH_EVERY_S * fps))
-    every = detect_every or (search if all_faces else detect_every_for(fps, detector))
-    return FaceTracker(detector, detect_every=every, search_every=search)
-
-
-#: Sampled frames decoded and converted ahead, in a thread (``fe_adapter.data.ahead``), while the main thread finds
-#: faces and runs the model: the decoder uses the second core; 4 frames of 1280x720 RGB are 11 MB.
-READ_AHEAD = 4
-
 
 class Predictor:
     """Predict emotions in video files with a ``VideoClassifier`` or an exported model.
@@ -131,10 +99,16 @@ class Predictor:
         the same windows, faces and outputs as with the PyTorch model it was exported from."""
         return cls(ExportedEngine(path), **faces)
 
+    def face_settings(self, window: float = 2.0, stride: float = 0.5, all_faces: bool = False) -> FaceSettings:
+        """What finding a video's faces takes for this predictor and these windows (for a ``FaceWorker``)."""
+        detector = None if self.detector is None else self.detector.name
+        return FaceSettings(self.engine.num_frames, self.size, window, stride, detector, self.detect_every,
+                            self.margin, all_faces)
+
     @torch.no_grad()
     def predict_video(self, path: str | Path, window: float = 2.0, stride: float = 0.5, batch_size: int = 8,
                       progress: bool | None = None, min_face_fraction: float = MIN_FACE_FRACTION,
-                      all_faces: bool = False) -> VideoPrediction:
+                      all_faces: bool = False, worker: FaceWorker | None = None) -> VideoPrediction:
         """Probabilities per window of ``window`` seconds every ``stride`` seconds, and for the whole video.
 
         The main face: in each frame, of the faces seen there, the person seen in the most frames so far. Frames
@@ -143,33 +117,40 @@ class Predictor:
         over the windows in which they are seen, and the main face's is that of the person seen in the most frames
         of the video. A window with a face seen in fewer than ``min_face_fraction`` of its frames is marked
         ``no_face`` and left out of ``overall`` (None when every window is). ``progress``: a tqdm bar on stderr
-        (default: when stderr is a terminal). Raises PredictionError for an unreadable video or one without a
-        face; a video that ends before its stream says keeps the windows that were complete, with a warning.
+        (default: when stderr is a terminal). ``worker``: a ``FaceWorker`` started with this predictor's
+        ``face_settings`` for these windows, whose next video this is, finds the faces (else this process does).
+        Raises PredictionError for an unreadable video or one without a face; a video that ends before its stream
+        says keeps the windows that were complete, with a warning.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         min_face_fraction = check_min_face_fraction(min_face_fraction)
         path = Path(path)
         started = time.perf_counter()
+        settings = self.face_settings(window, stride, all_faces)
+        items = worker.faces(path, settings) if worker is not None else find_faces(path, settings, self.detector)
         try:
-            with VideoReader(path) as reader:
-                plans = plan_windows(reader.frame_count, reader.fps, self.engine.num_frames, window, stride)
-                stream = _WindowStream(self, plans, batch_size, all_faces, min_face_fraction, reader.fps)
-                show = sys.stderr.isatty() if progress is None else progress
-                with tqdm(total=reader.frame_count, unit="frame", desc=path.name, disable=not show, leave=False,
-                          file=sys.stderr, dynamic_ncols=True) as bar:
-                    stream.run(reader, bar)
-                fps, frame_count, decoded = reader.fps, reader.frame_count, reader.decoded
+            opened = next(items)
+            if not isinstance(opened, Opened):
+                raise RuntimeError(f"finding faces in {path} began with {type(opened).__name__}, not Opened")
+            plans = plan_windows(opened.frame_count, opened.fps, self.engine.num_frames, window, stride)
+            stream = _WindowStream(self, plans, batch_size, all_faces, min_face_fraction)
+            show = sys.stderr.isatty() if progress is None else progress
+            with tqdm(total=opened.frame_count, unit="frame", desc=path.name, disable=not show, leave=False,
+                      file=sys.stderr, dynamic_ncols=True) as bar:
+                finished = stream.run(items, bar)
         except UnreadableClip as error:
             raise PredictionError(str(error)) from None
-        if not stream.any_face:
-            raise PredictionError(f"{path}: no face found in any of the {stream.examined} frames examined")
-        main, tracks = stream.results()
+        finally:
+            items.close()
+        if not finished.any_face:
+            raise PredictionError(f"{path}: no face found in any of the {finished.examined} frames examined")
+        main, tracks = stream.results(finished.main_track)
         elapsed = time.perf_counter() - started
-        return VideoPrediction(str(path), frame_count / fps, fps, main.windows, stream.covered / elapsed, frame_count,
-                               window, stride, self.engine.num_frames, main.thumbnails, stream.peak_held, decoded,
-                               min_face_fraction, self.detector.name if self.detector else "none",
-                               stream.detect_every, stream.main_track, tracks)
+        return VideoPrediction(str(path), opened.frame_count / opened.fps, opened.fps, main.windows,
+                               finished.covered / elapsed, opened.frame_count, window, stride, self.engine.num_frames,
+                               main.thumbnails, stream.peak_held, finished.decoded, min_face_fraction,
+                               settings.detector or "none", finished.detect_every, finished.main_track, tracks)
 
     def _probabilities(self, clips: list[np.ndarray]) -> torch.Tensor:
         """Class probabilities of (T, H, W, 3) uint8 face crops, one row per clip."""
@@ -231,94 +212,63 @@ class _Timeline:
 
 
 class _WindowStream:
-    """The windows of one video: its faces followed frame by frame, each face's windows run as they complete."""
+    """The windows of one video: the crops of its faces taken frame by frame (``find_faces``'s items), each face's
+    windows run as they complete."""
 
     def __init__(self, predictor: Predictor, plans: list[WindowPlan], batch_size: int, all_faces: bool,
-                 min_face_fraction: float, fps: float) -> None:
+                 min_face_fraction: float) -> None:
         self.predictor, self.plans, self.batch_size, self.all_faces = predictor, plans, batch_size, all_faces
         self.min_face_fraction = min_face_fraction
-        self.needed = sorted({index for plan in plans for index in plan.indices})
         # the smallest first index of windows k.. : crops before it are needed by no window still to run
         self.keep_from = list(np.minimum.accumulate([plan.indices[0] for plan in plans][::-1])[::-1]) + [sys.maxsize]
         step = max(1, -(-len(plans) // max(1, predictor.thumbnails)))
         self.thumbnail_windows = set(range(0, len(plans), step)) if predictor.thumbnails > 0 else set()
         self.main = _Timeline(self, every_window=True)  # the main face (all_faces: the people's below instead)
         self.people: dict[int, _Timeline] = {}
-        self.tracker: FaceTracker | None = None
-        self.detect_every: int | None = None  # what the tracker uses (None without detection)
-        if predictor.detector is not None:
-            self.tracker = face_tracker(predictor.detector, fps, predictor.detect_every, all_faces=all_faces)
-            self.detect_every = self.tracker.detect_every
-        self.seen_counts: dict[int, int] = {}
-        self.last_face: TrackedFace | None = None
         self.complete = 0  # windows whose frames are all in
-        self.examined = self.covered = self.peak_held = 0
-        self.last_index = -1
-        self.any_face = False
-        self.main_track: int | None = None
+        self.peak_held = 0
 
-    def run(self, reader: VideoReader, bar: tqdm) -> None:
-        try:
-            decoded = ((index, frame.to_ndarray(format="rgb24")) for index, frame in reader.frames(self.needed))
-            for index, image in read_ahead(decoded, READ_AHEAD):
-                self._add(index, image)
-                self.examined += 1
-                self.last_index = index
-                self.peak_held = max(self.peak_held, sum(len(timeline.crops) for timeline in self._timelines()))
-                bar.update(index + 1 - bar.n)
-                while self.complete < len(self.plans) and self.plans[self.complete].indices[-1] <= index:
-                    self.complete += 1
-                for timeline in self._timelines():
-                    if self.complete - timeline.ran >= self.batch_size:
-                        timeline.run_complete(self.complete)
-            self.covered = reader.frame_count
-        except UnreadableClip as error:
+    def run(self, items: Iterator[FaceItem], bar: tqdm) -> Finished:
+        """Take the frames' crops up to ``Finished``, which is returned."""
+        for item in items:
+            if isinstance(item, Finished):
+                break
+            if not isinstance(item, FrameFaces):
+                raise RuntimeError(f"finding faces sent {type(item).__name__} after Opened")
+            self._add(item)
+            bar.update(item.index + 1 - bar.n)
+            while self.complete < len(self.plans) and self.plans[self.complete].indices[-1] <= item.index:
+                self.complete += 1
+            for timeline in self._timelines():
+                if self.complete - timeline.ran >= self.batch_size:
+                    timeline.run_complete(self.complete)
+        else:
+            raise RuntimeError("finding faces ended without Finished")
+        if item.broken is not None:
             if self.complete == 0:
-                raise
-            self.covered = self.last_index + 1
-            warnings.warn(f"{error}; the prediction covers the {self.complete} of {len(self.plans)} windows "
+                raise UnreadableClip(item.broken)
+            warnings.warn(f"{item.broken}; the prediction covers the {self.complete} of {len(self.plans)} windows "
                           "that were complete", stacklevel=4)
-        bar.update(self.covered - bar.n)
+        bar.update(item.covered - bar.n)
         for timeline in self._timelines():
             timeline.run_complete(self.complete)
+        return item
 
     def _timelines(self) -> list[_Timeline]:
         return list(self.people.values()) if self.all_faces else [self.main]
 
-    def _add(self, index: int, image: np.ndarray) -> None:
-        """Crop the faces of frame ``index`` into their timelines."""
-        predictor = self.predictor
-        size, margin = predictor.size, predictor.margin
-        if self.tracker is None:  # face crops already
-            whole = centre_face(image, margin)
-            self.main.add(index, align_face(image, whole, size, margin), whole, True, None)
-            self.any_face = True
-            return
-        faces = self.tracker.update(image, index)
-        for face in faces:
-            self.seen_counts[face.track_id] = self.seen_counts.get(face.track_id, 0) + face.seen
-            self.any_face |= face.seen
-        if self.all_faces:
-            for face in faces:
-                timeline = self.people.setdefault(face.track_id, _Timeline(self, every_window=False))
-                timeline.add(index, align_face(image, face.face, size, margin), face.face, face.seen, face.track_id)
-            return
-        if faces:  # a face seen here before one held from earlier; of those, the person seen in most frames so far
-            self.last_face = max(faces, key=lambda face: (face.seen, self.seen_counts[face.track_id]))
-            chosen, seen, track_id = self.last_face.face, self.last_face.seen, self.last_face.track_id
-        elif self.last_face is not None:  # nobody here: the last box, not counted
-            chosen, seen, track_id = self.last_face.face, False, self.last_face.track_id
-        else:  # no face yet: the centre square, not counted
-            chosen, seen, track_id = centre_face(image, margin), False, None
-        self.main.add(index, align_face(image, chosen, size, margin), chosen, seen, track_id)
+    def _add(self, frame: FrameFaces) -> None:
+        """The crops of one frame into their timelines."""
+        for crop in frame.crops:
+            timeline = self.people.setdefault(crop.track_id, _Timeline(self, every_window=False)) \
+                if self.all_faces else self.main
+            timeline.add(frame.index, crop.crop, crop.face, crop.seen, crop.track_id)
+        self.peak_held = max(self.peak_held, sum(len(timeline.crops) for timeline in self._timelines()))
 
-    def results(self) -> tuple[_Timeline, list[TrackPrediction]]:
+    def results(self, main_track: int | None) -> tuple[_Timeline, list[TrackPrediction]]:
         """The main face's timeline and, with all_faces, every person's."""
-        if self.tracker is None:
-            return self.main, []
-        self.main_track = self.tracker.main_track()
         if not self.all_faces:
             return self.main, []
         tracks = [TrackPrediction(track_id, timeline.windows, timeline.frames_seen)
                   for track_id, timeline in sorted(self.people.items()) if timeline.windows]
-        return self.people.get(self.main_track, _Timeline(self, every_window=False)), tracks
+        return self.people.get(main_track, _Timeline(self, every_window=False)), tracks
