@@ -11,8 +11,9 @@ at 224 px (T = 16 or as ``--vit-b-frames`` lists). ``--faces none`` (clips that 
 reference: it finds no faces.
 
 The command finds faces in a worker process started before it loads the model (``fe_adapter.predict.face_worker``);
-``--processes`` also times the demo-size cases with ``--one-process`` (faces found in the command's process, after
-the model is loaded), which is how the gain is seen and the only way a profile sees the faces.
+``--processes`` also times the demo-size cases (and the first ViT-B one) with ``--one-process`` (faces found in the
+command's process, after the model is loaded), the two taking turns run by run, which is how the gain is seen, and
+the only way a profile sees the faces.
 
 Each case runs ``--runs`` times plain (the median wall time, ``speed`` = video seconds / wall seconds; that run's
 CPU time, the worker's included, which a loaded machine does not inflate as much; the peak resident memory of the
@@ -137,31 +138,39 @@ def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float,
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def run_case(video: Path, duration: float, adapters: Path, weights: Path, faces: str, stride: float, threads: int,
-             scratch: Path, profile: bool, runs: int = 1, one_process: bool = False) -> dict:
-    """One case: the median of ``runs`` plain runs (wall time, CPU time, speed; every run's wall and CPU time kept:
-    on a shared VM they vary by a quarter from run to run), and (``profile``) the profiled run's split. The profile
-    sees one process: only a ``one_process`` case (faces found in the command's process) is profiled."""
-    arguments = _command(video, adapters, weights, faces, scratch / "out", stride, one_process)
+def run_cases(video: Path, duration: float, adapters: Path, weights: Path, faces: str, stride: float, threads: int,
+              scratch: Path, profile: bool, runs: int = 1, processes: tuple[str, ...] = ("worker",)) -> list[dict]:
+    """One row per way of finding faces (``processes``: "worker", the command's default, or "one", --one-process):
+    the median of ``runs`` plain runs (wall time, CPU time, speed; every run's wall and CPU time kept: on a shared VM
+    they vary by a quarter from run to run), the ways taking turns run by run so that the machine's drift falls on
+    each alike; and (``profile``) the profiled run's split, for "one" only: a profile sees one process."""
     env = _environment(threads)
-    measured = sorted((_plain_run(arguments, env) for _ in range(runs)), key=lambda run: run[0])
-    wall, cpu, _ = measured[(runs - 1) // 2]
-    profile = profile and one_process
-    row = {"faces": faces, "process": "one" if one_process else "worker", "stride_s": stride, "threads": threads,
-           "wall_s": wall, "cpu_s": cpu,
-           "peak_rss_mb": max(run[2] for run in measured), "video_s": duration, "speed": duration / wall,
-           "runs": [{"wall_s": run[0], "cpu_s": run[1]} for run in measured], "share": None}
-    if profile:
-        path = scratch / "run.prof"
-        started = time.perf_counter()
-        profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(path), "-m", "fe_adapter", *arguments],
-                                  env=env, capture_output=True, text=True)
-        if profiled.returncode not in (0, 3):
-            raise RuntimeError(f"the profiled run failed ({profiled.returncode}): {profiled.stderr[-2000:]}")
-        row["profiled_wall_s"] = time.perf_counter() - started
-        row["share"] = {part: seconds / row["profiled_wall_s"]
-                        for part, seconds in shares(path, row["profiled_wall_s"]).items()}
-    return row
+    arguments = {process: _command(video, adapters, weights, faces, scratch / "out", stride, process == "one")
+                 for process in processes}
+    measured: dict[str, list[tuple[float, float, float]]] = {process: [] for process in processes}
+    for _ in range(runs):
+        for process in processes:
+            measured[process].append(_plain_run(arguments[process], env))
+    rows = []
+    for process in processes:
+        ordered = sorted(measured[process], key=lambda run: run[0])
+        wall, cpu, _ = ordered[(runs - 1) // 2]
+        row = {"faces": faces, "process": process, "stride_s": stride, "threads": threads, "wall_s": wall,
+               "cpu_s": cpu, "peak_rss_mb": max(run[2] for run in ordered), "video_s": duration,
+               "speed": duration / wall, "runs": [{"wall_s": run[0], "cpu_s": run[1]} for run in measured[process]],
+               "share": None}
+        if profile and process == "one":
+            path = scratch / "run.prof"
+            started = time.perf_counter()
+            profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(path), "-m", "fe_adapter",
+                                       *arguments[process]], env=env, capture_output=True, text=True)
+            if profiled.returncode not in (0, 3):
+                raise RuntimeError(f"the profiled run failed ({profiled.returncode}): {profiled.stderr[-2000:]}")
+            row["profiled_wall_s"] = time.perf_counter() - started
+            row["share"] = {part: seconds / row["profiled_wall_s"]
+                            for part, seconds in shares(path, row["profiled_wall_s"]).items()}
+        rows.append(row)
+    return rows
 
 
 def boxes_true(video: Path, detector_name: str, frames: int, window: float, stride: float) -> dict:
@@ -242,6 +251,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` names a file or folder; False for a word no file can be named (a long --note)."""
+    try:
+        return path.exists()
+    except OSError:  # ENAMETOOLONG
+        return False
+
+
 def recorded_arguments(words: list[str]) -> list[str]:
     """The command's arguments as a result file records them: a path in the checkout relative to it, one outside it
     (a scratch folder of this machine) as ``.../`` and its name, so that no file names this machine's folders."""
@@ -249,7 +266,7 @@ def recorded_arguments(words: list[str]) -> list[str]:
     recorded = []
     for word in words:
         path = Path(word)
-        if not (path.is_absolute() or path.exists() or word.startswith("..")):
+        if not (path.is_absolute() or word.startswith("..") or _exists(path)):
             recorded.append(word)
             continue
         resolved = path.resolve()
@@ -290,20 +307,19 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch)
         cases = []
         if "demo" in args.models:
-            cases += [("demo", 8, 0.5, faces, args.seconds, True, process == "one") for faces in args.detectors
-                      for process in args.processes]
+            cases += [("demo", 8, 0.5, faces, args.seconds, True, tuple(args.processes)) for faces in args.detectors]
         if "vit-b" in args.models:  # the first setting profiled (in one process): the model's share
-            cases += [("vit-b", int(t), float(s), "mtcnn", args.vit_b_seconds, number == 0, number == 0)
+            cases += [("vit-b", int(t), float(s), "mtcnn", args.vit_b_seconds, number == 0,
+                       ("worker", "one") if number == 0 else ("worker",))
                       for number, (t, s) in enumerate(setting.split(":") for setting in args.vit_b_settings)]
-        for model, frames, stride, faces, seconds, profile, one_process in cases:
+        for model, frames, stride, faces, seconds, profile, processes in cases:
             video = tour(seconds)
             adapters, weights = model_files(model, scratch / "models", frames)
-            row = {"model": model, "frames": frames, **run_case(video, seconds, adapters, weights, faces, stride,
-                                                                args.threads, scratch, profile, args.runs,
-                                                                one_process)}
-            rows.append(row)
-            print(table([row]).splitlines()[-1], flush=True)
-            if model == "demo" and faces != "none" and faces not in {check["detector"] for check in checks}:
+            for row in run_cases(video, seconds, adapters, weights, faces, stride, args.threads, scratch, profile,
+                                 args.runs, processes):
+                rows.append({"model": model, "frames": frames, **row})
+                print(table([rows[-1]]).splitlines()[-1], flush=True)
+            if model == "demo" and faces != "none":
                 check = {"detector": faces, "frames": frames, "stride_s": stride,
                          **boxes_true(video, faces, frames, 2.0, stride)}
                 checks.append(check)

@@ -60,6 +60,7 @@ def test_the_recorded_command_names_no_folder_outside_the_checkout(tmp_path, mon
 
     monkeypatch.chdir(REPOSITORY)
     words = ["--media", str(tmp_path / "media"), "--out", str(REPOSITORY / "benchmarks" / "results"), "--media",
-             "../" * 8 + "tmp/sb/media", "--models", "demo", "--note", "a 10-s video"]
+             "../" * 8 + "tmp/sb/media", "--models", "demo", "--note", "a 10-s video", "--note", "x" * 300]
     assert recorded_arguments(words) == ["--media", ".../media", "--out", "benchmarks/results", "--media",
-                                         ".../media", "--models", "demo", "--note", "a 10-s video"]
+                                         ".../media", "--models", "demo", "--note", "a 10-s video", "--note",
+                                         "x" * 300]  # a note longer than a file name can be: kept, not an error

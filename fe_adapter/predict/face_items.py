@@ -31,10 +31,12 @@ class FaceSettings:
 
 @dataclass(frozen=True)
 class Opened:
-    """The first item: the video's frame rate and frame count (from which both sides plan the same windows)."""
+    """The first item: the video's frame rate and frame count (from which both sides plan the same windows), and
+    when it was opened (``time.time()``: the same clock in both processes)."""
 
     fps: float
     frame_count: int
+    opened_at: float
 
 
 @dataclass(frozen=True)

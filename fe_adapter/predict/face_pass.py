@@ -10,6 +10,7 @@ process started before the model is loaded: what it yields is plain data, to be 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,7 +64,7 @@ def find_faces(path: str | Path, settings: FaceSettings, detector: Detector | No
     ``detector``: the one ``settings.detector`` names (or any ``Detector``), None for face crops. Raises
     UnreadableClip for a video that cannot be opened; a video that breaks off later ends early (``broken``)."""
     with VideoReader(path) as reader:
-        yield Opened(reader.fps, reader.frame_count)
+        yield Opened(reader.fps, reader.frame_count, time.time())
         plans = plan_windows(reader.frame_count, reader.fps, settings.num_frames, settings.window, settings.stride)
         finder = _FaceFinder(settings, detector, reader.fps)
         examined, last, broken = 0, -1, None

@@ -126,7 +126,6 @@ class Predictor:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         min_face_fraction = check_min_face_fraction(min_face_fraction)
         path = Path(path)
-        started = time.perf_counter()
         settings = self.face_settings(window, stride, all_faces)
         items = worker.faces(path, settings) if worker is not None else find_faces(path, settings, self.detector)
         try:
@@ -146,7 +145,7 @@ class Predictor:
         if not finished.any_face:
             raise PredictionError(f"{path}: no face found in any of the {finished.examined} frames examined")
         main, tracks = stream.results(finished.main_track)
-        elapsed = time.perf_counter() - started
+        elapsed = time.time() - opened.opened_at  # a worker may have begun before this call
         return VideoPrediction(str(path), opened.frame_count / opened.fps, opened.fps, main.windows,
                                finished.covered / elapsed, opened.frame_count, window, stride, self.engine.num_frames,
                                main.thumbnails, stream.peak_held, finished.decoded, min_face_fraction,
