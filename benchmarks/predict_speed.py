@@ -121,21 +121,44 @@ def shares(profile: Path, total: float) -> dict[str, float]:
     return seconds
 
 
-def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (with the face worker's) and peak resident MB (of the command's process) of one run
-    of the command in a fresh process."""
+def _children_peak_mb(pid: int, peaks: dict[int, float]) -> None:
+    """Record the peak resident MB (VmHWM) of each process ``pid`` started (the face worker), from /proc."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return
+    for child in map(int, children):
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[child] = max(peaks.get(child, 0.0), int(line.split()[1]) / 1024)
+
+
+def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float, float, float]:
+    """Wall seconds, CPU seconds (with the face worker's), peak resident MB of the command's process, and the largest
+    peak resident MB of a process it started (the face worker; 0 for none, or without /proc), of one run of the
+    command in a fresh process."""
     with tempfile.TemporaryFile("w+") as errors:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "fe_adapter", *arguments], env=env,
                                    stdout=subprocess.DEVNULL, stderr=errors, text=True)
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU time and peak memory
+        peaks: dict[int, float] = {}
+        while True:  # this child's own CPU time and peak memory, its children's peaks meanwhile
+            ended, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if ended:
+                break
+            _children_peak_mb(process.pid, peaks)
+            time.sleep(0.2)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode not in (0, 3):
             errors.seek(0)
             raise RuntimeError(f"fe-adapter {' '.join(arguments)} failed ({process.returncode}): "
                                f"{errors.read()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, max(peaks.values(), default=0.0)
 
 
 def run_cases(video: Path, duration: float, adapters: Path, weights: Path, faces: str, stride: float, threads: int,
@@ -147,16 +170,17 @@ def run_cases(video: Path, duration: float, adapters: Path, weights: Path, faces
     env = _environment(threads)
     arguments = {process: _command(video, adapters, weights, faces, scratch / "out", stride, process == "one")
                  for process in processes}
-    measured: dict[str, list[tuple[float, float, float]]] = {process: [] for process in processes}
+    measured: dict[str, list[tuple[float, float, float, float]]] = {process: [] for process in processes}
     for _ in range(runs):
         for process in processes:
             measured[process].append(_plain_run(arguments[process], env))
     rows = []
     for process in processes:
         ordered = sorted(measured[process], key=lambda run: run[0])
-        wall, cpu, _ = ordered[(runs - 1) // 2]
+        wall, cpu, *_ = ordered[(runs - 1) // 2]
         row = {"faces": faces, "process": process, "stride_s": stride, "threads": threads, "wall_s": wall,
-               "cpu_s": cpu, "peak_rss_mb": max(run[2] for run in ordered), "video_s": duration,
+               "cpu_s": cpu, "peak_rss_mb": max(run[2] for run in ordered),
+               "worker_peak_rss_mb": max(run[3] for run in ordered), "video_s": duration,
                "speed": duration / wall, "runs": [{"wall_s": run[0], "cpu_s": run[1]} for run in measured[process]],
                "share": None}
         if profile and process == "one":
@@ -239,15 +263,16 @@ def _wall(row: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     parts = ["start-up", "decode", "detection", "following", "alignment", "model", "outputs", "other"]
-    lines = ["| model | T | stride | faces | found in | threads | video | wall | CPU | peak RSS | x real time | "
-             + " | ".join(parts) + " |", "|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(parts)]
+    lines = ["| model | T | stride | faces | found in | threads | video | wall | CPU | peak RSS | worker's peak RSS | "
+             "x real time | " + " | ".join(parts) + " |", "|---|---|---|---|---|---|---|---|---|---|---|---|"
+             + "---|" * len(parts)]
     for row in rows:
         found_in = "this process" if row.get("process") == "one" else "a worker"
+        worker = f"{row['worker_peak_rss_mb']:.0f} MB" if row.get("worker_peak_rss_mb") else "-"
+        shares_text = " | ".join("-" if row["share"] is None else f"{100 * row['share'][part]:.0f}%" for part in parts)
         lines.append(f"| {row['model']} | {row['frames']} | {row['stride_s']:g} s | {row['faces']} | {found_in} | "
                      f"{row['threads']} | {row['video_s']:.0f} s | {_wall(row)} | {row['cpu_s']:.1f} s | "
-                     f"{row['peak_rss_mb']:.0f} MB | "
-                     f"{row['speed']:.2f} | " + " | ".join(
-                         "-" if row["share"] is None else f"{100 * row['share'][part]:.0f}%" for part in parts) + " |")
+                     f"{row['peak_rss_mb']:.0f} MB | {worker} | {row['speed']:.2f} | {shares_text} |")
     return "\n".join(lines)
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import cProfile
 import importlib.util
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +67,20 @@ def test_the_recorded_command_names_no_folder_outside_the_checkout(tmp_path, mon
     assert recorded_arguments(words) == ["--media", ".../media", "--out", "benchmarks/results", "--media",
                                          ".../media", "--models", "demo", "--note", "a 10-s video", "--note",
                                          "x" * 300]  # a note longer than a file name can be: kept, not an error
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_the_peak_memory_of_a_process_the_command_starts_is_recorded():
+    """The face worker's peak is its own (the command's wait4 peak is the larger of the two, not their sum)."""
+    from benchmarks.predict_speed import _children_peak_mb
+
+    child = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(3)"
+    parent = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, "
+                                                     f"'-c', {child!r}])"])
+    peaks: dict[int, float] = {}
+    deadline = time.monotonic() + 20
+    while parent.poll() is None and time.monotonic() < deadline and max(peaks.values(), default=0) < 300:
+        _children_peak_mb(parent.pid, peaks)
+        time.sleep(0.1)
+    parent.wait()
+    assert len(peaks) == 1 and 300 <= max(peaks.values()) < 400
