@@ -10,15 +10,15 @@ on them): the demo's image model size (``fe_adapter.demo``: a 4-block ViT of wid
 at 224 px (T = 16 or as ``--vit-b-frames`` lists). ``--faces none`` (clips that are already face crops) is timed for
 reference: it finds no faces.
 
-The command finds faces in a worker process started before it loads the model (``fe_adapter.predict.face_worker``);
-``--processes`` also times the demo-size cases (and the first ViT-B one) with ``--one-process`` (faces found in the
-command's process, after the model is loaded), the two taking turns run by run, which is how the gain is seen, and
-the only way a profile sees the faces.
+The command finds faces in its own process; ``--processes`` also times the demo-size cases (and the first ViT-B
+one) with ``--face-worker`` (faces found in a second process started before the command loads the model:
+``fe_adapter.predict.face_worker``), the two taking turns run by run so that the machine's drift falls on both
+alike. A profile sees one process: only the command's own way is profiled.
 
 Each case runs ``--runs`` times plain (the median wall time, ``speed`` = video seconds / wall seconds; that run's
 CPU time, the worker's included, which a loaded machine does not inflate as much; the peak resident memory of the
-command's process), and the demo-size cases with ``--one-process`` and the first ViT-B one (also with
-``--one-process``) once under cProfile (``python -m cProfile``), whose cumulative times split the run into start-up
+command's process), and the demo-size cases and the first ViT-B one (faces found in the command's process) once
+under cProfile (``python -m cProfile``), whose cumulative times split the run into start-up
 (imports and model loading: all before the first frame), decoding (PyAV's decoder and the frame conversion; they
 run in a thread a few frames ahead, so this is the time the main thread waited for a frame: decoding not hidden
 behind the rest), face detection (scans of the frame), following faces between scans (MTCNN's re-measurement, or
@@ -91,11 +91,11 @@ def model_files(name: str, folder: Path, frames: int) -> tuple[Path, Path]:
 
 
 def _command(video: Path, adapters: Path, weights: Path, faces: str, out: Path, stride: float,
-             one_process: bool) -> list[str]:
+             face_worker: bool) -> list[str]:
     selection = ["--faces", "none"] if faces == "none" else ["--detector", faces]
     return ["predict", str(video), "--checkpoint", str(adapters), "--backbone-checkpoint", str(weights),
             "--out", str(out), "--overwrite", "--device", "cpu", "--stride", f"{stride}s", *selection,
-            *(["--one-process"] if one_process else [])]
+            *(["--face-worker"] if face_worker else [])]
 
 
 def _environment(threads: int) -> dict[str, str]:
@@ -163,12 +163,13 @@ def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float,
 
 def run_cases(video: Path, duration: float, adapters: Path, weights: Path, faces: str, stride: float, threads: int,
               scratch: Path, profile: bool, runs: int = 1, processes: tuple[str, ...] = ("worker",)) -> list[dict]:
-    """One row per way of finding faces (``processes``: "worker", the command's default, or "one", --one-process):
+    """One row per way of finding faces (``processes``: "one", the command's process, its default, or "worker",
+    --face-worker):
     the median of ``runs`` plain runs (wall time, CPU time, speed; every run's wall and CPU time kept: on a shared VM
     they vary by a quarter from run to run), the ways taking turns run by run so that the machine's drift falls on
     each alike; and (``profile``) the profiled run's split, for "one" only: a profile sees one process."""
     env = _environment(threads)
-    arguments = {process: _command(video, adapters, weights, faces, scratch / "out", stride, process == "one")
+    arguments = {process: _command(video, adapters, weights, faces, scratch / "out", stride, process == "worker")
                  for process in processes}
     measured: dict[str, list[tuple[float, float, float, float]]] = {process: [] for process in processes}
     for _ in range(runs):
@@ -308,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vit-b-seconds", type=float, default=10.0, help="video length for ViT-B (slower)")
     parser.add_argument("--vit-b-settings", nargs="+", default=["16:0.5", "16:2", "8:2", "8:4"],
                         metavar="T:STRIDE", help="frames per window and stride (s) for ViT-B, with mtcnn")
-    parser.add_argument("--processes", nargs="+", choices=("worker", "one"), default=["worker", "one"],
-                        help="for the demo-size model: faces found in a worker process (the command's default), "
-                        "in the command's own process (--one-process, profiled), or both (default)")
+    parser.add_argument("--processes", nargs="+", choices=("one", "worker"), default=["one", "worker"],
+                        help="faces found in the command's own process (its default; profiled), in a worker "
+                        "process (--face-worker), or both, taking turns (default)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3, help="plain runs per case; the table gives the median "
                         "(default 3)")
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             cases += [("demo", 8, 0.5, faces, args.seconds, True, tuple(args.processes)) for faces in args.detectors]
         if "vit-b" in args.models:  # the first setting profiled (in one process): the model's share
             cases += [("vit-b", int(t), float(s), "mtcnn", args.vit_b_seconds, number == 0,
-                       ("worker", "one") if number == 0 else ("worker",))
+                       tuple(args.processes) if number == 0 else ("one",))
                       for number, (t, s) in enumerate(setting.split(":") for setting in args.vit_b_settings)]
         for model, frames, stride, faces, seconds, profile, processes in cases:
             video = tour(seconds)

@@ -115,14 +115,3 @@ def tiny_model_files(tmp_path_factory) -> tuple[Path, Path]:
     from tests.tiny_model import write_tiny_model_files
 
     return write_tiny_model_files(tmp_path_factory.mktemp("tiny_model"))
-
-
-@pytest.fixture(autouse=True)
-def _faces_found_in_the_test_process(request, monkeypatch):
-    """``fe-adapter predict`` in a test finds faces in the test's own process (as with --one-process) unless the
-    test is marked ``face_worker``: the worker process's start (importing torch: seconds) is hidden behind the
-    command's own imports in real use, but not in a test's process, which has them already
-    (tests/test_face_worker.py runs the worker)."""
-    if request.node.get_closest_marker("face_worker") is None:
-        monkeypatch.setattr("fe_adapter.commands.predict._face_worker", lambda args, videos: None)
-

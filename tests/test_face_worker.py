@@ -1,6 +1,6 @@
 """``FaceWorker``: the faces of videos found in a second process are exactly the ones ``find_faces`` finds in the
 test's process; errors come back as themselves on the video they concern; a worker that dies is an error, not a
-hang; ``fe-adapter predict`` with the worker (its default) writes what ``--one-process`` writes."""
+hang; ``fe-adapter predict --face-worker`` writes what ``fe-adapter predict`` writes."""
 
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ from fe_adapter.predict.face_pass import find_faces
 from fe_adapter.predict.face_worker import FaceWorker, _sendable
 from tests.face_scenes import blank, place_face
 from tests.media import write_video
-
-pytestmark = pytest.mark.face_worker  # conftest: other tests' predict runs find faces in their own process
 
 SETTINGS = FaceSettings(num_frames=4, size=32, window=1.0, stride=0.5, detector="mtcnn", detect_every=None,
                         margin=MARGIN, all_faces=True)
@@ -134,7 +132,7 @@ def test_predict_with_the_worker_writes_what_one_process_writes(tmp_path, tiny_m
     adapters, backbone = tiny_model_files
     videos = [_video(tmp_path / "one.mp4"), _video(tmp_path / "two.mp4", people=2)]
     written = []
-    for mode, options in (("worker", []), ("one", ["--one-process"])):
+    for mode, options in (("worker", ["--face-worker"]), ("one", [])):
         out = tmp_path / mode
         assert cli.main(["predict", *map(str, videos), "--checkpoint", str(adapters), "--backbone-checkpoint",
                          str(backbone), "--window", "1s", "--stride", "0.5s", "--all-faces", "--out", str(out),

@@ -60,9 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "no face is seen; 1: every frame)")
     faces.add_argument("--all-faces", action="store_true", help="a timeline for every person (JSON tracks, CSV "
                        "rows per person); by default the main face only (the person seen in the most frames)")
-    parser.add_argument("--one-process", action="store_true", help="find the faces in this process, once the "
-                        "model is loaded, instead of in a second process started at once that finds them while the "
-                        "model loads and runs (less memory, slower)")
+    parser.add_argument("--face-worker", action="store_true", help="find the faces in a second process, started "
+                        "at once, while this one loads and runs the model: for machines with cores the model leaves "
+                        "idle (on 2 cores no faster, and more memory: docs/predict.md)")
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda, "
                         "cuda:N or mps (default auto); a --model file runs on the CPU")
 
@@ -120,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _face_worker(args: argparse.Namespace, videos: list[Path]) -> FaceWorker | None:
     """A ``FaceWorker`` for the videos, started before the model's libraries are imported, with the settings the
-    checkpoint's header gives (frames per window, input side); None for ``--model`` or ``--one-process``."""
-    if args.model is not None or args.one_process:
+    checkpoint's header gives (frames per window, input side), with ``--face-worker`` (not for ``--model``)."""
+    if args.model is not None or not args.face_worker:
         return None
     from fe_adapter.checkpoint_file import CheckpointError, read_adapter_config
     from fe_adapter.faces.align import MARGIN

@@ -1,16 +1,20 @@
-"""``FaceWorker``: the faces of videos found in a second process, ahead of the model.
+"""``FaceWorker``: the faces of videos found in a second process, ahead of the model (``predict --face-worker``).
 
 Prediction is two halves that meet only at the crops: finding faces (decoding, detection, following, alignment:
-``fe_adapter.predict.face_pass``) and the model. On a laptop's CPU, ``fe-adapter predict`` spent about half its time
-importing and loading the model (timm, torchvision, the checkpoint) before the first frame was looked at. The
-command starts this worker first, while its own process imports and loads the model: the worker's process imports
-what finding faces needs and goes through the videos one after another, and the model takes the crops as they come.
-While the model runs on one video, the worker goes on to the next.
+``fe_adapter.predict.face_pass``) and the model. ``fe-adapter predict`` spends seconds importing and loading the
+model (torch, timm, torchvision) before it looks at a frame. With ``--face-worker`` it starts this worker first: the
+worker's process imports what finding faces needs and goes through the videos one after another while the command
+loads the model, which then takes the crops as they come; while the model runs on one video, the worker goes on to
+the next. The worker runs its networks on one thread, at the lowest priority (``nice 19``): it takes the cores the
+model's threads leave idle, not theirs (at equal priority, on 2 cores, it slowed ViT-B by a fifth). On this
+project's 2-core VM the worker was no faster than one process, with about 700 MB more memory
+(benchmarks/results/predict-speed-amd-2026-12-03-worker.md): the two cores are busy either way (decoding already runs
+in a thread). It is for machines with cores to spare.
 
 The worker is a ``multiprocessing`` "spawn" process (the same on Linux, macOS and Windows; nothing of the parent's
-state is copied), using one thread for its networks so that the two processes do not fight over the cores. At most
-``depth`` frames' crops wait between them, so memory stays bounded when the model is the slower half. Errors in
-the worker come back as the exceptions they were, on the video they concern; a worker that dies is reported.
+state is copied). At most ``depth`` frames' crops wait between the two processes, so memory stays bounded when the
+model is the slower half. Errors in the worker come back as the exceptions they were, on the video they concern; a
+worker that dies is reported; a worker whose command was killed ends.
 
 This module imports nothing heavy: the command can start the worker before it imports torch.
 """
@@ -18,6 +22,7 @@ This module imports nothing heavy: the command can start the worker before it im
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import queue
 import traceback
@@ -116,6 +121,8 @@ def _work(videos: list[str], settings: FaceSettings, messages: multiprocessing.Q
         from fe_adapter.predict.face_pass import find_faces
 
         torch.set_num_threads(1)
+        if hasattr(os, "nice"):
+            os.nice(19)  # the cores the model's threads leave idle, not theirs (the module's docstring)
         detector = None if settings.detector is None else make_detector(settings.detector)
     except Exception as error:  # noqa: BLE001 - every video gets the error that stops them all
         try:
