@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "rows per person); by default the main face only (the person seen in the most frames)")
     parser.add_argument("--face-worker", action="store_true", help="find the faces in a second process, started "
                         "at once, while this one loads and runs the model: for machines with cores the model leaves "
-                        "idle (on 2 cores no faster, and more memory: docs/predict.md)")
+                        "idle (on 2 cores a few percent faster, for ~700 MB more memory: docs/predict.md)")
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda, "
                         "cuda:N or mps (default auto); a --model file runs on the CPU")
 

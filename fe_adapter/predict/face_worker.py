@@ -6,10 +6,10 @@ model (torch, timm, torchvision) before it looks at a frame. With ``--face-worke
 worker's process imports what finding faces needs and goes through the videos one after another while the command
 loads the model, which then takes the crops as they come; while the model runs on one video, the worker goes on to
 the next. The worker runs its networks on one thread, at the lowest priority (``nice 19``): it takes the cores the
-model's threads leave idle, not theirs (at equal priority, on 2 cores, it slowed ViT-B by a fifth). On this
-project's 2-core VM the worker was no faster than one process, with about 700 MB more memory
+model's threads leave idle, not theirs (at equal priority, on 2 cores, it slowed ViT-B down). On this
+project's 2-core VM it made the command a few percent faster, for about 700 MB more memory and a fifth more CPU time
 (benchmarks/results/predict-speed-amd-2026-12-03-worker.md): the two cores are busy either way (decoding already runs
-in a thread). It is for machines with cores to spare.
+in a thread), so it is not the default; it is for machines with cores to spare.
 
 The worker is a ``multiprocessing`` "spawn" process (the same on Linux, macOS and Windows; nothing of the parent's
 state is copied). At most ``depth`` frames' crops wait between the two processes, so memory stays bounded when the
