@@ -1,11 +1,11 @@
 """``Predictor``: emotions over time in an ordinary video file, from an adapter checkpoint.
 
-The video is decoded once, in order (``VideoReader``), a few frames ahead in a thread, and cut into sliding
-windows of T sampled frames (``fe_adapter.predict.windows``). Each sampled frame is converted, its faces followed
-(``fe_adapter.faces``: detected every few frames, tracked with an id per person) and aligned, and the frame
-dropped; a window runs through the model as soon as its last frame is in, and crops no later window needs are
-dropped too. Memory is bounded by the window, stride, batch size and number of people, not by the length of the
-video.
+The video is cut into sliding windows of T sampled frames (``fe_adapter.predict.windows``). Its faces come frame
+by frame from ``fe_adapter.predict.face_pass`` (the video decoded once, in order, a few frames ahead in a thread;
+each sampled frame's faces followed and aligned, and the frame dropped), found in this process or by a
+``FaceWorker`` in another; a window runs through the model as soon as its last frame's crops are in, and crops no
+later window needs are dropped. Memory is bounded by the window, stride, batch size and number of people, not by
+the length of the video.
 """
 
 from __future__ import annotations
