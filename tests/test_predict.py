@@ -351,6 +351,35 @@ def test_the_timeline_leaves_gaps_at_windows_without_a_face():
     assert "happy overall (4 of 6 windows without a face left out)" in curves.get_title()
 
 
+def test_thumbnail_strip_centres_each_thumbnail_in_its_slot():
+    from fe_adapter.predict.timeline import thumbnail_strip
+
+    rng = np.random.default_rng(0)
+    big, small = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8), rng.integers(0, 255, (20, 10, 3), dtype=np.uint8)
+    strip, centres = thumbnail_strip([big, small, big])
+    gap = 2  # a twentieth of 40 px
+    assert strip.shape == (40, 3 * 40 + 2 * gap, 3)
+    assert (strip[:, :40] == big).all() and (strip[:, 2 * (40 + gap):] == big).all()
+    assert (strip[10:30, 42 + 15:42 + 25] == small).all()  # centred in the middle slot
+    assert (strip[:10, 42:82] == 255).all() and (strip[:, 40:42] == 255).all()  # white around it and between
+    assert centres == [19.5, 61.5, 103.5]
+
+
+def test_the_timeline_shows_the_chosen_thumbnails_in_order_with_their_times():
+    from fe_adapter.predict.results import VideoPrediction, WindowPrediction
+    from fe_adapter.predict.timeline import timeline_figure
+
+    windows = [WindowPrediction(float(index), index + 2.0, {"happy": 0.5, "sad": 0.5}, faces_found=4, frames=4,
+                                no_face=index == 2) for index in range(4)]
+    colours = {index: np.full((8, 8, 3), 60 * index + 10, dtype=np.uint8) for index in range(4)}
+    figure = timeline_figure(VideoPrediction("clip.mp4", 5.0, 10.0, windows, 1.0, thumbnails=colours),
+                             max_thumbnails=2)  # every second window's: 0 and 2
+    strip = figure.axes[1]
+    pixels = strip.images[0].get_array()
+    assert pixels[4, 4, 0] == 10 and pixels[4, -4, 0] == 130
+    assert [text.get_text() for text in strip.texts] == ["1.0s", "3.0s no face"]
+
+
 class _FaceInTheMiddle:
     """A detector that always finds the face in the middle of the frame: no detection cost."""
 
