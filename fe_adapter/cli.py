@@ -21,6 +21,7 @@ from typing import NoReturn
 from fe_adapter import __version__
 from fe_adapter._io import OutputNotWritable
 from fe_adapter.commands import COMMANDS, load
+from fe_adapter.commands._start_up import as_program
 
 DESCRIPTION = "Classify emotions in videos with FE-Adapters on a frozen image ViT."
 EPILOG = """overrides are section.key=value (values in YAML); torchrun --nproc_per_node=N -m fe_adapter train ...
@@ -90,6 +91,7 @@ def console() -> NoReturn:
     tracer (cProfile, coverage: they write their files at the exit), or where those two CPython functions are
     missing, the exit is the normal one.
     """
+    as_program()
     code = main()
     shutdown, exit_functions = getattr(threading, "_shutdown", None), getattr(atexit, "_run_exitfuncs", None)
     if sys.getprofile() is not None or sys.gettrace() is not None or shutdown is None or exit_functions is None:

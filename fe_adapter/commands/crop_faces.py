@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fe_adapter._io import check_writable
 from fe_adapter.commands import _options
+from fe_adapter.commands._start_up import imports
 from fe_adapter.data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fe_adapter.predict.inputs import expand_inputs
 
@@ -104,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
     if not videos:
         return 2
 
-    from fe_adapter.faces.crop_videos import CropSettings, VideoJob, crop_videos
-    from fe_adapter.predict.timeline import output_names
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.faces.crop_videos import CropSettings, VideoJob, crop_videos
+        from fe_adapter.predict.timeline import output_names
 
     jobs = [VideoJob(video, name, args.label or video.absolute().parent.name)
             for video, name in zip(videos, output_names(videos), strict=True)]
@@ -145,7 +147,8 @@ def _image_inputs(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
 
 def _run_images(args: argparse.Namespace, inputs: list[Path]) -> int:
     """Align the main face of every image; exit status as ``EXIT_STATUS`` says."""
-    from fe_adapter.faces.crop_images import ImageCropSettings, crop_images, image_root, images_in
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.faces.crop_images import ImageCropSettings, crop_images, image_root, images_in
 
     images, seen = [], set()
     for path in inputs:

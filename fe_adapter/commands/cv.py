@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fe_adapter.commands._config import add_config_arguments, add_run_folder_arguments, read_checked, resume_line
+from fe_adapter.commands._start_up import imports
 from fe_adapter.training.config import ConfigError
 from fe_adapter.training.folder import check_cv_folder
 from fe_adapter.training.run import check_folds
@@ -50,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     folds, values, root = _read(args)
     check_cv_folder(root, folds, args.resume, args.overwrite)
 
-    from fe_adapter.training.config import config_from_dict
-    from fe_adapter.training.run import run_cross_validation
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.training.config import config_from_dict
+        from fe_adapter.training.run import run_cross_validation
 
     run_cross_validation(config_from_dict(values), folds, resume=args.resume, overwrite=args.overwrite)
     return 0

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from fe_adapter.commands._options import seed
+from fe_adapter.commands._start_up import imports
 from fe_adapter.training.folder import check_demo_folder
 
 HELP = "the synthetic demo: adapters vs the frame-averaging baseline"
@@ -23,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     check_demo_folder(args.out)
 
-    from fe_adapter.demo import run_demo
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.demo import run_demo
 
     run_demo(args.out, quick=args.quick, seed=args.seed)
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fe_adapter._io import require_file
 from fe_adapter.commands._config import add_config_arguments, read_checked
+from fe_adapter.commands._start_up import imports
 from fe_adapter.training.folder import check_report_folder
 
 HELP = "evaluate an adapter checkpoint on the test split"
@@ -30,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_report_folder(args.out, args.overwrite)
 
-    from fe_adapter.training.config import config_from_dict
-    from fe_adapter.training.run import run_evaluation
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.training.config import config_from_dict
+        from fe_adapter.training.run import run_evaluation
 
     run_evaluation(config_from_dict(values), args.checkpoint, args.out, args.split, overwrite=args.overwrite)
     return 0

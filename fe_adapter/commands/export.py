@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from fe_adapter._io import check_writable, require_file
+from fe_adapter.commands._start_up import imports
 
 HELP = "export a trained model to ONNX or torch.export (.pt2), checked against PyTorch"
 EXAMPLE = ("fe-adapter export runs/dfew/best.safetensors --backbone-checkpoint fer_vit.safetensors "
@@ -59,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
     check_writable(out.parent, f"--out {out}")
 
-    from fe_adapter.checkpoint import load_model
-    from fe_adapter.export import ExportError, VerificationError, export_model
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.checkpoint import load_model
+        from fe_adapter.export import ExportError, VerificationError, export_model
 
     model = load_model(args.checkpoint, args.backbone_checkpoint, args.pretrained)
     try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from fe_adapter._io import check_writable, require_file
 from fe_adapter.commands._options import device, fraction, positive_int, seconds
+from fe_adapter.commands._start_up import imports
 from fe_adapter.data.formats import VIDEO_SUFFIXES
 from fe_adapter.predict.inputs import expand_inputs
 
@@ -140,10 +141,11 @@ def _face_worker(args: argparse.Namespace, videos: list[Path]) -> FaceWorker | N
 
 def _predict(args: argparse.Namespace, videos: list[Path], names: list[str], failed_inputs: int,
              worker: FaceWorker | None) -> int:
-    from fe_adapter.device import resolve_device
-    from fe_adapter.predict.predictor import PredictionError, Predictor
-    from fe_adapter.predict.results import MIN_FACE_FRACTION, prediction_summary
-    from fe_adapter.predict.timeline import write_prediction
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.device import resolve_device
+        from fe_adapter.predict.predictor import PredictionError, Predictor
+        from fe_adapter.predict.results import MIN_FACE_FRACTION, prediction_summary
+        from fe_adapter.predict.timeline import write_prediction
 
     faces = {"detector": None if args.faces == "none" else args.detector, "detect_every": args.detect_every}
     if args.model is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fe_adapter._io import check_writable, require_file
 from fe_adapter.commands._options import device
+from fe_adapter.commands._start_up import imports
 from fe_adapter.data.formats import IMAGE_SUFFIXES
 
 HELP = "classify face images with an image model written by pretrain-image"
@@ -54,12 +55,13 @@ def run(args: argparse.Namespace) -> int:
     if not images:
         return 2
 
-    import csv
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        import csv
 
-    from PIL import Image, UnidentifiedImageError
+        from PIL import Image, UnidentifiedImageError
 
-    from fe_adapter.device import resolve_device
-    from fe_adapter.image_model import classify_images, load_image_model
+        from fe_adapter.device import resolve_device
+        from fe_adapter.image_model import classify_images, load_image_model
 
     model = load_image_model(args.model)
     target = resolve_device(args.device, "--device")

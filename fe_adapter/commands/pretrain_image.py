@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from fe_adapter.commands._config import add_config_arguments, add_run_folder_arguments, read_checked, resume_line
+from fe_adapter.commands._start_up import imports
 from fe_adapter.training.folder import check_run_folder
 from fe_adapter.training.image_config import ImageTrainConfig
 
@@ -23,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     values, run_config = read_checked(args.config, args.overrides, ImageTrainConfig)
     check_run_folder(Path(run_config.out_dir), args.resume, args.overwrite)
 
-    from fe_adapter.training.run import pretrain_image
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.training.run import pretrain_image
 
     pretrain_image(values, resume=args.resume, overwrite=args.overwrite)
     return 0

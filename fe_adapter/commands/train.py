@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from fe_adapter.commands._config import add_config_arguments, add_run_folder_arguments, read_checked, resume_line
+from fe_adapter.commands._start_up import imports
 from fe_adapter.training.folder import check_run_folder
 
 HELP = "train adapters (and head) on a frozen ViT"
@@ -21,8 +22,9 @@ def run(args: argparse.Namespace) -> int:
     values, run_config = read_checked(args.config, args.overrides)
     check_run_folder(Path(run_config.out_dir), args.resume, args.overwrite)
 
-    from fe_adapter.training.config import config_from_dict
-    from fe_adapter.training.run import run_training
+    with imports():  # frozen in the program (fe_adapter.commands._start_up)
+        from fe_adapter.training.config import config_from_dict
+        from fe_adapter.training.run import run_training
 
     run_training(config_from_dict(values), resume=args.resume, overwrite=args.overwrite)
     return 0
