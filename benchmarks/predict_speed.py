@@ -44,6 +44,7 @@ import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -137,22 +138,32 @@ def _children_peak_mb(pid: int, peaks: dict[int, float]) -> None:
                 peaks[child] = max(peaks.get(child, 0.0), int(line.split()[1]) / 1024)
 
 
+#: Seconds between two looks at the face worker's peak memory while the command runs.
+PEAK_POLL_S = 0.2
+
+
 def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float, float, float]:
     """Wall seconds, CPU seconds (with the face worker's), peak resident MB of the command's process, and the largest
     peak resident MB of a process it started (the face worker; 0 for none, or without /proc), of one run of the
-    command in a fresh process."""
+    command in a fresh process. The wall time ends when the process does (a blocking wait), not at the next look at
+    the worker's memory (a thread's, every ``PEAK_POLL_S``)."""
     with tempfile.TemporaryFile("w+") as errors:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "fe_adapter", *arguments], env=env,
                                    stdout=subprocess.DEVNULL, stderr=errors, text=True)
         peaks: dict[int, float] = {}
-        while True:  # this child's own CPU time and peak memory, its children's peaks meanwhile
-            ended, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if ended:
-                break
-            _children_peak_mb(process.pid, peaks)
-            time.sleep(0.2)
+        ended = threading.Event()
+
+        def watch() -> None:
+            while not ended.wait(PEAK_POLL_S):
+                _children_peak_mb(process.pid, peaks)
+
+        watcher = threading.Thread(target=watch, name="peak-memory", daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(process.pid, 0)  # the child's own CPU time and peak memory
         wall = time.perf_counter() - started
+        ended.set()
+        watcher.join()
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode not in (0, 3):
             errors.seek(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cProfile
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -84,3 +85,12 @@ def test_the_peak_memory_of_a_process_the_command_starts_is_recorded():
         time.sleep(0.1)
     parent.wait()
     assert len(peaks) == 1 and 300 <= max(peaks.values()) < 400
+
+
+def test_the_wall_time_ends_when_the_command_does(monkeypatch):
+    """Not at the next look at the worker's memory: with looks 30 s apart, ``--version`` still takes seconds."""
+    from benchmarks import predict_speed
+
+    monkeypatch.setattr(predict_speed, "PEAK_POLL_S", 30.0)
+    wall, cpu, peak, worker_peak = predict_speed._plain_run(["--version"], dict(os.environ))
+    assert 0 < cpu and wall < 15 and peak > 0 and worker_peak == 0.0
