@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile  # noqa: F401 - the profiled runs use it through ``python -m cProfile``
+import json
 import os
 import platform
 import pstats
@@ -312,6 +313,34 @@ def recorded_arguments(words: list[str]) -> list[str]:
     return recorded
 
 
+def load_words(before: float, after: float) -> str:
+    """What the 1-minute load averages before and after a run say about the machine: another process's work, or
+    only the benchmark's own (the load after it is mostly its own commands)."""
+    if before >= 1.0:
+        return (f"load average (1 min) {before:.1f} before, {after:.1f} after: other work was running, so every time "
+                "here is slower than on an idle machine")
+    return f"load average (1 min) {before:.1f} before (idle), {after:.1f} after (the benchmark's own commands)"
+
+
+def report(record: dict) -> str:
+    """The markdown report of a run's ``record`` (the JSON it writes)."""
+    machine, rows = record["machine"], record["rows"]
+    runs = record.get("runs") or max(len(row["runs"]) for row in rows)
+    checks_text = "\n".join(f"- {check['detector']}: IoU >= 0.7 with detection on every frame on "
+                            f"{check['iou_at_least_0.7']} of {check['compared']} compared frames "
+                            f"({100 * check['share']:.1f}%) of the {check['frames_used']} frames the windows use "
+                            f"({check['no_face_in_per_frame_detection']} without a face in per-frame detection)"
+                            for check in record["boxes_true"])
+    load = load_words(machine["load_average_before"][0], machine["load_average_after"][0])
+    return (f"# Speed of the whole `fe-adapter predict` command, {record['date']}\n\n`{record['command']}` on "
+            f"{machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads; torch {machine['torch']}, "
+            f"PyAV {machine['av']}, facenet-pytorch {machine['facenet-pytorch']}); {load}; this process ran at nice "
+            f"{record['nice']}. {record['video']['width']}x{record['video']['height']} {record['video']['fps']} fps "
+            f"h264 video; window 2 s. Wall: the median of {runs} runs of each case (the fastest and slowest in "
+            f"brackets), x real time from it; CPU: that run's. {record['note']}\n\n{table(rows)}\n\n"
+            f"Boxes true (demo-size model's windows):\n\n{checks_text}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=("demo", "vit-b"), default=["demo", "vit-b"])
@@ -330,7 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--name", help="results file stem (default predict-speed-<cpu>-<date>)")
     parser.add_argument("--note", default="", help="a line for the results (e.g. which code was measured)")
+    parser.add_argument("--report-from", type=Path, metavar="JSON", help="only write the markdown report of a "
+                        "run's JSON again, next to it (after a change to the report's wording)")
     args = parser.parse_args(argv)
+    if args.report_from is not None:
+        record = json.loads(args.report_from.read_text())
+        args.report_from.with_suffix(".md").write_text(report(record))
+        return 0
 
     from benchmarks.face_videos import write_face_video
 
@@ -368,25 +403,11 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
                           "load_average_before": load_before, "load_average_after": os.getloadavg(), **_versions()},
               "video": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "scenario": "tour"},
-              "rows": rows, "boxes_true": checks, "note": args.note, "nice": os.nice(0)}
+              "rows": rows, "boxes_true": checks, "note": args.note, "nice": os.nice(0), "runs": args.runs}
     stem = args.name or f"predict-speed-{_cpu().split()[0].lower()}-{date.today().isoformat()}"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{stem}.json", record)
-    machine = record["machine"]
-    checks_text = "\n".join(f"- {check['detector']}: IoU >= 0.7 with detection on every frame on "
-                            f"{check['iou_at_least_0.7']} of {check['compared']} compared frames "
-                            f"({100 * check['share']:.1f}%) of the {check['frames_used']} frames the windows use "
-                            f"({check['no_face_in_per_frame_detection']} without a face in per-frame detection)"
-                            for check in checks)
-    (args.out / f"{stem}.md").write_text(
-        f"# Speed of the whole `fe-adapter predict` command, {record['date']}\n\n`{record['command']}` on "
-        f"{machine['cpu']} ({machine['cores']} cores, {args.threads} threads; torch {machine['torch']}, PyAV "
-        f"{machine['av']}, facenet-pytorch {machine['facenet-pytorch']}); load average (1 min) {load_before[0]:.1f} "
-        f"before, {machine['load_average_after'][0]:.1f} after: the machine was shared with other work, so every "
-        f"time here is slower than on an idle machine (this process ran at nice {record['nice']}). 1280x720 25 fps "
-        f"h264 video; window 2 s. Wall: the median of {args.runs} runs of each case (the fastest and slowest in "
-        f"brackets), x real time from it; CPU: that run's. {args.note}\n\n{table(rows)}\n\n"
-        f"Boxes true (demo-size model's windows):\n\n{checks_text}\n")
+    (args.out / f"{stem}.md").write_text(report(record))
     print(table(rows))
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cProfile
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -94,3 +95,27 @@ def test_the_wall_time_ends_when_the_command_does(monkeypatch):
     monkeypatch.setattr(predict_speed, "PEAK_POLL_S", 30.0)
     wall, cpu, peak, worker_peak = predict_speed._plain_run(["--version"], dict(os.environ))
     assert 0 < cpu and wall < 15 and peak > 0 and worker_peak == 0.0
+
+
+def test_the_report_reads_the_load_and_is_made_from_the_json_alone(tmp_path):
+    from benchmarks.predict_speed import load_words, main
+
+    assert load_words(1.7, 2.1).endswith("other work was running, so every time here is slower than on an idle "
+                                         "machine")
+    assert load_words(0.3, 2.0) == ("load average (1 min) 0.3 before (idle), 2.0 after (the benchmark's own "
+                                    "commands)")
+    row = {"model": "demo", "frames": 8, "faces": "mtcnn", "process": "one", "stride_s": 0.5, "threads": 2,
+           "wall_s": 10.75, "cpu_s": 13.9, "peak_rss_mb": 847.0, "worker_peak_rss_mb": 0.0, "video_s": 60.0,
+           "speed": 60 / 10.75, "runs": [{"wall_s": wall, "cpu_s": 14.0} for wall in (9.69, 10.75, 11.28)],
+           "share": None}
+    record = {"command": "python -m benchmarks.predict_speed --runs 3", "date": "2026-12-03",
+              "machine": {"cpu": "AMD EPYC", "cores": 2, "threads": 2, "load_average_before": [0.3, 0.5, 0.6],
+                          "load_average_after": [2.0, 1.0, 0.7], "torch": "2.14.1", "av": "18.1.0",
+                          "facenet-pytorch": "2.5.3"},
+              "video": {"width": 1280, "height": 720, "fps": 25, "scenario": "tour"}, "rows": [row],
+              "boxes_true": [], "note": "a note", "nice": 0, "runs": 3}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    assert main(["--report-from", str(tmp_path / "run.json")]) == 0
+    text = (tmp_path / "run.md").read_text()
+    assert "0.3 before (idle), 2.0 after" in text and "the median of 3 runs" in text and "a note" in text
+    assert "| demo | 8 | 0.5 s | mtcnn | this process | 2 | 60 s | 10.8 s (9.7-11.3) | 13.9 s |" in text
