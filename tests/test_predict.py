@@ -365,6 +365,20 @@ def test_thumbnail_strip_centres_each_thumbnail_in_its_slot():
     assert centres == [19.5, 61.5, 103.5]
 
 
+def test_thumbnail_strip_takes_grey_and_rgba_and_names_what_it_cannot_draw():
+    from fe_adapter.predict.timeline import thumbnail_strip
+
+    grey = np.arange(16, dtype=np.uint8).reshape(4, 4) * 10
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    rgba[0, 0, 3] = 0  # one transparent pixel: white
+    strip, _ = thumbnail_strip([grey, rgba])
+    assert (strip[:, :4] == grey[..., None]).all()
+    assert strip[0, 5].tolist() == [255, 255, 255] and strip[1, 5].tolist() == [200, 0, 0]
+    with pytest.raises(ValueError, match=r"thumbnail 1: expected a uint8 image .* got float64 \(4, 4, 3\)"):
+        thumbnail_strip([grey, np.zeros((4, 4, 3))])
+
+
 def test_the_timeline_shows_the_chosen_thumbnails_in_order_with_their_times():
     from fe_adapter.predict.results import VideoPrediction, WindowPrediction
     from fe_adapter.predict.timeline import timeline_figure

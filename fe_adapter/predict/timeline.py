@@ -111,10 +111,26 @@ def _no_face_spans(prediction: VideoPrediction, centres: list[float]) -> list[tu
     return spans
 
 
+def _rgb(image: np.ndarray, index: int) -> np.ndarray:
+    """A thumbnail as (H, W, 3) uint8: grey (H, W) or (H, W, 1) repeated, RGBA laid over white; ValueError for
+    another dtype or shape, naming the thumbnail."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"thumbnail {index}: expected a uint8 image (H, W), (H, W, 3) or (H, W, 4), got "
+                         f"{image.dtype} {image.shape}")
+    if image.ndim == 2 or image.shape[2] == 1:
+        return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
+    if image.shape[2] == 4:
+        alpha = image[..., 3:].astype(np.float64) / 255
+        return np.rint(image[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    return image
+
+
 def thumbnail_strip(thumbnails: Sequence[np.ndarray]) -> tuple[np.ndarray, list[float]]:
-    """The (H, W, 3) uint8 thumbnails side by side on white, a twentieth of the widest apart, each centred in a slot
-    of the largest one's size; and the x of each slot's centre. One image on one axes: an axes per thumbnail cost
-    the command about half a second (matplotlib builds ticks and spines for each)."""
+    """The uint8 thumbnails (RGB, grey or RGBA) side by side on white, a twentieth of the widest apart, each centred
+    in a slot of the largest one's size; and the x of each slot's centre. One image on one axes: an axes per
+    thumbnail cost the command about half a second (matplotlib builds ticks and spines for each)."""
+    thumbnails = [_rgb(image, index) for index, image in enumerate(thumbnails)]
     height = max(image.shape[0] for image in thumbnails)
     width = max(image.shape[1] for image in thumbnails)
     gap = max(1, width // 20)
