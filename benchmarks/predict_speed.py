@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import pstats
+import re
 import subprocess
 import sys
 import tempfile
@@ -161,10 +162,16 @@ def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float,
 
         watcher = threading.Thread(target=watch, name="peak-memory", daemon=True)
         watcher.start()
-        _, status, usage = os.wait4(process.pid, 0)  # the child's own CPU time and peak memory
+        try:
+            _, status, usage = os.wait4(process.pid, 0)  # the child's own CPU time and peak memory
+        except BaseException:  # Ctrl-C: no command left running
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            ended.set()
+            watcher.join()
         wall = time.perf_counter() - started
-        ended.set()
-        watcher.join()
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode not in (0, 3):
             errors.seek(0)
@@ -282,10 +289,12 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         found_in = "this process" if row.get("process") == "one" else "a worker"
         worker = f"{row['worker_peak_rss_mb']:.0f} MB" if row.get("worker_peak_rss_mb") else "-"
-        shares_text = " | ".join("-" if row["share"] is None else f"{100 * row['share'][part]:.0f}%" for part in parts)
+        share = row["share"] or {}  # older results split the run into fewer parts
+        shares_text = " | ".join(f"{100 * share[part]:.0f}%" if part in share else "-" for part in parts)
+        peak = f"{row['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in row else "-"
         lines.append(f"| {row['model']} | {row['frames']} | {row['stride_s']:g} s | {row['faces']} | {found_in} | "
                      f"{row['threads']} | {row['video_s']:.0f} s | {_wall(row)} | {row['cpu_s']:.1f} s | "
-                     f"{row['peak_rss_mb']:.0f} MB | {worker} | {row['speed']:.2f} | {shares_text} |")
+                     f"{peak} | {worker} | {row['speed']:.2f} | {shares_text} |")
     return "\n".join(lines)
 
 
@@ -325,19 +334,22 @@ def load_words(before: float, after: float) -> str:
 def report(record: dict) -> str:
     """The markdown report of a run's ``record`` (the JSON it writes)."""
     machine, rows = record["machine"], record["rows"]
-    runs = record.get("runs") or max(len(row["runs"]) for row in rows)
+    given = re.search(r"--runs (\d+)", record["command"])
+    runs = record.get("runs") or max(len(row.get("runs", [])) for row in rows) or int(given[1] if given else 3)
     checks_text = "\n".join(f"- {check['detector']}: IoU >= 0.7 with detection on every frame on "
                             f"{check['iou_at_least_0.7']} of {check['compared']} compared frames "
                             f"({100 * check['share']:.1f}%) of the {check['frames_used']} frames the windows use "
                             f"({check['no_face_in_per_frame_detection']} without a face in per-frame detection)"
-                            for check in record["boxes_true"])
+                            for check in record.get("boxes_true", []))
     load = load_words(machine["load_average_before"][0], machine["load_average_after"][0])
+    nice = f"; this process ran at nice {record['nice']}" if "nice" in record else ""
+    video = record["video"]
     return (f"# Speed of the whole `fe-adapter predict` command, {record['date']}\n\n`{record['command']}` on "
             f"{machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads; torch {machine['torch']}, "
-            f"PyAV {machine['av']}, facenet-pytorch {machine['facenet-pytorch']}); {load}; this process ran at nice "
-            f"{record['nice']}. {record['video']['width']}x{record['video']['height']} {record['video']['fps']} fps "
-            f"h264 video; window 2 s. Wall: the median of {runs} runs of each case (the fastest and slowest in "
-            f"brackets), x real time from it; CPU: that run's. {record['note']}\n\n{table(rows)}\n\n"
+            f"PyAV {machine['av']}, facenet-pytorch {machine['facenet-pytorch']}); {load}{nice}. "
+            f"{video['width']}x{video['height']} {video['fps']} fps h264 video; window 2 s. Wall: the median of "
+            f"{runs} runs of each case (the fastest and slowest in "
+            f"brackets), x real time from it; CPU: that run's. {record.get('note', '')}\n\n{table(rows)}\n\n"
             f"Boxes true (demo-size model's windows):\n\n{checks_text}\n")
 
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -89,10 +90,14 @@ def test_the_peak_memory_of_a_process_the_command_starts_is_recorded():
 
 
 def test_the_wall_time_ends_when_the_command_does(monkeypatch):
-    """Not at the next look at the worker's memory: with looks 30 s apart, ``--version`` still takes seconds."""
+    """Not at the next look at the worker's memory: with looks 30 s apart (and any sleep of this module 30 s long),
+    ``--version`` still takes seconds."""
     from benchmarks import predict_speed
 
+    sleep = time.sleep
     monkeypatch.setattr(predict_speed, "PEAK_POLL_S", 30.0)
+    monkeypatch.setattr(predict_speed, "time", types.SimpleNamespace(perf_counter=time.perf_counter,
+                                                                    sleep=lambda _: sleep(30.0)))
     wall, cpu, peak, worker_peak = predict_speed._plain_run(["--version"], dict(os.environ))
     assert 0 < cpu and wall < 15 and peak > 0 and worker_peak == 0.0
 
@@ -119,3 +124,17 @@ def test_the_report_reads_the_load_and_is_made_from_the_json_alone(tmp_path):
     text = (tmp_path / "run.md").read_text()
     assert "0.3 before (idle), 2.0 after" in text and "the median of 3 runs" in text and "a note" in text
     assert "| demo | 8 | 0.5 s | mtcnn | this process | 2 | 60 s | 10.8 s (9.7-11.3) | 13.9 s |" in text
+
+
+def test_every_committed_result_renders_again():
+    """--report-from on each committed predict-speed JSON, older formats included (fewer parts, no per-run walls)."""
+    from benchmarks.predict_speed import report
+
+    results = sorted((Path(__file__).parents[1] / "benchmarks" / "results").glob("predict-speed-*.json"))
+    assert results
+    for path in results:
+        record = json.loads(path.read_text())
+        text = report(record)
+        assert text.startswith("# Speed of the whole `fe-adapter predict` command"), path
+        assert len([line for line in text.splitlines() if line.startswith(("| demo |", "| vit-b |"))]) \
+            == len(record["rows"]), path
