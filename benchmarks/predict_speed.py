@@ -148,8 +148,8 @@ def _plain_run(arguments: list[str], env: dict[str, str]) -> tuple[float, float,
     """Wall seconds, CPU seconds (with the face worker's), peak resident MB of the command's process (wait4's: the
     larger of its own and that of the worker it reaps, so its own while the worker is the smaller, as measured so
     far), and the largest peak resident MB of a process it started (the face worker; 0 for none, or without /proc),
-    of one run of the command in a fresh process. The wall time ends when the process does (a blocking wait), not at the next look at
-    the worker's memory (a thread's, every ``PEAK_POLL_S``)."""
+    of one run of the command in a fresh process. The wall time ends when the process does (a blocking wait), not
+    at the next look at the worker's memory (a thread's, every ``PEAK_POLL_S``)."""
     with tempfile.TemporaryFile("w+") as errors:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "fe_adapter", *arguments], env=env,
