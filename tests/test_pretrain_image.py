@@ -241,3 +241,37 @@ def test_the_default_training_augmentation_runs_on_every_draw():
     images = [transform(image) for _ in range(1000)]
     assert all(image.shape == (3, 32, 32) and image.dtype == torch.uint8 for image in images)
     assert on_batch(torch.stack(images)).shape == (1000, 3, 32, 32)
+
+
+def test_predict_image_reads_a_large_folder_batch_by_batch(tmp_path, monkeypatch, capsys):
+    """A folder of any size: images are read and classified 32 at a time (never all held at once), each printed
+    in order, the CSV has a row each, and an unreadable file is one line (exit status 1)."""
+    import numpy as np
+    from PIL import Image
+
+    import fe_adapter.image_model
+
+    trainer = Trainer(image_config_from_dict(tiny_image_config(tmp_path / "run")), task=ImageTask())
+    trainer.task.save(trainer.model, tmp_path / "image.safetensors")
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for number in range(70):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{number:03d}.png")
+    (folder / "035b.png").write_bytes(b"not a png")
+    batches = []
+    classify = fe_adapter.image_model.classify_images
+
+    def counted(model, images, **how):
+        batches.append(len(images))
+        return classify(model, images, **how)
+
+    monkeypatch.setattr(fe_adapter.image_model, "classify_images", counted)
+    status = cli.main(["predict-image", str(folder), "--model", str(tmp_path / "image.safetensors"), "--csv",
+                       str(tmp_path / "out.csv"), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert status == 1 and "035b.png: cannot read the image" in captured.err
+    assert max(batches) <= 32 and sum(batches) == 70
+    printed = [line.split(":")[0] for line in captured.out.splitlines() if line.endswith("%")]
+    assert printed == [str(folder / f"{number:03d}.png") for number in range(70)]
+    assert len((tmp_path / "out.csv").read_text().splitlines()) == 71

@@ -6,13 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from fe_adapter._io import check_writable, require_file
+from fe_adapter._io import atomic_write, check_writable, require_file
 from fe_adapter.commands._options import device
 from fe_adapter.commands._start_up import imports
 from fe_adapter.data.formats import IMAGE_SUFFIXES
 
 HELP = "classify face images with an image model written by pretrain-image"
 EXAMPLE = "fe-adapter predict-image face.jpg faces/ --model runs/image/best.safetensors"
+#: Images read and classified at a time: a folder of any size holds only these in memory.
+BATCH = 32
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,17 +58,41 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     with imports():  # frozen in the program (fe_adapter.commands._start_up)
-        import csv
-
-        from PIL import Image, UnidentifiedImageError
+        from tqdm import tqdm
 
         from fe_adapter.device import resolve_device
-        from fe_adapter.image_model import classify_images, load_image_model
+        from fe_adapter.image_model import load_image_model
 
     model = load_image_model(args.model)
     target = resolve_device(args.device, "--device")
+    names = model.class_names
+    rows: list[tuple[Path, list[float]]] = []
+    with tqdm(total=len(images), unit="image", disable=not sys.stderr.isatty(), leave=False, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        for start in range(0, len(images), BATCH):
+            for path, row in _classified(model, images[start:start + BATCH], target, failed):
+                ranked = sorted(range(len(names)), key=lambda index: -row[index])[:args.top]
+                tqdm.write(f"{path}: " + ", ".join(f"{names[index]} {row[index]:.1%}" for index in ranked),
+                           file=sys.stdout)
+                rows.append((path, row))
+            bar.update(len(images[start:start + BATCH]))
+    if not rows:
+        return 2
+    if args.csv is not None:
+        atomic_write(args.csv, lambda temporary: _write_csv(Path(temporary), rows, names))
+        print(f"wrote {args.csv}")
+    return 1 if failed else 0
+
+
+def _classified(model, paths: list[Path], device, failed: list[str]) -> list[tuple[Path, list[float]]]:
+    """Each readable image of ``paths`` with its class probabilities; a line on stderr (and in ``failed``) for
+    each that cannot be read. Only these images are open at once: a folder of any size is read batch by batch."""
+    from PIL import Image, UnidentifiedImageError
+
+    from fe_adapter.image_model import classify_images
+
     readable, pictures = [], []
-    for path in images:
+    for path in paths:
         try:
             with Image.open(path) as image:
                 pictures.append(image.convert("RGB"))
@@ -74,19 +100,16 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, UnidentifiedImageError) as error:
             failed.append(f"{path}: cannot read the image ({error})")
             print(f"fe-adapter predict-image: error: {failed[-1]}", file=sys.stderr)
-    if not readable:
-        return 2
-    probabilities = classify_images(model, pictures, device=target)
-    names = model.class_names
-    for path, row in zip(readable, probabilities.tolist(), strict=True):
-        ranked = sorted(range(len(names)), key=lambda index: -row[index])[:args.top]
-        print(f"{path}: " + ", ".join(f"{names[index]} {row[index]:.1%}" for index in ranked))
-    if args.csv is not None:
-        with args.csv.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "predicted", *(f"p_{name}" for name in names)])
-            for path, row in zip(readable, probabilities.tolist(), strict=True):
-                writer.writerow([str(path), names[max(range(len(row)), key=row.__getitem__)],
-                                 *(f"{p:.6f}" for p in row)])
-        print(f"wrote {args.csv}")
-    return 1 if failed else 0
+    if not pictures:
+        return []
+    return list(zip(readable, classify_images(model, pictures, device=device).tolist(), strict=True))
+
+
+def _write_csv(path: Path, rows: list[tuple[Path, list[float]]], names: list[str]) -> None:
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "predicted", *(f"p_{name}" for name in names)])
+        for image, row in rows:
+            writer.writerow([str(image), names[max(range(len(row)), key=row.__getitem__)], *(f"{p:.6f}" for p in row)])
