@@ -275,3 +275,39 @@ def test_predict_image_reads_a_large_folder_batch_by_batch(tmp_path, monkeypatch
     printed = [line.split(":")[0] for line in captured.out.splitlines() if line.endswith("%")]
     assert printed == [str(folder / f"{number:03d}.png") for number in range(70)]
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 71
+
+
+def test_predict_image_aligns_the_face_of_a_photo_with_faces_detect(tmp_path, monkeypatch, capsys):
+    """--faces detect: the model sees the photo's face aligned as its true landmarks would align it (not the whole
+    photo), at the model's input size; a photo without a face is one line and exit status 1."""
+    import numpy as np
+    from PIL import Image
+
+    import fe_adapter.image_model
+    from fe_adapter.faces import align_face
+    from fe_adapter.faces.face import Face
+    from tests.face_scenes import blank, place_face
+
+    trainer = Trainer(image_config_from_dict(tiny_image_config(tmp_path / "run")), task=ImageTask())
+    trainer.task.save(trainer.model, tmp_path / "image.safetensors")
+    frame = blank(480, 360)
+    landmarks = place_face(frame, (330.0, 150.0), scale=0.9)
+    Image.fromarray(frame).save(tmp_path / "photo.png")
+    Image.fromarray(blank(480, 360)).save(tmp_path / "empty.png")
+    seen = []
+    classify = fe_adapter.image_model.classify_images
+
+    def watched(model, images, **how):
+        seen.extend(np.asarray(image) for image in images)
+        return classify(model, images, **how)
+
+    monkeypatch.setattr(fe_adapter.image_model, "classify_images", watched)
+    status = cli.main(["predict-image", str(tmp_path / "photo.png"), str(tmp_path / "empty.png"), "--model",
+                       str(tmp_path / "image.safetensors"), "--faces", "detect", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert status == 1 and "empty.png: no face found" in captured.err and "photo.png: " in captured.out
+    (picture,) = seen
+    truth = align_face(frame, Face((0.0, 0.0, 1.0, 1.0), 1.0, landmarks), 32)
+    whole = np.asarray(Image.fromarray(frame).resize((32, 32)))
+    assert picture.shape == (32, 32, 3)
+    assert np.abs(picture.astype(int) - truth).mean() < 12 < np.abs(whole.astype(int) - truth).mean()

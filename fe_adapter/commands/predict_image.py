@@ -18,15 +18,19 @@ BATCH = 32
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = ("exit status: 0 every image classified; 1 some could not be read (one line each on stderr); 2 "
-                     "none was, or nothing ran (a bad option, a missing or unusable model)")
-    parser.add_argument("images", nargs="+", type=Path, help="face images (tight crops), or folders: their images "
-                        f"({', '.join(IMAGE_SUFFIXES)}), also in sub-folders")
+    parser.epilog = ("exit status: 0 every image classified; 1 some could not be read, or (--faces detect) had no "
+                     "face (one line each on stderr); 2 none was, or nothing ran (a bad option, a missing or unusable "
+                     "model)")
+    parser.add_argument("images", nargs="+", type=Path, help="face images (tight crops, or photos with --faces "
+                        f"detect), or folders: their images ({', '.join(IMAGE_SUFFIXES)}), also in sub-folders")
     parser.add_argument("--model", type=Path, required=True, help="an image model (.safetensors) written by "
                         "fe-adapter pretrain-image")
     parser.add_argument("--top", type=int, default=3, help="classes printed per image (default 3)")
     parser.add_argument("--csv", type=Path, help="also write one row per image (path, predicted class, one "
                         "probability per class) to this file")
+    parser.add_argument("--faces", choices=("none", "detect"), default="none", help="none: the images are face "
+                        "crops already (default); detect: photos, whose largest face is found (MTCNN) and aligned as "
+                        "crop-faces and predict align faces; an image without a face is one line on stderr")
     parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when available), cpu, cuda, "
                         "cuda:N or mps (default auto)")
 
@@ -60,17 +64,19 @@ def run(args: argparse.Namespace) -> int:
     with imports():  # frozen in the program (fe_adapter.commands._start_up)
         from tqdm import tqdm
 
+        from fe_adapter.data.transforms import normalization_for
         from fe_adapter.device import resolve_device
         from fe_adapter.image_model import load_image_model
 
     model = load_image_model(args.model)
     target = resolve_device(args.device, "--device")
     names = model.class_names
+    faces = None if args.faces == "none" else _FaceAligner(normalization_for(model).size)
     rows: list[tuple[Path, list[float]]] = []
     with tqdm(total=len(images), unit="image", disable=not sys.stderr.isatty(), leave=False, file=sys.stderr,
               dynamic_ncols=True) as bar:
         for start in range(0, len(images), BATCH):
-            for path, row in _classified(model, images[start:start + BATCH], target, failed):
+            for path, row in _classified(model, images[start:start + BATCH], target, failed, faces):
                 ranked = sorted(range(len(names)), key=lambda index: -row[index])[:args.top]
                 tqdm.write(f"{path}: " + ", ".join(f"{names[index]} {row[index]:.1%}" for index in ranked),
                            file=sys.stdout)
@@ -84,9 +90,34 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _classified(model, paths: list[Path], device, failed: list[str]) -> list[tuple[Path, list[float]]]:
-    """Each readable image of ``paths`` with its class probabilities; a line on stderr (and in ``failed``) for
-    each that cannot be read. Only these images are open at once: a folder of any size is read batch by batch."""
+class _FaceAligner:
+    """The main face of a photo aligned at the model's input size: the largest face the default detector finds,
+    aligned as ``fe-adapter crop-faces`` aligns images (``fe_adapter.faces.crop_images``), a phone photo's EXIF
+    rotation applied first."""
+
+    def __init__(self, size: int) -> None:
+        from fe_adapter.faces import make_detector
+
+        self.size, self.detector = size, make_detector()
+
+    def __call__(self, image):
+        """The aligned face as a PIL image, or None without a face."""
+        import numpy as np
+        from PIL import Image, ImageOps
+
+        from fe_adapter.faces import align_face
+        from fe_adapter.faces.crop_images import main_face
+
+        pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        face = main_face(self.detector.detect(pixels))
+        return None if face is None else Image.fromarray(align_face(pixels, face, self.size))
+
+
+def _classified(model, paths: list[Path], device, failed: list[str],
+                faces: _FaceAligner | None = None) -> list[tuple[Path, list[float]]]:
+    """Each readable image of ``paths`` (with ``faces``: its aligned main face) with its class probabilities; a
+    line on stderr (and in ``failed``) for each that cannot be read or has no face. Only these images are open at
+    once: a folder of any size is read batch by batch."""
     from PIL import Image, UnidentifiedImageError
 
     from fe_adapter.image_model import classify_images
@@ -95,11 +126,17 @@ def _classified(model, paths: list[Path], device, failed: list[str]) -> list[tup
     for path in paths:
         try:
             with Image.open(path) as image:
-                pictures.append(image.convert("RGB"))
-            readable.append(path)
+                picture = image.convert("RGB") if faces is None else faces(image)
         except (OSError, UnidentifiedImageError) as error:
             failed.append(f"{path}: cannot read the image ({error})")
             print(f"fe-adapter predict-image: error: {failed[-1]}", file=sys.stderr)
+            continue
+        if picture is None:
+            failed.append(f"{path}: no face found")
+            print(f"fe-adapter predict-image: error: {failed[-1]}", file=sys.stderr)
+            continue
+        pictures.append(picture)
+        readable.append(path)
     if not pictures:
         return []
     return list(zip(readable, classify_images(model, pictures, device=device).tolist(), strict=True))
