@@ -91,9 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _FaceAligner:
-    """The main face of a photo aligned at the model's input size: the largest face the default detector finds,
-    aligned as ``fe-adapter crop-faces`` aligns images (``fe_adapter.faces.crop_images``), a phone photo's EXIF
-    rotation applied first."""
+    """The main face of a photo aligned at the model's input size, as ``fe-adapter crop-faces`` aligns images
+    (``fe_adapter.faces.crop_images.aligned_main_face``)."""
 
     def __init__(self, size: int) -> None:
         from fe_adapter.faces import make_detector
@@ -102,15 +101,12 @@ class _FaceAligner:
 
     def __call__(self, image):
         """The aligned face as a PIL image, or None without a face."""
-        import numpy as np
-        from PIL import Image, ImageOps
+        from PIL import Image
 
-        from fe_adapter.faces import align_face
-        from fe_adapter.faces.crop_images import main_face
+        from fe_adapter.faces.crop_images import aligned_main_face
 
-        pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-        face = main_face(self.detector.detect(pixels))
-        return None if face is None else Image.fromarray(align_face(pixels, face, self.size))
+        aligned = aligned_main_face(image, self.detector, self.size)
+        return None if aligned is None else Image.fromarray(aligned)
 
 
 def _classified(model, paths: list[Path], device, failed: list[str],

@@ -153,19 +153,29 @@ def _cropped_since_changed(target: Path, source: Path) -> bool:
         return False
 
 
-def _crop_one(image: Path, target: Path, settings: ImageCropSettings, detector) -> bool:
-    """Write the aligned crop of ``image``'s main face to ``target``; False (nothing written) without a face."""
+def aligned_main_face(image, detector, size: int, margin: float = MARGIN):
+    """The main face (``main_face``) of a photo (a PIL image; a phone photo's EXIF rotation applied first) aligned
+    by ``align_face`` at ``size`` pixels: a (size, size, 3) uint8 array, or None without a face. What crop-faces
+    writes for an image, and what ``predict-image --faces detect`` classifies."""
     import numpy as np
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     from fe_adapter.faces import align_face
 
-    with Image.open(image) as opened:
-        pixels = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))  # a phone photo's rotation applied
+    pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     face = main_face(detector.detect(pixels))
-    if face is None:
+    return None if face is None else align_face(pixels, face, size, margin)
+
+
+def _crop_one(image: Path, target: Path, settings: ImageCropSettings, detector) -> bool:
+    """Write the aligned crop of ``image``'s main face to ``target``; False (nothing written) without a face."""
+    from PIL import Image
+
+    with Image.open(image) as opened:
+        aligned = aligned_main_face(opened, detector, settings.size, settings.margin)
+    if aligned is None:
         return False
-    crop = Image.fromarray(align_face(pixels, face, settings.size, settings.margin))
+    crop = Image.fromarray(aligned)
     image_format = Image.registered_extensions()[target.suffix.lower()]
     atomic_write(target, lambda temporary: crop.save(temporary, format=image_format, quality=settings.quality))
     return True
