@@ -138,3 +138,5 @@ def test_every_committed_result_renders_again():
         assert text.startswith("# Speed of the whole `fe-adapter predict` command"), path
         assert len([line for line in text.splitlines() if line.startswith(("| demo |", "| vit-b |"))]) \
             == len(record["rows"]), path
+        runs = max(len(row.get("runs", [])) for row in record["rows"])
+        assert ("one run of each case" in text) == (runs <= 1), path  # older results: a single run, not "of 3"
