@@ -26,9 +26,10 @@ of 8; the median round is reported, with the fastest and slowest. Cases:
   ImageNet training transform (RandAugment rand-m9-mstd0.5, random erasing 0.25, on the PIL image) that
   image-classifier recipes use, for reference (not the ``-inc1`` variant: with Pillow 13 its posterize can ask for
   0 bits, which Pillow refuses);
-* images, ``fe-adapter pretrain-image``'s default recipe: all in the loader (``image_transform``, before), and
-  split as the trainer runs it (``image_train_transforms``): the loader alone (decode, crop, flip), and the
-  loader plus RandAugment, normalisation and random erasing on the batch on the CPU.
+* images, ``fe-adapter pretrain-image``'s default recipe: all in the loader (``image_transform``, before); the
+  loader with the crop and flip in it (as it was before they moved to the device); and split as the trainer runs
+  it now (``image_train_transforms``): the loader alone (decoding to uint8), and the loader plus the crop, flip,
+  RandAugment, normalisation and random erasing on the batch on the CPU.
 
 The machine, library versions, commit and the load average before and after are written with the numbers: on a
 shared machine, caches and memory bandwidth are shared too, so even CPU-second rates are lower than on an idle
@@ -115,6 +116,16 @@ def _torchvision_eval_transform(normalization: data.Normalization) -> Callable[[
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(normalization.mean, normalization.std)])
 
 
+def _crop_in_loader(normalization: data.Normalization) -> Callable:
+    """pretrain-image's loader before the random resized crop and flip moved to the device: decoding, then timm's
+    default crop (scale 0.6 to 1, bicubic, torchvision's v2 resize on the uint8 tensor) and flip."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    return v2.Compose([v2.PILToTensor(), v2.RandomResizedCrop(normalization.size, scale=(0.6, 1.0), antialias=True,
+                                                              interpolation=InterpolationMode.BICUBIC),
+                       v2.RandomHorizontalFlip(0.5)])
+
+
 class _Images(Dataset):
     """Face images through ``load_image`` and a transform: of uint8 (1, 3, H, W) tensors, or of PIL images."""
 
@@ -193,10 +204,12 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
             "images", lambda: _Images(images, timm_train, pil=True)),
         "images: pretrain-image's timm recipe, all in the loader (before)": (
             "images", lambda: _Images(images, image_transform(norm, train=True), pil=True)),
-        "images: pretrain-image's timm recipe, loader only (crop and flip to uint8; the rest on a GPU)": (
+        "images: pretrain-image's timm recipe, loader only, crop and flip in it (before; the rest on a GPU)": (
+            "images", lambda: _Images(images, _crop_in_loader(norm), pil=True)),
+        "images: pretrain-image's timm recipe, loader only (decoding to uint8; the augmentation on a GPU)": (
             "images", lambda: _Images(images, image_train[0], pil=True)),
-        "images: pretrain-image's timm recipe, loader + RandAugment, normalisation and erasing on the batch on "
-        "the CPU": (
+        "images: pretrain-image's timm recipe, loader + crop, flip, RandAugment, normalisation and erasing on the "
+        "batch on the CPU": (
             "images", lambda: _Images(images, image_train[0], pil=True), image_train[1]),
     }
 

@@ -181,10 +181,12 @@ def test_each_rank_draws_its_own_augmentation_and_rank_0_draws_as_one_process(tm
 
 @pytest.mark.parametrize("auto_augment", ["rand-m9-mstd0.5", None, "original"])
 def test_image_training_augmentation_is_timms_split_between_loader_and_batch(auto_augment):
-    """timm's whole training transform on the PIL image, and the same split between the loader (crop and flip on
-    the uint8 tensor; AutoAugment on the PIL image) and the batch (RandAugment or colour jitter on tensors,
-    normalisation, random erasing), draw the same from the same seeds and give the same image to a few grey
-    levels (tensor and PIL resampling and rounding differ; another draw would differ by tens)."""
+    """timm's whole training transform on the PIL image, and the same split between the loader (decoding only;
+    AutoAugment, with the crop and flip before it, on the PIL image) and the batch (crop and flip on the uint8
+    tensor, RandAugment or colour jitter on tensors, normalisation, random erasing), draw the same from the same
+    seeds and give the same image to a few grey levels (tensor and PIL resampling and rounding differ; another
+    draw would differ by tens). The images are of one size given as ``load_size``, so the crop comes from their
+    own pixels."""
     import random
 
     import numpy as np
@@ -194,7 +196,7 @@ def test_image_training_augmentation_is_timms_split_between_loader_and_batch(aut
 
     image = Image.fromarray(np.ascontiguousarray(data.render_clip(1, "sad", size=48)[0]))
     whole = image_transform(NORM, train=True, re_prob=0.5, auto_augment=auto_augment)
-    per_image, on_batch = image_train_transforms(NORM, re_prob=0.5, auto_augment=auto_augment)
+    per_image, on_batch = image_train_transforms(NORM, re_prob=0.5, auto_augment=auto_augment, load_size=48)
     levels = 255 * torch.tensor(NORM.std).view(3, 1, 1)
     for seed in range(12):
         random.seed(seed)
@@ -205,9 +207,38 @@ def test_image_training_augmentation_is_timms_split_between_loader_and_batch(aut
         np.random.seed(seed)
         torch.manual_seed(seed)
         loaded = per_image(image)
-        assert loaded.dtype == torch.uint8 and loaded.shape == (3, 32, 32)
+        assert loaded.dtype == torch.uint8
+        if auto_augment == "original":  # PIL operations: the crop and flip come before them, in the loader
+            assert loaded.shape == (3, 32, 32)
+        else:  # the loader only decodes
+            assert torch.equal(loaded, torch.from_numpy(np.array(image)).permute(2, 0, 1))
         difference = ((on_batch(loaded[None])[0] - expected) * levels).abs()
         assert difference.mean() < 2.5, (seed, difference.mean())
+
+
+def test_image_training_loads_every_image_as_a_square_of_the_load_size():
+    """Images of any size come from the loader as ``load_size`` squares (default the input size): the shorter side
+    resized and the centre crop, as evaluation takes them, so that a batch stacks; the batch step crops them to
+    the input size."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    from fe_adapter.data.image_dataset import image_train_transforms
+
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((48, 64, 3), (20, 20, 3), (32, 32, 3))]
+    for load_size in (None, 40):
+        per_image, on_batch = image_train_transforms(NORM, load_size=load_size)
+        square = load_size or NORM.size
+        loaded = [per_image(Image.fromarray(photo)) for photo in photos]
+        for photo, pixels in zip(photos, loaded, strict=True):
+            tensor = torch.from_numpy(photo).permute(2, 0, 1)
+            expected = TF.center_crop(TF.resize(tensor, square, antialias=True), [square, square])
+            assert pixels.dtype == torch.uint8 and torch.equal(pixels, expected)
+        assert on_batch(torch.stack(loaded)).shape == (3, 3, 32, 32)
+    with pytest.raises(ValueError, match="load_size must be a positive number of pixels, got 0"):
+        image_train_transforms(NORM, load_size=0)
 
 
 def test_random_erasing_on_the_batch_draws_per_image_at_its_rate():
@@ -228,6 +259,7 @@ def test_random_erasing_on_the_batch_draws_per_image_at_its_rate():
 def test_image_training_loads_uint8_images_and_finishes_them_on_the_batch(tmp_path):
     from fe_adapter.data.image_dataset import ImageBatchAugment
     from fe_adapter.training import ImageTask, Trainer, image_config_from_dict
+    from fe_adapter.training.config import ConfigError
     from tests.test_pretrain_image import tiny_image_config
 
     trainer = Trainer(image_config_from_dict(tiny_image_config(tmp_path / "run", optim={"epochs": 1})), None,
@@ -239,6 +271,14 @@ def test_image_training_loads_uint8_images_and_finishes_them_on_the_batch(tmp_pa
     batch = next(iter(trainer.train_loader))
     inputs = trainer.task.inputs(batch, torch.device("cpu"))
     assert inputs.dtype == torch.float32 and inputs.shape == (8, 3, 32, 32)
+    trainer = Trainer(image_config_from_dict(tiny_image_config(tmp_path / "run40", data={"load_size": 40})), None,
+                      ImageTask())
+    assert trainer.train_set[0].clip.shape == (3, 40, 40) and trainer.test_set[0].clip.shape == (3, 32, 32)
+    batch = next(iter(trainer.train_loader))
+    assert trainer.task.inputs(batch, torch.device("cpu")).shape == (8, 3, 32, 32)
+    with pytest.raises(ConfigError, match=r"data.load_size must be a positive number of pixels \(or null: the input "
+                                          r"size\), got -1"):
+        image_config_from_dict(tiny_image_config(tmp_path / "run", data={"load_size": -1}))
 
 
 def test_randaugment_on_the_batch_draws_per_image():

@@ -48,6 +48,9 @@ class ImageDataConfig:
     augment: bool = True  # random resized crop, flip, colour jitter, RandAugment, random erasing
     cache: bool = False  # keep transformed images in memory (only without augmentation: small in-memory sets)
     scale: list[float] = field(default_factory=lambda: [0.6, 1.0])  # of the random resized crop
+    # the square the loader hands training images at, cropped on the device (default img_size); a set of one image
+    # size (FER2013 48, RAF-DB aligned 100) keeps its own pixels with that size
+    load_size: int | None = None
     hflip: float = 0.5
     color_jitter: float = 0.4
     auto_augment: str | None = "rand-m9-mstd0.5"  # timm's RandAugment policy string, or null
@@ -133,6 +136,9 @@ def image_config_from_dict(values: dict[str, Any]) -> ImageTrainConfig:
     scale = data.scale
     if len(scale) != 2 or not all(isinstance(v, (int, float)) for v in scale) or not 0 < scale[0] <= scale[1] <= 1:
         raise ConfigError(f"data.scale must be [low, high] with 0 < low <= high <= 1, got {scale!r}")
+    if data.load_size is not None and (not isinstance(data.load_size, int) or data.load_size < 1):
+        raise ConfigError(f"data.load_size must be a positive number of pixels (or null: the input size), got "
+                          f"{data.load_size!r}")
     check_min_lr(optim)
     if model.checkpoint and model.pretrained:
         raise ConfigError("model.checkpoint (a local weights file) and model.pretrained=true (timm's hub) both give "

@@ -105,10 +105,10 @@ class ImageTask(Task):
         normalization = data.normalization_for(model)
         eval_transform = image_transform(normalization, train=False, crop_pct=settings.crop_pct)
         train_transform, self.augment = eval_transform, None
-        if settings.augment:  # crop, flip, RandAugment in the loader; normalisation and erasing on the device
+        if settings.augment:  # the loader decodes; crop, flip, RandAugment, normalisation, erasing on the device
             train_transform, self.augment = image_train_transforms(
                 normalization, scale=settings.scale, hflip=settings.hflip, color_jitter=settings.color_jitter,
-                auto_augment=settings.auto_augment, re_prob=settings.re_prob)
+                auto_augment=settings.auto_augment, re_prob=settings.re_prob, load_size=settings.load_size)
 
         def dataset(split: str, train: bool) -> ImageDataset:
             images = open_split(config, split, self.class_names)
