@@ -31,6 +31,12 @@ of 8; the median round is reported, with the fastest and slowest. Cases:
   it now (``image_train_transforms``): the loader alone (decoding to uint8), and the loader plus the crop, flip,
   RandAugment, normalisation and random erasing on the batch on the CPU.
 
+For scale, ``--steps`` (default 2) times that many training steps of ViT-B/16 on the same core, on random data
+after one untimed step: pretrain-image's (the whole ViT trained, fp32, AdamW, batches of 8 images) and
+``fe-adapter train``'s (the backbone frozen, FE-Adapters and head trained, one clip of 16 frames a step), in items
+per CPU second like the loaders: what a run without a GPU spends on the model for each image or clip the loader
+delivers.
+
 The machine, library versions, commit and the load average before and after are written with the numbers: on a
 shared machine, caches and memory bandwidth are shared too, so even CPU-second rates are lower than on an idle
 one; comparisons hold best within one run.
@@ -214,6 +220,49 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
     }
 
 
+def _step_rate(model: torch.nn.Module, inputs: torch.Tensor, steps: int) -> float:
+    """Items of ``inputs`` per CPU second through ``steps`` training steps (forward, cross-entropy, backward, AdamW
+    on the trainable parameters) after one untimed step."""
+    labels = torch.arange(len(inputs)) % 7
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    started = time.process_time()
+    for _ in range(steps):
+        step()
+    return steps * len(inputs) / (time.process_time() - started)
+
+
+def measure_steps(steps: int) -> list[dict]:
+    """Training steps of ViT-B/16 for scale: pretrain-image's (whole model) and FE-Adapter's (frozen backbone)."""
+    import timm
+
+    from fe_adapter import create_model
+
+    torch.manual_seed(0)
+    cases = {
+        "images: a pretrain-image training step, ViT-B/16 (fp32, batch of 8; for scale)": (
+            "images", lambda: timm.create_model("vit_base_patch16_224", num_classes=7),
+            torch.randn(BATCH, 3, SIZE, SIZE)),
+        "clips: an FE-Adapter training step, frozen ViT-B/16 (fp32, one clip of 16 frames; for scale)": (
+            "clips", lambda: create_model("vit_base_patch16_224", num_frames=FRAMES, random_backbone=True),
+            torch.randn(1, FRAMES, 3, SIZE, SIZE)),
+    }
+    rows = []
+    for name, (unit, build, inputs) in cases.items():
+        rate = _step_rate(build().train(), inputs, steps)
+        rows.append({"case": name, "unit": unit, "items": steps * len(inputs), "rounds": 1, "per_cpu_second": rate,
+                     "fastest": rate, "slowest": rate, "per_wall_second": None})
+        print(f"{name:66} {rate:7.2f} {unit} per CPU second", flush=True)
+    return rows
+
+
 def _collate(samples: list) -> tuple:
     if isinstance(samples[0], data.ClipSample):
         return tuple(data.collate_clips(samples))[:2]
@@ -241,6 +290,10 @@ def table(rows: list[dict]) -> str:
              "vs evaluation now | per wall-clock second |", "|---|---|---|---|---|---|"]
     for row in rows:
         ratio, ratio_now = row["per_cpu_second"] / baseline[row["unit"]], row["per_cpu_second"] / now[row["unit"]]
+        if row["per_wall_second"] is None:  # a training step, timed once
+            lines.append(f"| {row['case']} | {row['per_cpu_second']:.2f} {row['unit']} | - | {ratio:.4f}x | "
+                         f"{ratio_now:.4f}x | - |")
+            continue
         lines.append(f"| {row['case']} | {row['per_cpu_second']:.1f} {row['unit']} | {row['fastest']:.1f} to "
                      f"{row['slowest']:.1f} | {ratio:.2f}x | {ratio_now:.2f}x | {row['per_wall_second']:.1f} |")
     return "\n".join(lines)
@@ -262,6 +315,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=32, help="clips in the DFEW-format tree (16 to 48 frames each)")
     parser.add_argument("--images", type=int, default=256, help="images in the image folder")
     parser.add_argument("--rounds", type=int, default=3, help="passes over each dataset; the median is reported")
+    parser.add_argument("--steps", type=int, default=2, help="timed ViT-B/16 training steps of each kind, for scale "
+                        "(0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -269,17 +324,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         dfew, faces = _write_trees(Path(folder), args.clips, args.images)
         rows = measure(dfew, faces, args.rounds)
+    if args.steps:
+        rows += measure_steps(args.steps)
     cpu = device_name(torch.device("cpu"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     command = "python -m benchmarks.loading" + (f" --clips {args.clips}" if args.clips != 32 else "") + (
-        f" --images {args.images}" if args.images != 256 else "") + (f" --rounds {args.rounds}" if args.rounds != 3
-                                                                      else "")
+        f" --images {args.images}" if args.images != 256 else "") + (
+        f" --rounds {args.rounds}" if args.rounds != 3 else "") + (f" --steps {args.steps}" if args.steps != 2 else "")
     record = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "threads": 1, "niceness": os.nice(0),
                           "load_average_before": load_before,
                           "load_average_after": os.getloadavg(), **_versions()},
               "commit": commit.strip(), "date": date.today().isoformat(), "command": command,
               "settings": {"frames_per_clip": FRAMES, "frames_on_disk": "16 to 48", "size": SIZE, "batch": BATCH,
-                           "jpeg_quality": QUALITY, "clips": args.clips, "images": args.images},
+                           "jpeg_quality": QUALITY, "clips": args.clips, "images": args.images,
+                           "training_steps": args.steps},
               "rows": rows}
     maker = re.sub(r"\(.*?\)", "", cpu).split()  # "Intel(R) Xeon(R) ..." -> intel-xeon, "AMD EPYC ..." -> amd
     stem = f"loading-{'-'.join(maker[:2] if maker[0].lower() == 'intel' else maker[:1]).lower()}-{date.today()}"
@@ -294,7 +352,9 @@ def main() -> None:
         f"column); niceness {machine['niceness']}. Python {machine['python']}, torch {machine['torch']}, torchvision "
         f"{machine['torchvision']}, Pillow {machine['pillow']}, timm {machine['timm']}; {machine['cores']} cores, "
         f"load average (1, 5, 15 min) {', '.join(f'{v:.2f}' for v in load_before)} before and "
-        f"{', '.join(f'{v:.2f}' for v in machine['load_average_after'])} after.\n\n{table(rows)}\n")
+        f"{', '.join(f'{v:.2f}' for v in machine['load_average_after'])} after."
+        + (f" The training-step rows time {args.steps} steps after an untimed one, on random data, for scale: what the "
+           "model costs per item on the same core." if args.steps else "") + f"\n\n{table(rows)}\n")
     print(table(rows))
 
 
