@@ -29,7 +29,8 @@ of 8; the median round is reported, with the fastest and slowest. Cases:
 * images, ``fe-adapter pretrain-image``'s default recipe: all in the loader (``image_transform``, before); the
   loader with the crop and flip in it (as it was before they moved to the device); and split as the trainer runs
   it now (``image_train_transforms``): the loader alone (decoding to uint8), and the loader plus the crop, flip,
-  RandAugment, normalisation and random erasing on the batch on the CPU.
+  RandAugment, normalisation and random erasing on the batch on the CPU (image by image, its CPU path, and its
+  batched GPU path).
 
 For scale, ``--steps`` (default 2) times that many training steps of ViT-B/16 on the same core, on random data
 after one untimed step: pretrain-image's (the whole ViT trained, fp32, AdamW, batches of 8 images) and
@@ -173,12 +174,15 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
     """name -> (unit, a function building the dataset[, augmentation applied to each batch, timed with it])."""
     import timm.data
 
-    from fe_adapter.data.image_dataset import image_train_transforms, image_transform
+    from fe_adapter.data.image_augment import image_train_transforms
+    from fe_adapter.data.image_dataset import image_transform
 
     norm = data.Normalization(size=SIZE)
     clips = data.dfew(dfew, fold=1, split="train")
     images = data.image_folder(faces, "train")
     image_train = image_train_transforms(norm)  # pretrain-image's default recipe, split as the trainer runs it
+    image_train_batched = image_train_transforms(norm)
+    image_train_batched[1].batched = True
     timm_train = timm.data.create_transform(SIZE, is_training=True, auto_augment="rand-m9-mstd0.5",
                                             re_prob=0.25, interpolation="bicubic", mean=norm.mean, std=norm.std)
     return {
@@ -217,6 +221,8 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
         "images: pretrain-image's timm recipe, loader + crop, flip, RandAugment, normalisation and erasing on the "
         "batch on the CPU": (
             "images", lambda: _Images(images, image_train[0], pil=True), image_train[1]),
+        "images: pretrain-image's timm recipe, loader + the batch's augmentation's batched (GPU) path run on the CPU": (
+            "images", lambda: _Images(images, image_train[0], pil=True), image_train_batched[1]),
     }
 
 

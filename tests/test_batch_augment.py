@@ -179,33 +179,53 @@ def test_each_rank_draws_its_own_augmentation_and_rank_0_draws_as_one_process(tm
     assert all(first != second for first, second in zip(draws[0], draws[1], strict=True))
 
 
+def _seed(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _faces_of_size(size: int, count: int) -> list:
+    import numpy as np
+    from PIL import Image
+
+    return [Image.fromarray(np.ascontiguousarray(data.render_clip(seed, data.SYNTHETIC_CLASSES[seed % 4],
+                                                                  size=size)[0])) for seed in range(count)]
+
+
+#: (image size, load_size): the crop taken from the images' own 48 px (shrunk to 32 px or enlarged), or from 32 px
+#: squares (always enlarged: the whole batch in one resampling).
+SIZES = [(48, 48), (32, None)]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["image by image (CPU)", "batched (GPU)"])
+@pytest.mark.parametrize("image_size, load_size", SIZES)
 @pytest.mark.parametrize("auto_augment", ["rand-m9-mstd0.5", None, "original"])
-def test_image_training_augmentation_is_timms_split_between_loader_and_batch(auto_augment):
+def test_image_training_augmentation_is_timms_split_between_loader_and_batch(auto_augment, image_size, load_size,
+                                                                             batched):
     """timm's whole training transform on the PIL image, and the same split between the loader (decoding only;
     AutoAugment, with the crop and flip before it, on the PIL image) and the batch (crop and flip on the uint8
     tensor, RandAugment or colour jitter on tensors, normalisation, random erasing), draw the same from the same
     seeds and give the same image to a few grey levels (tensor and PIL resampling and rounding differ; another
-    draw would differ by tens). The images are of one size given as ``load_size``, so the crop comes from their
-    own pixels."""
-    import random
-
+    draw would differ by tens)."""
     import numpy as np
-    from PIL import Image
 
-    from fe_adapter.data.image_dataset import image_train_transforms, image_transform
+    from fe_adapter.data.image_augment import image_train_transforms
+    from fe_adapter.data.image_dataset import image_transform
 
-    image = Image.fromarray(np.ascontiguousarray(data.render_clip(1, "sad", size=48)[0]))
+    (image,) = _faces_of_size(image_size, 1)
     whole = image_transform(NORM, train=True, re_prob=0.5, auto_augment=auto_augment)
-    per_image, on_batch = image_train_transforms(NORM, re_prob=0.5, auto_augment=auto_augment, load_size=48)
+    per_image, on_batch = image_train_transforms(NORM, re_prob=0.5, auto_augment=auto_augment, load_size=load_size)
+    on_batch.batched = batched
     levels = 255 * torch.tensor(NORM.std).view(3, 1, 1)
     for seed in range(12):
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
+        _seed(seed)
         expected = whole(image)
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
+        _seed(seed)
         loaded = per_image(image)
         assert loaded.dtype == torch.uint8
         if auto_augment == "original":  # PIL operations: the crop and flip come before them, in the loader
@@ -216,6 +236,51 @@ def test_image_training_augmentation_is_timms_split_between_loader_and_batch(aut
         assert difference.mean() < 2.5, (seed, difference.mean())
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["image by image (CPU)", "batched (GPU)"])
+@pytest.mark.parametrize("image_size, load_size", SIZES)
+@pytest.mark.parametrize("auto_augment", ["rand-m9-mstd0.5", None])
+def test_a_batch_is_augmented_as_timm_augments_its_images_one_after_another(auto_augment, image_size, load_size,
+                                                                            batched):
+    """A batch of different faces: image i comes out as timm's whole transform gives it when the images go through
+    it in order from the same seed (the draws are made image by image in timm's order and each result lands in its
+    image's place), to a few grey levels. Random erasing is off: on the batch it draws after every image's other
+    draws, as in timm's GPU prefetcher, not between them."""
+    from fe_adapter.data.image_augment import image_train_transforms
+    from fe_adapter.data.image_dataset import image_transform
+
+    images = _faces_of_size(image_size, 8)
+    whole = image_transform(NORM, train=True, re_prob=0.0, auto_augment=auto_augment)
+    per_image, on_batch = image_train_transforms(NORM, re_prob=0.0, auto_augment=auto_augment, load_size=load_size)
+    on_batch.batched = batched
+    levels = 255 * torch.tensor(NORM.std).view(1, 3, 1, 1)
+    for seed in range(3):
+        _seed(seed)
+        expected = torch.stack([whole(image) for image in images])
+        _seed(seed)
+        got = on_batch(torch.stack([per_image(image) for image in images]))
+        difference = ((got - expected) * levels).abs().mean(dim=(1, 2, 3))
+        assert (difference < 2.5).all(), (seed, difference)
+
+
+def test_the_batched_crop_is_torchvisions_resized_crop_to_a_grey_level():
+    """Boxes enlarged and shrunk (antialiased), flipped or not, resized for a whole batch by two matrix products:
+    what torchvision's uint8 ``resized_crop`` (bicubic, antialias) gives each image, within one grey level."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from fe_adapter.data.image_augment import _resize_boxes
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 3, 40, 56), dtype=torch.uint8, generator=generator)
+    images = TF.gaussian_blur(images, [3, 3])  # some structure, and the extremes of noise
+    boxes = [(0, 0, 40, 56), (3, 5, 20, 17), (10, 30, 30, 26), (0, 1, 9, 12), (7, 2, 33, 40), (12, 12, 16, 16)]
+    flips = [False, True, False, True, True, False]
+    got = _resize_boxes(images, torch.tensor(boxes, dtype=torch.float32), torch.tensor(flips), 24)
+    for image, box, flip, out in zip(images, boxes, flips, got, strict=True):
+        expected = TF.resized_crop(image, *box, [24, 24], TF.InterpolationMode.BICUBIC, antialias=True)
+        expected = expected.flip(-1) if flip else expected
+        assert (out.int() - expected.int()).abs().max() <= 1, box
+
+
 def test_image_training_loads_every_image_as_a_square_of_the_load_size():
     """Images of any size come from the loader as ``load_size`` squares (default the input size): the shorter side
     resized and the centre crop, as evaluation takes them, so that a batch stacks; the batch step crops them to
@@ -224,7 +289,7 @@ def test_image_training_loads_every_image_as_a_square_of_the_load_size():
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
 
-    from fe_adapter.data.image_dataset import image_train_transforms
+    from fe_adapter.data.image_augment import image_train_transforms
 
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((48, 64, 3), (20, 20, 3), (32, 32, 3))]
@@ -242,7 +307,7 @@ def test_image_training_loads_every_image_as_a_square_of_the_load_size():
 
 
 def test_random_erasing_on_the_batch_draws_per_image_at_its_rate():
-    from fe_adapter.data.image_dataset import ImageBatchAugment
+    from fe_adapter.data.image_augment import ImageBatchAugment
 
     images = torch.full((400, 3, 32, 32), 128, dtype=torch.uint8)
     torch.manual_seed(0)
@@ -257,7 +322,7 @@ def test_random_erasing_on_the_batch_draws_per_image_at_its_rate():
 
 
 def test_image_training_loads_uint8_images_and_finishes_them_on_the_batch(tmp_path):
-    from fe_adapter.data.image_dataset import ImageBatchAugment
+    from fe_adapter.data.image_augment import ImageBatchAugment
     from fe_adapter.training import ImageTask, Trainer, image_config_from_dict
     from fe_adapter.training.config import ConfigError
     from tests.test_pretrain_image import tiny_image_config
@@ -286,7 +351,7 @@ def test_randaugment_on_the_batch_draws_per_image():
 
     import numpy as np
 
-    from fe_adapter.data.image_dataset import image_train_transforms
+    from fe_adapter.data.image_augment import image_train_transforms
 
     _, on_batch = image_train_transforms(NORM, re_prob=0.0)
     face = torch.from_numpy(np.ascontiguousarray(data.render_clip(2, "happy", size=32)[0])).permute(2, 0, 1)

@@ -227,7 +227,7 @@ def test_the_default_training_augmentation_runs_on_every_draw():
     import numpy as np
     from PIL import Image
 
-    from fe_adapter.data.image_dataset import image_train_transforms
+    from fe_adapter.data.image_augment import image_train_transforms
     from fe_adapter.data.transforms import Normalization
     from fe_adapter.training.image_config import ImageDataConfig
 

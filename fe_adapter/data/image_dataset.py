@@ -3,16 +3,13 @@
 Its samples are ``ClipSample``s holding one (3, H, W) image, so the loader, the collate function, the skip
 report and the evaluation of video training serve image training unchanged. Transforms are timm's
 (``timm.data.create_transform``): the recipe image-classification work uses, not a copy of it; for training,
-``image_train_transforms`` splits it between the loader (decode, uint8 out) and the training device (crop, flip,
-RandAugment on tensors, normalisation, random erasing).
+``fe_adapter.data.image_augment`` splits it between the loader (decoding) and the training device (the rest).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
-from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -40,110 +37,6 @@ def image_transform(normalization: Normalization, train: bool, augment: bool = T
                                 mean=normalization.mean, std=normalization.std, re_prob=re_prob, re_mode="pixel")
     return create_transform(size, is_training=False, interpolation="bicubic", mean=normalization.mean,
                             std=normalization.std, crop_pct=crop_pct)
-
-
-def image_train_transforms(normalization: Normalization, scale: Sequence[float] = (0.6, 1.0), hflip: float = 0.5,
-                           color_jitter: float = 0.4, auto_augment: str | None = "rand-m9-mstd0.5",
-                           re_prob: float = 0.25, load_size: int | None = None) -> tuple[Callable, ImageBatchAugment]:
-    """``image_transform``'s training augmentation (timm's ``create_transform``, the same arguments) split between
-    the loader and the training device, as timm's GPU prefetcher splits it, and further.
-
-    The loader only decodes each image and brings it to a ``load_size`` square (default: the input size; the
-    shorter side resized and the centre crop, as evaluation does; nothing for an image already of that size),
-    uint8. On the device, per image: timm's random resized crop (timm's draw; torchvision's v2 bicubic resize on
-    the uint8 tensor) and flip, then a draw of timm's RandAugment on tensors (``fe_adapter.data.rand_augment``) or
-    of torchvision's colour jitter; then on the batch the normalisation and timm's random erasing
-    (``ImageBatchAugment``). So the loader's core pays no more per image than evaluation does
-    (``python -m benchmarks.loading``). A dataset whose images share one size (FER2013's 48 px, RAF-DB's aligned
-    100 px) given that size as ``load_size`` is cropped from its own pixels, exactly timm's recipe; with the
-    default it is resized to the input size first, and the crop comes from that square. Other ``auto_augment``
-    policies (AutoAugment, AugMix) run on the PIL image in the loader with the crop and flip before them, as in
-    ``image_transform``."""
-    from timm.data import create_transform
-    from timm.data.auto_augment import RandAugment
-    from timm.data.transforms import MaybePILToTensor
-    from torchvision import transforms
-
-    from fe_adapter.data.batch_augment import prepare_transform
-    from fe_adapter.data.rand_augment import tensorize
-
-    if load_size is not None and load_size < 1:
-        raise ValueError(f"load_size must be a positive number of pixels, got {load_size}")
-    size = (3, normalization.size, normalization.size)
-    primary, secondary, final = create_transform(
-        size, is_training=True, scale=tuple(scale), hflip=hflip, color_jitter=color_jitter or None,
-        auto_augment=auto_augment, interpolation="bicubic", mean=normalization.mean, std=normalization.std,
-        re_prob=re_prob, re_mode="pixel", use_prefetcher=True, separate=True)
-    steps = list(secondary.transforms)
-    if all(isinstance(step, (RandAugment, transforms.ColorJitter)) for step in steps):
-        square = prepare_transform(replace(normalization, size=load_size or normalization.size))
-        on_device = [*map(_tensor_crop, primary.transforms),
-                     *(tensorize(step) if isinstance(step, RandAugment) else step for step in steps)]
-        return (transforms.Compose([MaybePILToTensor(), square]),
-                ImageBatchAugment(normalization, re_prob, transforms.Compose(on_device)))
-    per_image = transforms.Compose([*primary.transforms, *steps, *final.transforms])
-    return per_image, ImageBatchAugment(normalization, re_prob)
-
-
-class _TensorResizedCrop:
-    """timm's ``RandomResizedCropAndInterpolation`` drawing its box as timm does, the crop and resize done by
-    torchvision's v2 ``resized_crop`` on the uint8 tensor (several times faster there than the v1 function timm
-    calls)."""
-
-    def __init__(self, crop: Any) -> None:
-        self.crop = crop
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        import random
-
-        from torchvision.transforms.v2 import functional as TF
-
-        top, left, height, width = self.crop.get_params(image, self.crop.scale, self.crop.ratio)
-        interpolation = self.crop.interpolation
-        if isinstance(interpolation, (tuple, list)):
-            interpolation = random.choice(interpolation)
-        return TF.resized_crop(image, top, left, height, width, list(self.crop.size), interpolation, antialias=True)
-
-
-def _tensor_crop(step: Callable) -> Callable:
-    from timm.data.transforms import RandomResizedCropAndInterpolation
-
-    return _TensorResizedCrop(step) if isinstance(step, RandomResizedCropAndInterpolation) else step
-
-
-class ImageBatchAugment:
-    """The last steps of timm's training transform on a batch of uint8 (B, 3, H, W) images, on their device:
-    ``per_image`` (the random resized crop to the input size, the flip, RandAugment or colour jitter on tensors,
-    drawn per image), the conversion to float and the normalisation, then timm's ``RandomErasing`` (``re_prob``,
-    random normal pixels; a draw per image), the last two as timm's ``PrefetchLoader`` applies them on the GPU.
-    Without ``per_image`` the images must come at the input size."""
-
-    def __init__(self, normalization: Normalization, re_prob: float = 0.25,
-                 per_image: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        self.normalization, self.re_prob, self.per_image = normalization, re_prob, per_image
-        self._erasing: dict[str, Callable] = {}
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
-                             f"{tuple(images.shape)}")
-        if self.per_image is not None:
-            images = torch.stack([self.per_image(image) for image in images])
-        size = self.normalization.size
-        if images.shape[-2:] != (size, size):
-            raise ValueError(f"ImageBatchAugment makes {size} x {size} images, got {tuple(images.shape[-2:])} "
-                             + ("from its per-image steps" if self.per_image is not None else "with nothing to crop"))
-        mean = torch.tensor([255 * value for value in self.normalization.mean], device=images.device)
-        std = torch.tensor([255 * value for value in self.normalization.std], device=images.device)
-        pixels = images.float().sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
-        if self.re_prob <= 0:
-            return pixels
-        device = str(images.device)
-        if device not in self._erasing:
-            from timm.data.random_erasing import RandomErasing
-
-            self._erasing[device] = RandomErasing(self.re_prob, mode="pixel", device=device)
-        return self._erasing[device](pixels)
 
 
 class ImageDataset(LabelledItems):

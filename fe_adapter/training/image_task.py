@@ -98,7 +98,8 @@ class ImageTask(Task):
 
     # data ------------------------------------------------------------------------------------------
     def build_datasets(self, config: ImageTrainConfig, model: nn.Module, seed: int) -> tuple[Any, Any, Any]:
-        from fe_adapter.data.image_dataset import ImageDataset, image_train_transforms, image_transform
+        from fe_adapter.data.image_augment import image_train_transforms
+        from fe_adapter.data.image_dataset import ImageDataset, image_transform
         from fe_adapter.training.builders import validation_indices
 
         settings = config.data

@@ -1,0 +1,199 @@
+"""pretrain-image's training augmentation: timm's recipe, the loader decoding, the rest on the batch on the device.
+
+``image_train_transforms`` splits timm's ``create_transform`` as timm's GPU prefetcher does, and further: the
+loader only decodes each image (and brings it to one square size, so that a batch stacks), and
+``ImageBatchAugment`` applies the random resized crop, the flip, RandAugment (or the colour jitter), the
+normalisation and random erasing to each batch where the model runs. Every draw is timm's (or torchvision's),
+image by image in timm's order from the same global generators, so a seeded batch is what timm's whole transform
+gives each image to a few grey levels (``tests/test_batch_augment.py``); the operations run on the whole batch at
+once with an argument per image (``fe_adapter.data.rand_augment``), so that the number of device operations, each
+a kernel launch on a GPU, does not grow with the batch (``python -m benchmarks.augment_ops``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from fe_adapter.data.rand_augment import Step, apply_steps, draw_colour_jitter, draw_rand_augment
+from fe_adapter.data.transforms import Normalization
+
+
+def image_train_transforms(normalization: Normalization, scale: Sequence[float] = (0.6, 1.0), hflip: float = 0.5,
+                           color_jitter: float = 0.4, auto_augment: str | None = "rand-m9-mstd0.5",
+                           re_prob: float = 0.25, load_size: int | None = None) -> tuple[Callable, ImageBatchAugment]:
+    """``image_transform``'s training augmentation (timm's ``create_transform``, the same arguments) as (the
+    loader's transform of a PIL image, the ``ImageBatchAugment`` of the batch on the device).
+
+    The loader hands each image out as a uint8 ``load_size`` square (default: the input size; the shorter side
+    resized and the centre crop, as evaluation does; nothing for an image already of that size). A dataset whose
+    images share one size (FER2013's 48 px, RAF-DB's aligned 100 px) given that size as ``load_size`` is cropped
+    from its own pixels, exactly timm's recipe; with the default it is resized to the input size first, and the
+    crop comes from that square. Other ``auto_augment`` policies (AutoAugment, AugMix) run on the PIL image in the
+    loader with the crop and flip before them, as in ``image_transform``; the batch is then only normalised and
+    erased."""
+    from timm.data import create_transform
+    from timm.data.auto_augment import RandAugment
+    from timm.data.transforms import MaybePILToTensor, RandomResizedCropAndInterpolation
+    from torchvision import transforms
+
+    from fe_adapter.data.batch_augment import prepare_transform
+    from fe_adapter.data.rand_augment import drawing_policy
+
+    if load_size is not None and load_size < 1:
+        raise ValueError(f"load_size must be a positive number of pixels, got {load_size}")
+    size = (3, normalization.size, normalization.size)
+    primary, secondary, final = create_transform(
+        size, is_training=True, scale=tuple(scale), hflip=hflip, color_jitter=color_jitter or None,
+        auto_augment=auto_augment, interpolation="bicubic", mean=normalization.mean, std=normalization.std,
+        re_prob=re_prob, re_mode="pixel", use_prefetcher=True, separate=True)
+    crop, *flips = primary.transforms
+    colours = list(secondary.transforms)
+    on_device = (isinstance(crop, RandomResizedCropAndInterpolation)
+                 and all(isinstance(flip, transforms.RandomHorizontalFlip) for flip in flips)
+                 and all(isinstance(step, (RandAugment, transforms.ColorJitter)) for step in colours))
+    if not on_device:
+        return transforms.Compose([*primary.transforms, *colours, *final.transforms]), ImageBatchAugment(
+            normalization, re_prob)
+    square = prepare_transform(replace(normalization, size=load_size or normalization.size))
+    return transforms.Compose([MaybePILToTensor(), square]), ImageBatchAugment(
+        normalization, re_prob, crop=crop, hflip=flips[0].p if flips else 0.0,
+        colours=[drawing_policy(step) if isinstance(step, RandAugment) else step for step in colours])
+
+
+@dataclass(frozen=True)
+class ImageDraw:
+    """The random draws for one image: the crop box (top, left, height, width) or None, the flip, the colour
+    steps."""
+
+    box: tuple[int, int, int, int] | None
+    flip: bool
+    steps: list[Step]
+
+
+class ImageBatchAugment:
+    """The steps of timm's training transform after decoding, on a batch of uint8 (B, 3, H, W) images, on their
+    device: the random resized crop to the input size (``crop``: timm's ``RandomResizedCropAndInterpolation``, its
+    box drawn by it; bicubic), the horizontal flip (``hflip``: its probability), the ``colours`` (timm's
+    RandAugment from ``rand_augment.drawing_policy``, or torchvision's ``ColorJitter``) drawn per image, the
+    conversion to float and the normalisation, then timm's ``RandomErasing`` (``re_prob``, random normal pixels; a
+    draw per image), the last two as timm's ``PrefetchLoader`` applies them on the GPU. Without ``crop`` the
+    images must come at the input size.
+
+    On a GPU (``batched``, by default on any device but the CPU) each step is one call for the whole batch (the crop
+    and flip two matrix products with weights per image; each colour operation one call on the images that drew
+    it), so that the number of kernel launches does not grow with the batch; on the CPU the crop is torchvision's
+    uint8 ``resized_crop`` image by image, several times faster there. Both resample with PIL's bicubic kernel,
+    antialiased when shrinking, and agree to a grey level."""
+
+    def __init__(self, normalization: Normalization, re_prob: float = 0.25, crop: Any = None, hflip: float = 0.0,
+                 colours: Sequence[Any] = (), batched: bool | None = None) -> None:
+        if crop is not None and isinstance(crop.interpolation, (tuple, list)):
+            raise ValueError("ImageBatchAugment crops with one interpolation, not a random choice")
+        self.normalization, self.re_prob, self.crop, self.hflip = normalization, re_prob, crop, hflip
+        self.colours, self.batched = list(colours), batched
+        self._erasing: dict[str, Callable] = {}
+
+    def draw(self, height: int, width: int) -> ImageDraw:
+        """One image's draws in timm's order (crop, flip, colours), from Python's, numpy's and torch's global
+        generators as timm's transforms draw on a PIL image."""
+        box = None
+        if self.crop is not None:
+            box = tuple(self.crop.get_params(torch.empty(0, height, width), self.crop.scale, self.crop.ratio))
+        flip = self.hflip > 0 and bool(torch.rand(1) < self.hflip)
+        size = self.normalization.size
+        steps = []
+        for colour in self.colours:
+            steps += draw_rand_augment(colour, size, size) if hasattr(colour, "ops") else draw_colour_jitter(colour)
+        return ImageDraw(box, flip, steps)
+
+    def apply(self, images: torch.Tensor, draws: Sequence[ImageDraw]) -> torch.Tensor:
+        """``images`` cropped, flipped, coloured, normalised and erased with ``draws`` (one per image)."""
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if len(draws) != len(images):
+            raise ValueError(f"{len(draws)} draws for a batch of {len(images)} images")
+        if self.crop is not None:
+            images = self._crop(images, draws)
+        size = self.normalization.size
+        if images.shape[-2:] != (size, size):
+            raise ValueError(f"ImageBatchAugment without a crop takes {size} x {size} images, got "
+                             f"{tuple(images.shape[-2:])}")
+        images = apply_steps(images, [draw.steps for draw in draws], batched=self._batched(images))
+        mean = torch.tensor([255 * value for value in self.normalization.mean], device=images.device)
+        std = torch.tensor([255 * value for value in self.normalization.std], device=images.device)
+        pixels = images.float().sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
+        if self.re_prob <= 0:
+            return pixels
+        device = str(images.device)
+        if device not in self._erasing:
+            from timm.data.random_erasing import RandomErasing
+
+            self._erasing[device] = RandomErasing(self.re_prob, mode="pixel", device=device)
+        return self._erasing[device](pixels)
+
+    def _crop(self, images: torch.Tensor, draws: Sequence[ImageDraw]) -> torch.Tensor:
+        """Each image's box resized to the input size (bicubic, antialiased when shrinking: torchvision's
+        ``resized_crop`` on uint8, PIL's kernel) and flipped where drawn: image by image on the CPU, where the
+        uint8 kernel is fastest, else as two matrix products for the whole batch (``_resize_boxes``)."""
+        size = self.normalization.size
+        if not self._batched(images):
+            from torchvision.transforms.v2 import functional as TF
+
+            crops = [TF.resized_crop(image, *draw.box, [size, size], self.crop.interpolation, antialias=True)
+                     for image, draw in zip(images, draws, strict=True)]
+            return torch.stack([crop.flip(-1) if draw.flip else crop for crop, draw in zip(crops, draws,
+                                                                                           strict=True)])
+        boxes = torch.tensor([draw.box for draw in draws], dtype=torch.float32)
+        flips = torch.tensor([draw.flip for draw in draws])
+        return _resize_boxes(images, boxes, flips, size)
+
+    def _batched(self, images: torch.Tensor) -> bool:
+        return images.device.type != "cpu" if self.batched is None else self.batched
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4:
+            raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        return self.apply(images, [self.draw(*images.shape[-2:]) for _ in range(len(images))])
+
+
+def _cubic(distances: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """PIL's bicubic filter (``a`` = -0.5) at ``distances`` (in taps); zero from 2 on."""
+    t = distances.abs()
+    near = ((a + 2) * t - (a + 3)) * t * t + 1
+    far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    return torch.where(t < 1, near, torch.where(t < 2, far, torch.zeros_like(t)))
+
+
+def _resampling_weights(starts: torch.Tensor, lengths: torch.Tensor, pixels: int, size: int) -> torch.Tensor:
+    """(n, size, pixels) weights resampling the span [start, start + length) of an axis of ``pixels`` to ``size``
+    for each of n (start, length) (float32, on their device): PIL's bicubic weights as its ``precompute_coeffs``
+    (and torchvision's antialiased resize) computes them, the kernel widened by the scale when shrinking, taps
+    outside the span left out (the span is cropped first), each row normalised to sum to 1."""
+    device = starts.device
+    scales = (lengths / size).view(-1, 1, 1)
+    centres = starts.view(-1, 1, 1) + (torch.arange(size, device=device).view(1, -1, 1) + 0.5) * scales
+    taps = torch.arange(pixels, device=device).view(1, 1, -1)
+    weights = _cubic((taps + 0.5 - centres) / scales.clamp(min=1))
+    inside = (taps >= starts.view(-1, 1, 1)) & (taps < (starts + lengths).view(-1, 1, 1))
+    weights = weights * inside
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
+def _resize_boxes(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (n, 3, H, W) images' boxes (top, left, height, width) resized to ``size`` x ``size`` and mirrored
+    where ``flips``: rows, then columns, each one batched matrix product with per-image weights (float32)."""
+    count, _, height, width = images.shape
+    boxes, flips = boxes.to(images.device, torch.float32), flips.to(images.device)
+    rows = _resampling_weights(boxes[:, 0], boxes[:, 2], height, size)
+    columns = _resampling_weights(boxes[:, 1], boxes[:, 3], width, size)
+    columns = torch.where(flips.view(-1, 1, 1), columns.flip(1), columns)
+    pixels = images.to(torch.float32, memory_format=torch.contiguous_format).view(count, 3 * height, width)
+    pixels = pixels @ columns.transpose(1, 2)  # (n, 3 H, size)
+    pixels = rows.unsqueeze(1) @ pixels.view(count, 3, height, size)  # (n, 3, size, size)
+    return pixels.round_().clamp_(0, 255).to(torch.uint8)
