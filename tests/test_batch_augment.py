@@ -321,6 +321,30 @@ def test_random_erasing_on_the_batch_draws_per_image_at_its_rate():
         ImageBatchAugment(NORM)(torch.zeros(2, 3, 8, 8))
 
 
+def test_image_training_draws_in_the_loader_and_applies_the_draws_on_the_device(tmp_path):
+    """Each training image comes from the loader with its augmentation's draws (the loader processes do the
+    drawing; the dataset, draws included, can be sent to them); the batch carries them and the training device
+    applies exactly those: the same batch augmented twice is the same (random erasing off). Evaluation images
+    carry none."""
+    import pickle
+
+    from fe_adapter.data.image_augment import ImageDraw
+    from fe_adapter.training import ImageTask, Trainer, image_config_from_dict
+    from tests.test_pretrain_image import tiny_image_config
+
+    config = tiny_image_config(tmp_path / "run", data={"re_prob": 0.0, "val_fraction": 0.25})
+    trainer = Trainer(image_config_from_dict(config), None, ImageTask())
+    assert isinstance(trainer.train_set[0].draw, ImageDraw)
+    assert trainer.val_set[0].draw is None and trainer.test_set[0].draw is None
+    sent = pickle.loads(pickle.dumps(trainer.train_set))  # as to a spawned loader process
+    assert isinstance(sent[1].draw, ImageDraw) and torch.equal(sent[1].clip, trainer.train_set[1].clip)
+    batch = next(iter(trainer.train_loader))
+    assert len(batch.draws) == len(batch) and all(isinstance(draw, ImageDraw) for draw in batch.draws)
+    first = trainer.task.inputs(batch, torch.device("cpu"))
+    assert torch.equal(first, trainer.task.inputs(batch, torch.device("cpu")))
+    assert not torch.equal(first, trainer.task.augment(batch.clips))  # drawn again: another augmentation
+
+
 def test_image_training_loads_uint8_images_and_finishes_them_on_the_batch(tmp_path):
     from fe_adapter.data.image_augment import ImageBatchAugment
     from fe_adapter.training import ImageTask, Trainer, image_config_from_dict
@@ -360,3 +384,26 @@ def test_randaugment_on_the_batch_draws_per_image():
     out = on_batch(face.expand(16, 3, 32, 32).contiguous())
     distinct = {out[index].numpy().tobytes() for index in range(16)}
     assert len(distinct) >= 12  # two operations of 15 at p 0.5 each: a few images may be left alike
+
+
+def test_training_datasets_can_be_sent_to_loader_processes_that_are_spawned(tmp_path):
+    """Loader processes started by spawn (macOS, Windows) or forkserver (Linux from Python 3.14) receive the
+    dataset pickled: the video training set (uint8 frames for BatchAugment), its evaluation split with three spatial
+    crops, and the image training set with its draws all survive the trip and load the same."""
+    import pickle
+
+    from fe_adapter.training import ImageTask, Trainer, config_from_dict, image_config_from_dict
+    from tests.test_pretrain_image import tiny_image_config
+    from tests.training_cases import dfew_tree, tiny_config, with_backbone_file
+
+    dfew_tree(tmp_path / "DFEW")
+    config = with_backbone_file(tiny_config(tmp_path / "video", data={"dataset": "dfew", "root": str(tmp_path / "DFEW"),
+                                                                     "spatial_crops": 3}), tmp_path)
+    video = Trainer(config_from_dict(config))
+    images = Trainer(image_config_from_dict(tiny_image_config(tmp_path / "image")), None, ImageTask())
+    for dataset in (video.train_set, video.test_set, images.train_set, images.test_set):
+        sent = pickle.loads(pickle.dumps(dataset))
+        torch.manual_seed(0)
+        expected = dataset[0]
+        torch.manual_seed(0)
+        assert torch.equal(sent[0].clip, expected.clip)

@@ -16,7 +16,7 @@ from fe_adapter.data.rand_augment import (
     Step,
     _Drawing,
     _kinds,
-    _recorder,
+    _Recorder,
     apply_steps,
     draw_colour_jitter,
     draw_rand_augment,
@@ -33,7 +33,7 @@ def _face(size: int = 64, seed: int = 0) -> tuple[Image.Image, torch.Tensor]:
 
 def _step(fn, args, height: int = 64, width: int = 64) -> Step:
     """The step timm's operation ``fn`` with ``args`` (and timm's fill) writes down for one image."""
-    return _recorder(fn, _kinds()[fn])(_Drawing(height, width), *args, **dict(FILL)).steps[0]
+    return _Recorder(fn, _kinds()[fn])(_Drawing(height, width), *args, **dict(FILL)).steps[0]
 
 
 def _operations():

@@ -25,17 +25,23 @@ def prepare_transform(normalization: Normalization = _IMAGENET_224) -> Callable[
     """The per-sample part of batch augmentation: a (..., 3, H, W) uint8 clip brought to ``size`` x ``size``
     (the shorter side resized to ``size`` and the centre crop, as ``eval_transform`` does; nothing at all for
     frames already of that size), still uint8, for ``BatchAugment`` to crop, flip and colour on the batch."""
-    size = normalization.size
+    return _Square(normalization.size)
 
-    def transform(clip: torch.Tensor) -> torch.Tensor:
+
+class _Square:
+    """``prepare_transform``'s transform (an object, not a closure, so that datasets holding it can be sent to
+    loader processes started by spawn or forkserver)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
         if clip.dtype != torch.uint8:
             raise TypeError(f"clip transforms take uint8 pixels (0..255), got {clip.dtype}")
-        if tuple(clip.shape[-2:]) == (size, size):
+        if tuple(clip.shape[-2:]) == (self.size, self.size):
             return clip
-        clip = TF.resize(clip, size, antialias=True)
-        return TF.center_crop(clip, [size, size])
-
-    return transform
+        clip = TF.resize(clip, self.size, antialias=True)
+        return TF.center_crop(clip, [self.size, self.size])
 
 
 class BatchAugment:

@@ -7,6 +7,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,12 +21,14 @@ from fe_adapter.data.transforms import eval_transform, train_transform
 
 @dataclass(frozen=True)
 class ClipSample:
-    """One clip: (T, 3, H, W) float, or (V, T, 3, H, W) with several views, or None if unreadable."""
+    """One clip: (T, 3, H, W) float, or (V, T, 3, H, W) with several views, or None if unreadable; ``draw``, the
+    random draws of its augmentation when the loader draws and the training device applies them."""
 
     clip: torch.Tensor | None
     label: int
     id: str
     index: int = -1  # position in the dataset: unique even when a list names one file twice
+    draw: Any = None
 
 
 class LabelledItems(Dataset):

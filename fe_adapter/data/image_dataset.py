@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -47,14 +48,18 @@ class ImageDataset(LabelledItems):
     ``collate_clips`` drops it and lists it in the batch's ``skipped``. Fewer than ``min_readable`` of the listed
     images existing is a ``DatasetError`` at construction. ``cache`` keeps each transformed image in memory after
     its first use: only for a deterministic ``transform`` (no augmentation) and a set that fits in memory (the
-    demo's faces); with loader processes each keeps its own cache.
+    demo's faces); with loader processes each keeps its own cache. ``draw(height, width)`` makes each sample's
+    augmentation draws (``ImageBatchAugment.draw``) in the loader, for the training device to apply: the loader
+    processes then do the host work of drawing, and the training process only launches the batch's operations.
     """
 
     def __init__(self, images: ImageList, transform: Callable, train: bool = False,
-                 min_readable: float = 0.9, cache: bool = False) -> None:
+                 min_readable: float = 0.9, cache: bool = False,
+                 draw: Callable[[int, int], Any] | None = None) -> None:
         super().__init__(images, min_readable, "image")
         self.transform = transform
         self.train = train
+        self.draw = draw
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
 
     def subset(self, indices: Sequence[int]) -> ImageDataset:
@@ -81,7 +86,8 @@ class ImageDataset(LabelledItems):
         tensor = self.transform(image)
         if self._cache is not None:
             self._cache[index] = tensor
-        return ClipSample(tensor, item.label, name, index)
+        draw = self.draw(*tensor.shape[-2:]) if self.draw is not None else None
+        return ClipSample(tensor, item.label, name, index, draw)
 
 
 class GroupSampler(Sampler[int]):

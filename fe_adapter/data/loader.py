@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
@@ -16,13 +17,15 @@ from fe_adapter.data.sources import DatasetError
 @dataclass
 class ClipBatch:
     """A batch: ``clips`` (B, T, 3, H, W) or (B, V, T, 3, H, W), ``labels`` (B,), ``ids``; unpacks as
-    ``clips, labels, ids``. ``skipped`` lists the ids of unreadable clips dropped from this batch."""
+    ``clips, labels, ids``. ``skipped`` lists the ids of unreadable clips dropped from this batch; ``draws``, the
+    samples' augmentation draws when the loader made them (else None)."""
 
     clips: torch.Tensor
     labels: torch.Tensor
     ids: list[str]
     skipped: list[str] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)  # dataset positions of the loaded clips
+    draws: list[Any] | None = None
 
     def __iter__(self) -> Iterator:
         return iter((self.clips, self.labels, self.ids))
@@ -31,11 +34,13 @@ class ClipBatch:
         return len(self.ids)
 
     def pin_memory(self) -> ClipBatch:
-        return ClipBatch(self.clips.pin_memory(), self.labels.pin_memory(), self.ids, self.skipped, self.indices)
+        return ClipBatch(self.clips.pin_memory(), self.labels.pin_memory(), self.ids, self.skipped, self.indices,
+                         self.draws)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
         return ClipBatch(self.clips.to(device, non_blocking=non_blocking),
-                         self.labels.to(device, non_blocking=non_blocking), self.ids, self.skipped, self.indices)
+                         self.labels.to(device, non_blocking=non_blocking), self.ids, self.skipped, self.indices,
+                         self.draws)
 
 
 def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
@@ -46,7 +51,9 @@ def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
         return ClipBatch(torch.empty(0), torch.empty(0, dtype=torch.long), [], skipped)
     clips = torch.stack([sample.clip for sample in loaded])
     labels = torch.tensor([sample.label for sample in loaded], dtype=torch.long)
-    return ClipBatch(clips, labels, [sample.id for sample in loaded], skipped, [sample.index for sample in loaded])
+    draws = [sample.draw for sample in loaded] if loaded[0].draw is not None else None
+    return ClipBatch(clips, labels, [sample.id for sample in loaded], skipped, [sample.index for sample in loaded],
+                     draws)
 
 
 def _usable_cpus() -> int:

@@ -181,19 +181,25 @@ class _Drawing:
         self.height, self.width, self.steps = height, width, []
 
 
-def _recorder(function: Callable, kind: str) -> Callable:
-    def record(drawing: _Drawing, *arguments: Any, fillcolor: Any = None, thresh: float = 128, **_: Any) -> _Drawing:
-        if kind == "affine":
+class _Recorder:
+    """Stands for one of timm's operations: writes down the step its arguments make (a class, not a closure, so
+    that the policy can be sent to loader processes)."""
+
+    def __init__(self, function: Callable, kind: str) -> None:
+        self.function, self.kind = function, kind
+
+    def __call__(self, drawing: _Drawing, *arguments: Any, fillcolor: Any = None, thresh: float = 128,
+                 **_: Any) -> _Drawing:
+        if self.kind == "affine":
             fill = fillcolor if fillcolor is not None else _DEFAULT_FILL
             fill = (fill,) * 3 if isinstance(fill, (int, float)) else tuple(fill)
-            drawing.steps.append(Step(kind, _matrix(function, arguments, drawing.height, drawing.width) + fill))
-        elif kind == "solarize_add":
-            drawing.steps.append(Step(kind, (arguments[0], thresh)))
+            matrix = _matrix(self.function, arguments, drawing.height, drawing.width)
+            drawing.steps.append(Step(self.kind, matrix + fill))
+        elif self.kind == "solarize_add":
+            drawing.steps.append(Step(self.kind, (arguments[0], thresh)))
         else:
-            drawing.steps.append(Step(kind, tuple(arguments) or (0.0,)))
+            drawing.steps.append(Step(self.kind, tuple(arguments) or (0.0,)))
         return drawing
-
-    return record
 
 
 def drawing_policy(rand_augment: Any) -> Any:
@@ -206,7 +212,7 @@ def drawing_policy(rand_augment: Any) -> Any:
         if op.aug_fn not in kinds:
             raise ValueError(f"RandAugment operation {op.name} has no tensor version")
         op = copy.copy(op)
-        op.aug_fn = _recorder(op.aug_fn, kinds[op.aug_fn])
+        op.aug_fn = _Recorder(op.aug_fn, kinds[op.aug_fn])
         policy.ops.append(op)
     return policy
 

@@ -167,22 +167,26 @@ def eval_transform(normalization: Normalization = Normalization(), crop_fraction
     """
     if spatial_crops not in (1, 3):
         raise ValueError(f"spatial_crops must be 1 or 3, got {spatial_crops}")
-    resize = v2.Resize(round(normalization.size / crop_fraction), antialias=True)
-    size = normalization.size
+    return _EvalTransform(normalization, crop_fraction, spatial_crops)
 
-    def finish(clip: torch.Tensor) -> torch.Tensor:
-        return _normalize(clip, normalization)
 
-    def transform(clip: torch.Tensor) -> torch.Tensor:
-        clip = resize(clip)
-        if spatial_crops == 1:
-            return finish(TF.center_crop(clip, [size, size]))
+class _EvalTransform:
+    """``eval_transform``'s transform (an object, not a closure, so that datasets holding it can be sent to
+    loader processes started by spawn or forkserver)."""
+
+    def __init__(self, normalization: Normalization, crop_fraction: float, spatial_crops: int) -> None:
+        self.normalization, self.spatial_crops = normalization, spatial_crops
+        self.resize = v2.Resize(round(normalization.size / crop_fraction), antialias=True)
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        size = self.normalization.size
+        clip = self.resize(clip)
+        if self.spatial_crops == 1:
+            return _normalize(TF.center_crop(clip, [size, size]), self.normalization)
         height, width = clip.shape[-2:]
         top, left = (height - size) // 2, (width - size) // 2
         if width >= height:
             corners: Sequence[tuple[int, int]] = [(top, 0), (top, left), (top, width - size)]
         else:
             corners = [(0, left), (top, left), (height - size, left)]
-        return torch.stack([finish(TF.crop(clip, y, x, size, size)) for y, x in corners])
-
-    return transform
+        return torch.stack([_normalize(TF.crop(clip, y, x, size, size), self.normalization) for y, x in corners])

@@ -113,8 +113,9 @@ class ImageTask(Task):
 
         def dataset(split: str, train: bool) -> ImageDataset:
             images = open_split(config, split, self.class_names)
+            draw = self.augment.draw if train and self.augment is not None else None  # drawn by the loader
             return ImageDataset(images, train_transform if train else eval_transform, train, settings.min_readable,
-                                cache=settings.cache)
+                                cache=settings.cache, draw=draw)
 
         train_set, test_set = dataset(settings.train_split, True), dataset(settings.test_split, False)
         val_set = dataset(settings.val_split, False) if settings.val_split else None
@@ -125,7 +126,7 @@ class ImageTask(Task):
                                   f"{len(train_set)} training images (no class has two): use data.val_fraction=0")
             kept = sorted(set(range(len(train_set))) - set(held_out))
             val_set = train_set.subset(held_out)
-            val_set.transform, val_set.train = eval_transform, False
+            val_set.transform, val_set.train, val_set.draw = eval_transform, False, None
             train_set = train_set.subset(kept)
         for part in (val_set, test_set):
             if part is not None and part.class_names != train_set.class_names:

@@ -77,9 +77,12 @@ class Task:
         return loss, weight
 
     def inputs(self, batch: data.ClipBatch, device: torch.device) -> torch.Tensor:
-        """The batch's clips (or images) on ``device``, augmented there by ``augment`` if set."""
+        """The batch's clips (or images) on ``device``, augmented there by ``augment`` if set (with the draws the
+        loader made, if it made them)."""
         clips = batch.clips.to(device, non_blocking=True)
-        return clips if self.augment is None else self.augment(clips)
+        if self.augment is None:
+            return clips
+        return self.augment(clips) if batch.draws is None else self.augment.apply(clips, batch.draws)
 
     def after_step(self, model: nn.Module, step: int) -> None:
         """Called after each optimizer step (e.g. to update an average of the weights)."""
