@@ -28,7 +28,8 @@ of 8; the median round is reported, with the fastest and slowest. Cases:
   0 bits, which Pillow refuses);
 * images, ``fe-adapter pretrain-image``'s default recipe: all in the loader (``image_transform``, before); the
   loader with the crop and flip in it (as it was before they moved to the device); and split as the trainer runs
-  it now (``image_train_transforms``): the loader alone (decoding to uint8), and the loader plus the crop, flip,
+  it now (``image_train_transforms``): the loader alone (decoding to uint8 and drawing the augmentation's random
+  parameters, ``ImageDataset``), and the loader plus the crop, flip,
   RandAugment, normalisation and random erasing on the batch on the CPU (image by image, its CPU path, and its
   batched GPU path).
 
@@ -56,6 +57,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,6 +135,13 @@ def _crop_in_loader(normalization: data.Normalization) -> Callable:
                        v2.RandomHorizontalFlip(0.5)])
 
 
+def _pretrain_images(images: data.ImageList, transforms: tuple) -> Dataset:
+    """pretrain-image's training set: each image decoded and drawn for by the loader (``ImageDataset``)."""
+    from fe_adapter.data.image_dataset import ImageDataset
+
+    return ImageDataset(images, transforms[0], train=True, draw=transforms[1].draw)
+
+
 class _Images(Dataset):
     """Face images through ``load_image`` and a transform: of uint8 (1, 3, H, W) tensors, or of PIL images."""
 
@@ -152,18 +161,18 @@ class _Images(Dataset):
 
 def _timed_rounds(loader: DataLoader, rounds: int, on_batch: Callable | None = None) -> tuple[list[float], list[float]]:
     """Items per CPU second (this process's CPU time) and per wall-clock second of each pass over ``loader``,
-    with ``on_batch`` (augmentation on the batch) applied to each batch's pixels inside the timing, after one
+    with ``on_batch`` (augmentation on the batch) applied to each ``ClipBatch`` inside the timing, after one
     untimed batch to warm up."""
     first = next(iter(loader))
     if on_batch is not None:
-        on_batch(first[0])
+        on_batch(first)
     per_cpu_second, per_second = [], []
     for _ in range(rounds):
         count, cpu_started, started = 0, time.process_time(), time.perf_counter()
         for batch in loader:
             if on_batch is not None:
-                on_batch(batch[0])
-            count += len(batch[1])
+                on_batch(batch)
+            count += len(batch.labels)
         per_cpu_second.append(count / (time.process_time() - cpu_started))
         per_second.append(count / (time.perf_counter() - started))
     return per_cpu_second, per_second
@@ -199,30 +208,31 @@ def cases(dfew: Path, faces: Path) -> dict[str, tuple[str, Callable[[], Dataset]
             "clips", lambda: data.ClipDataset(clips, FRAMES, train=True, transform=data.prepare_transform(norm))),
         "clips: training, loader + BatchAugment on the CPU (clip by clip)": (
             "clips", lambda: data.ClipDataset(clips, FRAMES, train=True, transform=data.prepare_transform(norm)),
-            data.BatchAugment(norm)),
+            _on_clips(data.BatchAugment(norm))),
         "clips: training, loader + BatchAugment's batched (GPU) path run on the CPU": (
             "clips", lambda: data.ClipDataset(clips, FRAMES, train=True, transform=data.prepare_transform(norm)),
-            data.BatchAugment(norm, batched=True)),
+            _on_clips(data.BatchAugment(norm, batched=True))),
         BASELINE["images"]: ("images", lambda: _Images(images, _torchvision_eval_transform(norm))),
         "images: evaluation": ("images", lambda: _Images(images, data.eval_transform(norm))),
         "images: training, augmentation (ClipAugment)": ("images", lambda: _Images(images, data.train_transform(norm))),
         "images: training, loader only (uint8 for BatchAugment; the augmentation on a GPU)": (
             "images", lambda: _Images(images, data.prepare_transform(norm))),
         "images: training, loader + BatchAugment on the CPU (image by image)": (
-            "images", lambda: _Images(images, data.prepare_transform(norm)), data.BatchAugment(norm)),
+            "images", lambda: _Images(images, data.prepare_transform(norm)), _on_clips(data.BatchAugment(norm))),
         "images: training, timm RandAugment + random erasing (reference)": (
             "images", lambda: _Images(images, timm_train, pil=True)),
         "images: pretrain-image's timm recipe, all in the loader (before)": (
             "images", lambda: _Images(images, image_transform(norm, train=True), pil=True)),
         "images: pretrain-image's timm recipe, loader only, crop and flip in it (before; the rest on a GPU)": (
             "images", lambda: _Images(images, _crop_in_loader(norm), pil=True)),
-        "images: pretrain-image's timm recipe, loader only (decoding to uint8; the augmentation on a GPU)": (
-            "images", lambda: _Images(images, image_train[0], pil=True)),
+        "images: pretrain-image's timm recipe, loader only (decoding to uint8 and drawing; the augmentation on a "
+        "GPU)": (
+            "images", lambda: _pretrain_images(images, image_train)),
         "images: pretrain-image's timm recipe, loader + crop, flip, RandAugment, normalisation and erasing on the "
         "batch on the CPU": (
-            "images", lambda: _Images(images, image_train[0], pil=True), image_train[1]),
+            "images", lambda: _pretrain_images(images, image_train), _with_draws(image_train[1])),
         "images: pretrain-image's timm recipe, loader + the batch's augmentation's batched (GPU) path run on the CPU": (
-            "images", lambda: _Images(images, image_train[0], pil=True), image_train_batched[1]),
+            "images", lambda: _pretrain_images(images, image_train_batched), _with_draws(image_train_batched[1])),
     }
 
 
@@ -269,10 +279,21 @@ def measure_steps(steps: int) -> list[dict]:
     return rows
 
 
-def _collate(samples: list) -> tuple:
+def _collate(samples: list) -> data.ClipBatch:
     if isinstance(samples[0], data.ClipSample):
-        return tuple(data.collate_clips(samples))[:2]
-    return torch.stack([sample[0] for sample in samples]), torch.tensor([sample[1] for sample in samples])
+        return data.collate_clips(samples)
+    return data.ClipBatch(torch.stack([sample[0] for sample in samples]),
+                          torch.tensor([sample[1] for sample in samples]), [""] * len(samples))
+
+
+def _on_clips(augment: Callable) -> Callable:
+    """``augment`` of a batch's pixels, drawing as it goes (``BatchAugment``)."""
+    return lambda batch: augment(batch.clips)
+
+
+def _with_draws(augment: Any) -> Callable:
+    """``augment`` applying the draws the loader made (``ImageBatchAugment``, as pretrain-image runs it)."""
+    return lambda batch: augment.apply(batch.clips, batch.draws)
 
 
 def measure(dfew: Path, faces: Path, rounds: int) -> list[dict]:
