@@ -8,9 +8,9 @@ with the batch (a loop over its images) can cost more than the frozen ViT step i
 CPU (a ``TorchDispatchMode`` sees every ATen call), which needs no GPU. The draws are made first and not counted:
 they come from Python's, numpy's and torch's CPU generators (timm's own code), host work that launches nothing on
 a GPU. Counted: ``ImageBatchAugment.apply`` of the default recipe (``image_train_transforms``: the random resized
-crop and flip, RandAugment ``rand-m9-mstd0.5``, the normalisation; with and without random erasing, timm's own
-loop over the images) on batches of 8 to 256 synthetic 224 px faces, seeded, the mean of 5 batches each, as it
-runs on a GPU (batched) and on the CPU (image by image).
+crop and flip, RandAugment ``rand-m9-mstd0.5``, the normalisation; with and without random erasing) on batches of 8
+to 256 synthetic 224 px faces, seeded, the mean of 5 batches each, as it runs on a GPU (batched) and on the CPU
+(image by image).
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ def test_image_training_augmentation_is_timms_split_between_loader_and_batch(aut
     AutoAugment, with the crop and flip before it, on the PIL image) and the batch (crop and flip on the uint8
     tensor, RandAugment or colour jitter on tensors, normalisation, random erasing), draw the same from the same
     seeds and give the same image to a few grey levels (tensor and PIL resampling and rounding differ; another
-    draw would differ by tens)."""
+    draw would differ by tens); image by image the erased box's noise is timm's too."""
     import numpy as np
 
     from fe_adapter.data.image_augment import image_train_transforms
@@ -232,7 +232,11 @@ def test_image_training_augmentation_is_timms_split_between_loader_and_batch(aut
             assert loaded.shape == (3, 32, 32)
         else:  # the loader only decodes
             assert torch.equal(loaded, torch.from_numpy(np.array(image)).permute(2, 0, 1))
-        difference = ((on_batch(loaded[None])[0] - expected) * levels).abs()
+        draw = on_batch.draw(*loaded.shape[-2:])
+        difference = ((on_batch.apply(loaded[None], [draw])[0] - expected) * levels).abs()
+        if batched:  # the erased box holds noise from one draw for the whole batch, not timm's: compared outside
+            for top, left, height, width in draw.erased:
+                difference[:, top:top + height, left:left + width] = 0
         assert difference.mean() < 2.5, (seed, difference.mean())
 
 
@@ -306,17 +310,34 @@ def test_image_training_loads_every_image_as_a_square_of_the_load_size():
         image_train_transforms(NORM, load_size=0)
 
 
-def test_random_erasing_on_the_batch_draws_per_image_at_its_rate():
+@pytest.mark.parametrize("batched", [False, True], ids=["image by image (CPU)", "batched (GPU)"])
+def test_random_erasing_on_the_batch_fills_each_drawn_box_with_normal_noise(batched):
+    """timm's erasing draws a box for a quarter of the images (one of their own), and exactly that box changes,
+    to random normal pixels (on a GPU one noise tensor for the batch, kept inside the boxes)."""
+    import random
+
     from fe_adapter.data.image_augment import ImageBatchAugment
 
     images = torch.full((400, 3, 32, 32), 128, dtype=torch.uint8)
+    random.seed(0)
     torch.manual_seed(0)
-    out = ImageBatchAugment(NORM, re_prob=0.25)(images)
+    augment = ImageBatchAugment(NORM, re_prob=0.25, batched=batched)
+    draws = [augment.draw(32, 32) for _ in images]
+    out = augment.apply(images, draws)
     plain = (128 / 255 - torch.tensor(NORM.mean)) / torch.tensor(NORM.std)
-    erased = ~torch.isclose(out, plain.view(1, 3, 1, 1), atol=1e-5).flatten(1).all(dim=1)
-    assert abs(erased.float().mean().item() - 0.25) < 4 * (0.25 * 0.75 / 400) ** 0.5
-    boxes = {tuple(torch.nonzero(~torch.isclose(o[0], plain[0], atol=1e-5)).amin(0).tolist()) for o in out[erased]}
-    assert len(boxes) > 0.8 * erased.sum().item()  # a box of its own per erased image
+    changed = ~torch.isclose(out, plain.view(1, 3, 1, 1), atol=1e-5)
+    erased = [index for index, draw in enumerate(draws) if draw.erased]
+    assert abs(len(erased) / 400 - 0.25) < 4 * (0.25 * 0.75 / 400) ** 0.5
+    assert len({draws[index].erased for index in erased}) > 0.8 * len(erased)  # a box of its own per image
+    noise = []
+    for draw, image_changed, image in zip(draws, changed, out, strict=True):
+        box = torch.zeros(32, 32, dtype=torch.bool)
+        for top, left, height, width in draw.erased:
+            box[top:top + height, left:left + width] = True
+        assert torch.equal(image_changed.all(dim=0), box) and torch.equal(image_changed.any(dim=0), box)
+        noise.append(image[:, box].flatten())
+    noise = torch.cat(noise)
+    assert abs(noise.mean().item()) < 0.05 and abs(noise.std().item() - 1) < 0.05, len(noise)
     with pytest.raises(ValueError, match=r"uint8 \(B, 3, H, W\) images, got torch.float32 \(2, 3, 8, 8\)"):
         ImageBatchAugment(NORM)(torch.zeros(2, 3, 8, 8))
 

@@ -67,11 +67,23 @@ def image_train_transforms(normalization: Normalization, scale: Sequence[float] 
 @dataclass(frozen=True)
 class ImageDraw:
     """The random draws for one image: the crop box (top, left, height, width) or None, the flip, the colour
-    steps."""
+    steps, the boxes random erasing fills with noise."""
 
     box: tuple[int, int, int, int] | None
     flip: bool
     steps: list[Step]
+    erased: tuple[tuple[int, int, int, int], ...] = ()
+
+
+class _ErasedBoxes:
+    """Stands for an image while timm's ``RandomErasing`` draws: writes down the boxes it fills."""
+
+    def __init__(self) -> None:
+        self.boxes: list[tuple[int, int, int, int]] = []
+
+    def __setitem__(self, index: tuple[slice, slice, slice], _: Any) -> None:
+        _, rows, columns = index
+        self.boxes.append((rows.start, columns.start, rows.stop - rows.start, columns.stop - columns.start))
 
 
 class ImageBatchAugment:
@@ -79,15 +91,16 @@ class ImageBatchAugment:
     device: the random resized crop to the input size (``crop``: timm's ``RandomResizedCropAndInterpolation``, its
     box drawn by it; bicubic), the horizontal flip (``hflip``: its probability), the ``colours`` (timm's
     RandAugment from ``rand_augment.drawing_policy``, or torchvision's ``ColorJitter``) drawn per image, the
-    conversion to float and the normalisation, then timm's ``RandomErasing`` (``re_prob``, random normal pixels; a
-    draw per image), the last two as timm's ``PrefetchLoader`` applies them on the GPU. Without ``crop`` the
-    images must come at the input size.
+    conversion to float and the normalisation, then random erasing (``re_prob``; timm's ``RandomErasing`` draws the
+    box, filled with random normal pixels), the last two as timm's ``PrefetchLoader`` applies them on the GPU.
+    Without ``crop`` the images must come at the input size.
 
     On a GPU (``batched``, by default on any device but the CPU) each step is one call for the whole batch (the crop
     and flip two matrix products with weights per image; each colour operation one call on the images that drew
-    it), so that the number of kernel launches does not grow with the batch; on the CPU the crop is torchvision's
-    uint8 ``resized_crop`` image by image, several times faster there. Both resample with PIL's bicubic kernel,
-    antialiased when shrinking, and agree to a grey level."""
+    it; the erasing one random normal tensor for the batch, kept inside the boxes), so that the number of kernel
+    launches does not grow with the batch; on the CPU the steps run image by image (the crop torchvision's uint8
+    ``resized_crop``, the noise drawn for the boxes only), several times faster there. Both resample with PIL's
+    bicubic kernel, antialiased when shrinking, and agree to a grey level."""
 
     def __init__(self, normalization: Normalization, re_prob: float = 0.25, crop: Any = None, hflip: float = 0.0,
                  colours: Sequence[Any] = (), batched: bool | None = None) -> None:
@@ -95,11 +108,15 @@ class ImageBatchAugment:
             raise ValueError("ImageBatchAugment crops with one interpolation, not a random choice")
         self.normalization, self.re_prob, self.crop, self.hflip = normalization, re_prob, crop, hflip
         self.colours, self.batched = list(colours), batched
-        self._erasing: dict[str, Callable] = {}
+        self._erasing = None
+        if re_prob > 0:  # draws the boxes; "const" makes no noise of its own (the noise is drawn where it is used)
+            from timm.data.random_erasing import RandomErasing
+
+            self._erasing = RandomErasing(re_prob, mode="const", device="cpu")
 
     def draw(self, height: int, width: int) -> ImageDraw:
-        """One image's draws in timm's order (crop, flip, colours), from Python's, numpy's and torch's global
-        generators as timm's transforms draw on a PIL image."""
+        """One image's draws in timm's order (crop, flip, colours, erasing), from Python's, numpy's and torch's global
+        generators as timm's transforms draw on a PIL image (the erasing's noise excepted: ``apply`` draws it)."""
         box = None
         if self.crop is not None:
             box = tuple(self.crop.get_params(torch.empty(0, height, width), self.crop.scale, self.crop.ratio))
@@ -108,7 +125,10 @@ class ImageBatchAugment:
         steps = []
         for colour in self.colours:
             steps += draw_rand_augment(colour, size, size) if hasattr(colour, "ops") else draw_colour_jitter(colour)
-        return ImageDraw(box, flip, steps)
+        erased = _ErasedBoxes()
+        if self._erasing is not None:
+            self._erasing._erase(erased, 3, size, size, torch.float32)
+        return ImageDraw(box, flip, steps, tuple(erased.boxes))
 
     def apply(self, images: torch.Tensor, draws: Sequence[ImageDraw]) -> torch.Tensor:
         """``images`` cropped, flipped, coloured, normalised and erased with ``draws`` (one per image)."""
@@ -127,14 +147,28 @@ class ImageBatchAugment:
         mean = torch.tensor([255 * value for value in self.normalization.mean], device=images.device)
         std = torch.tensor([255 * value for value in self.normalization.std], device=images.device)
         pixels = images.float().sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
-        if self.re_prob <= 0:
-            return pixels
-        device = str(images.device)
-        if device not in self._erasing:
-            from timm.data.random_erasing import RandomErasing
+        return self._erase(pixels, draws)
 
-            self._erasing[device] = RandomErasing(self.re_prob, mode="pixel", device=device)
-        return self._erasing[device](pixels)
+    def _erase(self, pixels: torch.Tensor, draws: Sequence[ImageDraw]) -> torch.Tensor:
+        """The drawn boxes filled with random normal pixels (torch's generator on the images' device): box by box
+        on the CPU, as timm's ``RandomErasing``; else one noise tensor for the batch, kept inside the boxes."""
+        boxes = [(index, box) for index, draw in enumerate(draws) for box in draw.erased]
+        if not boxes:
+            return pixels
+        if not self._batched(pixels):
+            for index, (top, left, height, width) in boxes:
+                pixels[index, :, top:top + height, left:left + width] = torch.randn(3, height, width,
+                                                                                  device=pixels.device)
+            return pixels
+        count, _, height, width = pixels.shape
+        rows = torch.arange(height, device=pixels.device).view(1, 1, -1, 1)
+        columns = torch.arange(width, device=pixels.device).view(1, 1, 1, -1)
+        inside = torch.zeros(count, 1, height, width, dtype=torch.bool, device=pixels.device)
+        for slot in range(max(len(draw.erased) for draw in draws)):  # timm's default: one box an image
+            spans = [_span(draw.erased[slot]) if slot < len(draw.erased) else (0, 0, 0, 0) for draw in draws]
+            top, bottom, left, right = torch.tensor(spans, device=pixels.device).view(count, 4, 1, 1, 1).unbind(1)
+            inside |= (rows >= top) & (rows < bottom) & (columns >= left) & (columns < right)
+        return torch.where(inside, torch.randn_like(pixels), pixels)
 
     def _crop(self, images: torch.Tensor, draws: Sequence[ImageDraw]) -> torch.Tensor:
         """Each image's box resized to the input size (bicubic, antialiased when shrinking: torchvision's
@@ -160,6 +194,12 @@ class ImageBatchAugment:
             raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
                              f"{tuple(images.shape)}")
         return self.apply(images, [self.draw(*images.shape[-2:]) for _ in range(len(images))])
+
+
+def _span(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """(top, left, height, width) -> (top, bottom, left, right)."""
+    top, left, height, width = box
+    return top, top + height, left, left + width
 
 
 def _cubic(distances: torch.Tensor, a: float = -0.5) -> torch.Tensor:
