@@ -156,6 +156,24 @@ def test_loader_batches_and_balanced_sampling(tmp_path):
     assert 0.35 < drawn.float().mean().item() < 0.65  # the rare class is a quarter of the data, half of the draws
 
 
+def test_decoded_frames_are_batched_as_they_lie_in_memory():
+    """uint8 frames decoded as (H, W, 3) and viewed as (3, H, W) (images, clips) are stacked without a
+    transposition: the batch holds the same pixels as torch.stack's, laid out channel last; clips of another
+    layout, or a mix, are stacked as torch.stack stacks them."""
+    generator = torch.Generator().manual_seed(0)
+    decoded = [torch.randint(0, 256, (4, 6, 5, 3), dtype=torch.uint8, generator=generator) for _ in range(3)]
+    clips = [frames.permute(0, 3, 1, 2) for frames in decoded]  # (T, 3, H, W) views, as ClipDataset makes them
+    batch = data.collate_clips([data.ClipSample(clip, 0, str(index)) for index, clip in enumerate(clips)]).clips
+    assert torch.equal(batch, torch.stack(clips)) and batch.shape == (3, 4, 3, 6, 5)
+    assert batch.movedim(-3, -1).is_contiguous()  # each frame copied as it lay
+    images = [frames[0].permute(2, 0, 1) for frames in decoded]
+    batch = data.collate_clips([data.ClipSample(image, 0, str(index)) for index, image in enumerate(images)]).clips
+    assert torch.equal(batch, torch.stack(images)) and batch.movedim(1, -1).is_contiguous()
+    mixed = [images[0].contiguous(), *images[1:]]
+    batch = data.collate_clips([data.ClipSample(image, 0, str(index)) for index, image in enumerate(mixed)]).clips
+    assert torch.equal(batch, torch.stack(mixed)) and batch.is_contiguous()
+
+
 def test_loader_with_workers(tmp_path):
     items = [data.ClipItem(write_video(tmp_path / f"{i}.mp4", numbered_frames(6)), i % 2) for i in range(4)]
     dataset = data.ClipDataset(data.ClipList(items, ("a", "b")), num_frames=3, transform=lambda c: c.float())

@@ -49,11 +49,21 @@ def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
     skipped = [sample.id for sample in samples if sample.clip is None]
     if not loaded:
         return ClipBatch(torch.empty(0), torch.empty(0, dtype=torch.long), [], skipped)
-    clips = torch.stack([sample.clip for sample in loaded])
+    clips = _stack([sample.clip for sample in loaded])
     labels = torch.tensor([sample.label for sample in loaded], dtype=torch.long)
     draws = [sample.draw for sample in loaded] if loaded[0].draw is not None else None
     return ClipBatch(clips, labels, [sample.id for sample in loaded], skipped, [sample.index for sample in loaded],
                      draws)
+
+
+def _stack(clips: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, except for clips whose pixels lie channel-last in memory (decoded frames, (H, W, 3), viewed
+    as (3, H, W)): these are stacked as they lie, a plain copy each instead of a transposition (most of the
+    collate's time), and the batch is a channel-last view of the stack; the training device, where such uint8
+    batches are augmented, converts the layout with the pixels."""
+    if clips[0].is_contiguous() or not all(clip.movedim(-3, -1).is_contiguous() for clip in clips):
+        return torch.stack(clips)
+    return torch.stack([clip.movedim(-3, -1) for clip in clips]).movedim(-1, -3)
 
 
 def _usable_cpus() -> int:
