@@ -2,15 +2,16 @@
 
     python -m benchmarks.augment_ops                 # results in benchmarks/results/augment-ops-<date>-<commit>.*
 
-On a GPU every ATen operation the augmentation dispatches is (at least) one kernel launch, and a launch costs a
-few microseconds of the training process's own CPU time whatever its size: an augmentation whose operations grow
-with the batch (a loop over its images) can cost more than the frozen ViT step it feeds. This counts them on the
-CPU (a ``TorchDispatchMode`` sees every ATen call), which needs no GPU. The draws are made first and not counted:
-they come from Python's, numpy's and torch's CPU generators (timm's own code), host work that launches nothing on
-a GPU. Counted: ``ImageBatchAugment.apply`` of the default recipe (``image_train_transforms``: the random resized
-crop and flip, RandAugment ``rand-m9-mstd0.5``, the normalisation; with and without random erasing) on batches of 8
-to 256 synthetic 224 px faces, seeded, the mean of 5 batches each, as it runs on a GPU (batched) and on the CPU
-(image by image).
+On a GPU every ATen operation the augmentation dispatches is at most one kernel launch (views and tensor
+creations launch none, so the counts are upper bounds), and a launch costs a few microseconds of the training
+process's own CPU time whatever its size: an augmentation whose operations grow with the batch (a loop over its
+images) can cost more than the frozen ViT step it feeds. This counts them on the CPU (a ``TorchDispatchMode`` sees
+every ATen call), which needs no GPU. The draws are made first and counted apart: they come from Python's,
+numpy's and torch's CPU generators (timm's own code), host work that launches nothing on a GPU and that the
+loader processes do in training. Counted: ``ImageBatchAugment.apply`` of the default recipe
+(``image_train_transforms``: the random resized crop and flip, RandAugment ``rand-m9-mstd0.5``, the
+normalisation; with and without random erasing) on batches of 8 to 256 synthetic 224 px faces, seeded, the mean
+of 5 batches each, as it runs on a GPU (batched) and on the CPU (image by image).
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ BATCHES = (8, 32, 64, 256)
 
 
 class _Counter(TorchDispatchMode):
-    """Counts the ATen operations dispatched inside it (views and metadata calls included)."""
+    """Counts the ATen operations dispatched inside it, and apart the views among them (and ``lift_fresh``, which
+    wraps a new tensor): operations that launch no kernel."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.count = 0
+        self.count = self.views = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.count += 1
+        self.views += bool(func.is_view or func.overloadpacket is torch.ops.aten.lift_fresh)
         return func(*args, **(kwargs or {}))
 
 
@@ -51,10 +54,10 @@ def _faces(count: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
 
 
-def operations(on_batch, images: torch.Tensor, repeats: int = 5) -> tuple[float, float]:
+def operations(on_batch, images: torch.Tensor, repeats: int = 5) -> tuple[float, float, float]:
     """The mean numbers of ATen operations ``on_batch`` dispatches to draw for ``images`` (CPU generators: host
-    work) and to apply the draws, over ``repeats`` seeded batches."""
-    drawing, applying = [], []
+    work) and to apply the draws, and of the views among the latter, over ``repeats`` seeded batches."""
+    drawing, applying, views = [], [], []
     for seed in range(repeats):
         random.seed(seed)
         np.random.seed(seed)
@@ -65,7 +68,8 @@ def operations(on_batch, images: torch.Tensor, repeats: int = 5) -> tuple[float,
         with _Counter() as counter:
             on_batch.apply(images, draws)
         applying.append(counter.count)
-    return statistics.mean(drawing), statistics.mean(applying)
+        views.append(counter.views)
+    return statistics.mean(drawing), statistics.mean(applying), statistics.mean(views)
 
 
 def measure(batches: tuple[int, ...] = BATCHES) -> list[dict]:
@@ -79,10 +83,10 @@ def measure(batches: tuple[int, ...] = BATCHES) -> list[dict]:
             _, on_batch = image_train_transforms(norm, re_prob=re_prob)
             on_batch.batched = batched
             for batch in batches:
-                drawing, count = operations(on_batch, faces[:batch])
+                drawing, count, views = operations(on_batch, faces[:batch])
                 rows.append({"path": "batched (GPU)" if batched else "image by image (CPU)",
                              "random_erasing": re_prob, "batch": batch, "operations": count,
-                             "per_image": count / batch, "drawing_operations": drawing})
+                             "per_image": count / batch, "views": views, "drawing_operations": drawing})
                 print(f"{rows[-1]['path']:20} random erasing {re_prob:4}: batch {batch:4}: {count:8.1f} operations "
                       f"({count / batch:.1f} an image), drawing {drawing:.0f}", flush=True)
     return rows
@@ -100,15 +104,16 @@ def main() -> None:
     stem = f"augment-ops-{date.today()}-{record['commit']}"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{stem}.json", record)
-    lines = ["| path | random erasing | batch | ATen operations applying the draws | per image | drawing (host) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| path | random erasing | batch | ATen operations applying the draws | of which views | per image | "
+             "drawing (host) |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {row['path']} | {row['random_erasing']:g} | {row['batch']} | {row['operations']:.0f} | "
-              f"{row['per_image']:.1f} | {row['drawing_operations']:.0f} |" for row in rows]
+              f"{row['views']:.0f} | {row['per_image']:.1f} | {row['drawing_operations']:.0f} |" for row in rows]
     (args.out / f"{stem}.md").write_text(
         f"# Operations per batch of pretrain-image's augmentation, {record['date']}\n\n`{record['command']}` at commit "
         f"{record['commit']} (torch {torch.__version__}): ATen operations dispatched by the augmentation of one "
-        f"batch of {SIZE} px images (the mean of 5 seeded batches); each is at least one kernel launch on a "
-        "GPU. The draws' operations (torch's CPU generator, host work on any device) are counted apart.\n\n"
+        f"batch of {SIZE} px images (the mean of 5 seeded batches); each is at most one kernel launch on a "
+        "GPU (views, counted apart, launch none). The draws' operations (torch's CPU generator, host work on any "
+        "device) are counted apart too.\n\n"
         + "\n".join(lines) + "\n")
 
 

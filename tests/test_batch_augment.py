@@ -219,6 +219,11 @@ def test_image_training_augmentation_is_timms_split_between_loader_and_batch(aut
 
     (image,) = _faces_of_size(image_size, 1)
     whole = image_transform(NORM, train=True, re_prob=0.5, auto_augment=auto_augment)
+    if auto_augment == "original":  # cropped in the loader from the decoded image: load_size does not apply
+        with pytest.raises(ValueError, match=r"load_size \(48\) squares the images .* auto_augment='original' runs "
+                                             "on the PIL image"):
+            image_train_transforms(NORM, auto_augment=auto_augment, load_size=48)
+        load_size = None
     per_image, on_batch = image_train_transforms(NORM, re_prob=0.5, auto_augment=auto_augment, load_size=load_size)
     on_batch.batched = batched
     levels = 255 * torch.tensor(NORM.std).view(3, 1, 1)
@@ -424,7 +429,52 @@ def test_training_datasets_can_be_sent_to_loader_processes_that_are_spawned(tmp_
     images = Trainer(image_config_from_dict(tiny_image_config(tmp_path / "image")), None, ImageTask())
     for dataset in (video.train_set, video.test_set, images.train_set, images.test_set):
         sent = pickle.loads(pickle.dumps(dataset))
-        torch.manual_seed(0)
+        _seed(0)
         expected = dataset[0]
-        torch.manual_seed(0)
-        assert torch.equal(sent[0].clip, expected.clip)
+        _seed(0)
+        got = sent[0]
+        assert torch.equal(got.clip, expected.clip) and got.draw == expected.draw
+    assert images.train_set[0].draw is not None
+
+
+def test_cached_images_come_with_draws_and_a_batch_has_draws_for_all_or_none(tmp_path):
+    """An image taken from the cache gets its draws as a freshly loaded one does; a batch where only some samples
+    carry draws is an error naming them, not a crash in the augmentation."""
+    from fe_adapter.data.image_augment import ImageDraw, image_train_transforms
+    from fe_adapter.data.image_dataset import ImageDataset
+
+    folder = tmp_path / "faces" / "train" / "happy"
+    folder.mkdir(parents=True)
+    for number, image in enumerate(_faces_of_size(32, 3)):
+        image.save(folder / f"{number}.png")
+    transform, augment = image_train_transforms(NORM)
+    dataset = ImageDataset(data.image_folder(tmp_path / "faces", "train"), transform, train=True, cache=True,
+                           draw=augment.draw)
+    first, again = dataset[0], dataset[0]
+    assert isinstance(first.draw, ImageDraw) and isinstance(again.draw, ImageDraw)
+    assert torch.equal(first.clip, again.clip)
+    batch = data.collate_clips([dataset[0], dataset[1]])
+    assert augment.apply(batch.clips, batch.draws).shape == (2, 3, 32, 32)
+    undrawn = data.ClipSample(dataset[2].clip, 0, "faces/train/happy/2.png", 2)
+    with pytest.raises(ValueError, match="some samples of the batch carry augmentation draws and some do not: "
+                                         "faces/train/happy/2.png"):
+        data.collate_clips([dataset[0], undrawn])
+
+
+def test_recipes_the_device_cannot_draw_stay_in_the_loader_or_are_refused():
+    """A colour jitter of the hue runs in the loader on the PIL image (torchvision's, with the crop and flip before
+    it); a RandAugment policy that draws its interpolation at random is refused, naming the operation."""
+    from timm.data.auto_augment import rand_augment_transform
+    from torchvision import transforms
+
+    from fe_adapter.data.image_augment import image_train_transforms
+    from fe_adapter.data.rand_augment import drawing_policy
+
+    per_image, on_batch = image_train_transforms(NORM, auto_augment=None, color_jitter=(0.4, 0.4, 0.4, 0.1))
+    assert any(isinstance(step, transforms.ColorJitter) for step in per_image.transforms)
+    assert on_batch.crop is None and on_batch.colours == []
+    (image,) = _faces_of_size(48, 1)
+    assert per_image(image).shape == (3, 32, 32) and on_batch(per_image(image)[None]).shape == (1, 3, 32, 32)
+    policy = rand_augment_transform("rand-m9-mstd0.5", {"interpolation": ("bilinear", "bicubic")})
+    with pytest.raises(ValueError, match="RandAugment operation .* draws its interpolation at random"):
+        drawing_policy(policy)

@@ -1,13 +1,15 @@
 """pretrain-image's training augmentation: timm's recipe, the loader decoding, the rest on the batch on the device.
 
 ``image_train_transforms`` splits timm's ``create_transform`` as timm's GPU prefetcher does, and further: the
-loader only decodes each image (and brings it to one square size, so that a batch stacks), and
-``ImageBatchAugment`` applies the random resized crop, the flip, RandAugment (or the colour jitter), the
-normalisation and random erasing to each batch where the model runs. Every draw is timm's (or torchvision's),
-image by image in timm's order from the same global generators, so a seeded batch is what timm's whole transform
-gives each image to a few grey levels (``tests/test_batch_augment.py``); the operations run on the whole batch at
-once with an argument per image (``fe_adapter.data.rand_augment``), so that the number of device operations, each
-a kernel launch on a GPU, does not grow with the batch (``python -m benchmarks.augment_ops``).
+loader only decodes each image (and brings it to one square size, so that a batch stacks) and makes its random
+draws, and ``ImageBatchAugment`` applies the random resized crop, the flip, RandAugment (or the colour jitter),
+the normalisation and random erasing to each batch where the model runs. Every draw is timm's (or
+torchvision's), image by image in timm's order from the same global generators, so a seeded image is what timm's
+whole transform gives it to a few grey levels (``tests/test_batch_augment.py``; the erasing's box is drawn with
+each image's other draws, where timm's GPU prefetcher draws the boxes after the whole batch: the same
+distribution). The operations run on the whole batch at once with an argument per image
+(``fe_adapter.data.rand_augment``), so that the number of device operations, each at most one kernel launch on a
+GPU, does not grow with the batch (``python -m benchmarks.augment_ops``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import torch
 
-from fe_adapter.data.rand_augment import Step, apply_steps, draw_colour_jitter, draw_rand_augment
+from fe_adapter.data.rand_augment import Step, apply_steps, draw_colour_jitter, draw_rand_augment, on_device
 from fe_adapter.data.transforms import Normalization
 
 
@@ -33,8 +35,8 @@ def image_train_transforms(normalization: Normalization, scale: Sequence[float] 
     images share one size (FER2013's 48 px, RAF-DB's aligned 100 px) given that size as ``load_size`` is cropped
     from its own pixels, exactly timm's recipe; with the default it is resized to the input size first, and the
     crop comes from that square. Other ``auto_augment`` policies (AutoAugment, AugMix) run on the PIL image in the
-    loader with the crop and flip before them, as in ``image_transform``; the batch is then only normalised and
-    erased."""
+    loader with the crop and flip before them, as in ``image_transform`` (and so does a colour jitter of the hue);
+    the batch is then only normalised and erased."""
     from timm.data import create_transform
     from timm.data.auto_augment import RandAugment
     from timm.data.transforms import MaybePILToTensor, RandomResizedCropAndInterpolation
@@ -54,8 +56,13 @@ def image_train_transforms(normalization: Normalization, scale: Sequence[float] 
     colours = list(secondary.transforms)
     on_device = (isinstance(crop, RandomResizedCropAndInterpolation)
                  and all(isinstance(flip, transforms.RandomHorizontalFlip) for flip in flips)
-                 and all(isinstance(step, (RandAugment, transforms.ColorJitter)) for step in colours))
+                 and all(isinstance(step, RandAugment) or (isinstance(step, transforms.ColorJitter)
+                                                           and step.hue is None) for step in colours))
     if not on_device:
+        if load_size is not None:
+            raise ValueError(f"load_size ({load_size}) squares the images for the crop on the training device, but "
+                             f"auto_augment={auto_augment!r} runs on the PIL image in the loader, cropped from the "
+                             "decoded image: leave load_size unset")
         return transforms.Compose([*primary.transforms, *colours, *final.transforms]), ImageBatchAugment(
             normalization, re_prob)
     square = prepare_transform(replace(normalization, size=load_size or normalization.size))
@@ -100,7 +107,8 @@ class ImageBatchAugment:
     it; the erasing one random normal tensor for the batch, kept inside the boxes), so that the number of kernel
     launches does not grow with the batch; on the CPU the steps run image by image (the crop torchvision's uint8
     ``resized_crop``, the noise drawn for the boxes only), several times faster there. Both resample with PIL's
-    bicubic kernel, antialiased when shrinking, and agree to a grey level."""
+    bicubic kernel, antialiased when shrinking, and agree to a grey level there; operations that threshold
+    (equalize, solarize) can turn that level into more in a few pixels, as rounding does between PIL and tensors."""
 
     def __init__(self, normalization: Normalization, re_prob: float = 0.25, crop: Any = None, hflip: float = 0.0,
                  colours: Sequence[Any] = (), batched: bool | None = None) -> None:
@@ -144,8 +152,8 @@ class ImageBatchAugment:
             raise ValueError(f"ImageBatchAugment without a crop takes {size} x {size} images, got "
                              f"{tuple(images.shape[-2:])}")
         images = apply_steps(images, [draw.steps for draw in draws], batched=self._batched(images))
-        mean = torch.tensor([255 * value for value in self.normalization.mean], device=images.device)
-        std = torch.tensor([255 * value for value in self.normalization.std], device=images.device)
+        mean = on_device([255 * value for value in self.normalization.mean], images.device)
+        std = on_device([255 * value for value in self.normalization.std], images.device)
         pixels = images.float().sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
         return self._erase(pixels, draws)
 
@@ -166,7 +174,7 @@ class ImageBatchAugment:
         inside = torch.zeros(count, 1, height, width, dtype=torch.bool, device=pixels.device)
         for slot in range(max(len(draw.erased) for draw in draws)):  # timm's default: one box an image
             spans = [_span(draw.erased[slot]) if slot < len(draw.erased) else (0, 0, 0, 0) for draw in draws]
-            top, bottom, left, right = torch.tensor(spans, device=pixels.device).view(count, 4, 1, 1, 1).unbind(1)
+            top, bottom, left, right = on_device(spans, pixels.device, torch.int64).view(count, 4, 1, 1, 1).unbind(1)
             inside |= (rows >= top) & (rows < bottom) & (columns >= left) & (columns < right)
         return torch.where(inside, torch.randn_like(pixels), pixels)
 
@@ -182,8 +190,8 @@ class ImageBatchAugment:
                      for image, draw in zip(images, draws, strict=True)]
             return torch.stack([crop.flip(-1) if draw.flip else crop for crop, draw in zip(crops, draws,
                                                                                            strict=True)])
-        boxes = torch.tensor([draw.box for draw in draws], dtype=torch.float32)
-        flips = torch.tensor([draw.flip for draw in draws])
+        boxes = on_device([draw.box for draw in draws], images.device)
+        flips = on_device([draw.flip for draw in draws], images.device, torch.bool)
         return _resize_boxes(images, boxes, flips, size)
 
     def _batched(self, images: torch.Tensor) -> bool:
@@ -226,10 +234,11 @@ def _resampling_weights(starts: torch.Tensor, lengths: torch.Tensor, pixels: int
 
 
 def _resize_boxes(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (n, 3, H, W) images' boxes (top, left, height, width) resized to ``size`` x ``size`` and mirrored
-    where ``flips``: rows, then columns, each one batched matrix product with per-image weights (float32)."""
+    """uint8 (n, 3, H, W) images' boxes (top, left, height, width; float32) resized to ``size`` x ``size`` and
+    mirrored where ``flips`` (bool), both on the images' device: rows, then columns, each one batched matrix
+    product with per-image weights (float32). Its memory grows with the image size squared: the batch as float32
+    and (n, size, W) weights, about 0.5 GB at 256 images of 224 px."""
     count, _, height, width = images.shape
-    boxes, flips = boxes.to(images.device, torch.float32), flips.to(images.device)
     rows = _resampling_weights(boxes[:, 0], boxes[:, 2], height, size)
     columns = _resampling_weights(boxes[:, 1], boxes[:, 3], width, size)
     columns = torch.where(flips.view(-1, 1, 1), columns.flip(1), columns)

@@ -75,7 +75,7 @@ class ImageDataset(LabelledItems):
         item = self.items[index]
         name = self.image_id(item)
         if self._cache is not None and index in self._cache:
-            return ClipSample(self._cache[index], item.label, name, index)
+            return self._sample(self._cache[index], item.label, name, index)
         try:
             image = load_image(item)
         except UnreadableImage as error:  # missing, truncated, not an image, a face box outside it
@@ -86,8 +86,11 @@ class ImageDataset(LabelledItems):
         tensor = self.transform(image)
         if self._cache is not None:
             self._cache[index] = tensor
+        return self._sample(tensor, item.label, name, index)
+
+    def _sample(self, tensor: torch.Tensor, label: int, name: str, index: int) -> ClipSample:
         draw = self.draw(*tensor.shape[-2:]) if self.draw is not None else None
-        return ClipSample(tensor, item.label, name, index, draw)
+        return ClipSample(tensor, label, name, index, draw)
 
 
 class GroupSampler(Sampler[int]):

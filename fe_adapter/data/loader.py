@@ -51,7 +51,12 @@ def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
         return ClipBatch(torch.empty(0), torch.empty(0, dtype=torch.long), [], skipped)
     clips = _stack([sample.clip for sample in loaded])
     labels = torch.tensor([sample.label for sample in loaded], dtype=torch.long)
-    draws = [sample.draw for sample in loaded] if loaded[0].draw is not None else None
+    draws = [sample.draw for sample in loaded]
+    if all(draw is None for draw in draws):
+        draws = None
+    elif any(draw is None for draw in draws):
+        raise ValueError("some samples of the batch carry augmentation draws and some do not: "
+                         f"{', '.join(sample.id for sample in loaded if sample.draw is None)[:200]}")
     return ClipBatch(clips, labels, [sample.id for sample in loaded], skipped, [sample.index for sample in loaded],
                      draws)
 

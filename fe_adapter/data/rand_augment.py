@@ -28,6 +28,16 @@ from torchvision.transforms.v2 import functional as TF
 _DEFAULT_FILL = (128, 128, 128)  # timm's fill when its hparams give no img_mean
 
 
+def on_device(values: Any, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Per-image parameters (nested lists of numbers) as a tensor on ``device``: on a GPU through page-locked memory
+    and a copy that does not wait, since a copy from ordinary memory first waits for every kernel queued before it
+    (and a batch's augmentation makes dozens of such copies)."""
+    values = torch.tensor(values, dtype=dtype)
+    if device.type != "cuda":
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 @dataclass(frozen=True)
 class Step:
     """One drawn operation for one image: its ``kind`` (a key of ``OPERATIONS``) and its arguments (for ``affine``
@@ -44,12 +54,12 @@ def _pil_affine(images: torch.Tensor, matrices: torch.Tensor, fill: torch.Tensor
     count, _, height, width = images.shape
     y = torch.arange(height, device=images.device, dtype=torch.float32).add_(0.5).view(1, -1, 1)
     x = torch.arange(width, device=images.device, dtype=torch.float32).add_(0.5).view(1, 1, -1)
-    a, b, c, d, e, f = matrices.to(device=images.device, dtype=torch.float32).view(count, 6, 1, 1).unbind(1)
+    a, b, c, d, e, f = matrices.view(count, 6, 1, 1).unbind(1)
     source_x, source_y = a * x + b * y + c, d * x + e * y + f  # (n, H, W)
     grid = torch.stack([source_x.mul(2 / width).sub_(1), source_y.mul(2 / height).sub_(1)], dim=-1)
     pixels = F.grid_sample(images.float(), grid, mode="bicubic", padding_mode="border", align_corners=False)
     inside = (source_x >= 0) & (source_x < width) & (source_y >= 0) & (source_y < height)
-    pixels = torch.where(inside.unsqueeze(1), pixels, fill.to(images.device, torch.float32).view(count, 3, 1, 1))
+    pixels = torch.where(inside.unsqueeze(1), pixels, fill.view(count, 3, 1, 1))
     return pixels.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -82,7 +92,7 @@ def _sharpness(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     if images.shape[-1] <= 2 or images.shape[-2] <= 2:
         return images
     a, b = 1 / 13, 5 / 13
-    kernel = torch.tensor([[a, a, a], [a, b, a], [a, a, a]], device=images.device).expand(3, 1, 3, 3)
+    kernel = on_device([[a, a, a], [a, b, a], [a, a, a]], images.device).expand(3, 1, 3, 3)
     pixels = images.float()
     blurred = F.conv2d(pixels, kernel, groups=3).round_()
     interior = pixels[..., 1:-1, 1:-1]
@@ -112,7 +122,8 @@ def _affine(images: torch.Tensor, arguments: torch.Tensor) -> torch.Tensor:
     return _pil_affine(images, arguments[:, :6], arguments[:, 6:9])
 
 
-#: kind -> the operation on (n, 3, H, W) uint8 images with an (n, k) float32 tensor of their arguments.
+#: kind -> the operation on (n, 3, H, W) uint8 images with an (n, k) float32 tensor of their arguments (on the
+#: images' device).
 OPERATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "autocontrast": lambda images, _: TF.autocontrast(images), "equalize": lambda images, _: TF.equalize(images),
     "invert": lambda images, _: TF.invert(images), "posterize": _posterize, "solarize": _solarize,
@@ -137,12 +148,12 @@ def apply_steps(images: torch.Tensor, steps: Sequence[Sequence[Step]], batched: 
             if layer < len(drawn):
                 kinds.setdefault(drawn[layer].kind, []).append(index)
         for kind, indices in kinds.items():
-            arguments = torch.tensor([steps[index][layer].arguments for index in indices], dtype=torch.float32)
+            arguments = on_device([steps[index][layer].arguments for index in indices], images.device)
             if len(indices) == len(images):
-                images = OPERATIONS[kind](images, arguments.to(images.device))
+                images = OPERATIONS[kind](images, arguments)
                 continue
-            chosen = torch.tensor(indices, device=images.device)
-            images.index_copy_(0, chosen, OPERATIONS[kind](images[chosen], arguments.to(images.device)))
+            chosen = on_device(indices, images.device, torch.int64)
+            images.index_copy_(0, chosen, OPERATIONS[kind](images[chosen], arguments))
     return images
 
 
@@ -211,6 +222,9 @@ def drawing_policy(rand_augment: Any) -> Any:
     for op in rand_augment.ops:
         if op.aug_fn not in kinds:
             raise ValueError(f"RandAugment operation {op.name} has no tensor version")
+        if isinstance(op.kwargs.get("resample"), (tuple, list)):  # timm would draw one per operation
+            raise ValueError(f"RandAugment operation {op.name} draws its interpolation at random; the tensor "
+                             "version resamples bicubic: give the policy one interpolation")
         op = copy.copy(op)
         op.aug_fn = _Recorder(op.aug_fn, kinds[op.aug_fn])
         policy.ops.append(op)
