@@ -277,6 +277,32 @@ def test_predict_image_reads_a_large_folder_batch_by_batch(tmp_path, monkeypatch
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 71
 
 
+def test_predict_image_classifies_a_photo_the_way_up_it_is_shown(tmp_path, monkeypatch):
+    """A photo whose camera stored it sideways with an EXIF orientation (6: rotate 90 degrees clockwise to show it)
+    is classified upright, as viewers show it, not as its pixels lie in the file."""
+    import numpy as np
+    from PIL import Image
+
+    import fe_adapter.image_model
+
+    trainer = Trainer(image_config_from_dict(tiny_image_config(tmp_path / "run")), task=ImageTask())
+    trainer.task.save(trainer.model, tmp_path / "image.safetensors")
+    upright = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    stored = np.rot90(upright, k=1)  # the file's pixels: turned 90 degrees counter-clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "photo.png", exif=exif)
+    seen = []
+    classify = fe_adapter.image_model.classify_images
+    monkeypatch.setattr(fe_adapter.image_model, "classify_images",
+                        lambda model, images, **how: seen.extend(np.asarray(i) for i in images) or classify(
+                            model, images, **how))
+    assert cli.main(["predict-image", str(tmp_path / "photo.png"), "--model", str(tmp_path / "image.safetensors"),
+                     "--device", "cpu"]) == 0
+    (picture,) = seen
+    assert np.array_equal(picture, upright)
+
+
 def test_predict_image_aligns_the_face_of_a_photo_with_faces_detect(tmp_path, monkeypatch, capsys):
     """--faces detect: the model sees the photo's face aligned as its true landmarks would align it (not the whole
     photo), at the model's input size; a photo without a face is one line and exit status 1."""

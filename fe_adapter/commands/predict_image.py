@@ -114,15 +114,15 @@ def _classified(model, paths: list[Path], device, failed: list[str],
     """Each readable image of ``paths`` (with ``faces``: its aligned main face) with its class probabilities; a
     line on stderr (and in ``failed``) for each that cannot be read or has no face. Only these images are open at
     once: a folder of any size is read batch by batch."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     from fe_adapter.image_model import classify_images
 
     readable, pictures = [], []
     for path in paths:
         try:
-            with Image.open(path) as image:
-                picture = image.convert("RGB") if faces is None else faces(image)
+            with Image.open(path) as image:  # a camera's rotation applied, as the photo is shown
+                picture = ImageOps.exif_transpose(image).convert("RGB") if faces is None else faces(image)
         except (OSError, UnidentifiedImageError) as error:
             failed.append(f"{path}: cannot read the image ({error})")
             print(f"fe-adapter predict-image: error: {failed[-1]}", file=sys.stderr)
