@@ -13,7 +13,7 @@ from fe_adapter.data.formats import IMAGE_SUFFIXES
 
 HELP = "classify face images with an image model written by pretrain-image"
 EXAMPLE = "fe-adapter predict-image face.jpg faces/ --model runs/image/best.safetensors"
-#: Images read and classified at a time: a folder of any size holds only these in memory.
+#: Images read and classified at a time (one batch of the model): a folder of any size holds only these in memory.
 BATCH = 32
 
 
@@ -135,7 +135,7 @@ def _classified(model, paths: list[Path], device, failed: list[str],
         readable.append(path)
     if not pictures:
         return []
-    return list(zip(readable, classify_images(model, pictures, device=device).tolist(), strict=True))
+    return list(zip(readable, classify_images(model, pictures, batch_size=BATCH, device=device).tolist(), strict=True))
 
 
 def _write_csv(path: Path, rows: list[tuple[Path, list[float]]], names: list[str]) -> None:
