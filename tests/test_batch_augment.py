@@ -276,14 +276,14 @@ def test_the_batched_crop_is_torchvisions_resized_crop_to_a_grey_level():
     what torchvision's uint8 ``resized_crop`` (bicubic, antialias) gives each image, within one grey level."""
     from torchvision.transforms.v2 import functional as TF
 
-    from fe_adapter.data.image_augment import _resize_boxes
+    from fe_adapter.data.resample import resize_boxes
 
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (6, 3, 40, 56), dtype=torch.uint8, generator=generator)
     images = TF.gaussian_blur(images, [3, 3])  # some structure, and the extremes of noise
     boxes = [(0, 0, 40, 56), (3, 5, 20, 17), (10, 30, 30, 26), (0, 1, 9, 12), (7, 2, 33, 40), (12, 12, 16, 16)]
     flips = [False, True, False, True, True, False]
-    got = _resize_boxes(images, torch.tensor(boxes, dtype=torch.float32), torch.tensor(flips), 24)
+    got = resize_boxes(images, torch.tensor(boxes, dtype=torch.float32), torch.tensor(flips), 24)
     for image, box, flip, out in zip(images, boxes, flips, got, strict=True):
         expected = TF.resized_crop(image, *box, [24, 24], TF.InterpolationMode.BICUBIC, antialias=True)
         expected = expected.flip(-1) if flip else expected

@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 
-from fe_adapter.data.rand_augment import Step, apply_steps, draw_colour_jitter, draw_rand_augment, on_device
+from fe_adapter.data.parameters import on_device
+from fe_adapter.data.rand_augment import Step, apply_steps, draw_colour_jitter, draw_rand_augment
+from fe_adapter.data.resample import resize_boxes
 from fe_adapter.data.transforms import Normalization
 
 
@@ -181,7 +183,7 @@ class ImageBatchAugment:
     def _crop(self, images: torch.Tensor, draws: Sequence[ImageDraw]) -> torch.Tensor:
         """Each image's box resized to the input size (bicubic, antialiased when shrinking: torchvision's
         ``resized_crop`` on uint8, PIL's kernel) and flipped where drawn: image by image on the CPU, where the
-        uint8 kernel is fastest, else as two matrix products for the whole batch (``_resize_boxes``)."""
+        uint8 kernel is fastest, else as two matrix products for the whole batch (``resample.resize_boxes``)."""
         size = self.normalization.size
         if not self._batched(images):
             from torchvision.transforms.v2 import functional as TF
@@ -192,7 +194,7 @@ class ImageBatchAugment:
                                                                                            strict=True)])
         boxes = on_device([draw.box for draw in draws], images.device)
         flips = on_device([draw.flip for draw in draws], images.device, torch.bool)
-        return _resize_boxes(images, boxes, flips, size)
+        return resize_boxes(images, boxes, flips, size)
 
     def _batched(self, images: torch.Tensor) -> bool:
         return images.device.type != "cpu" if self.batched is None else self.batched
@@ -208,41 +210,3 @@ def _span(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     """(top, left, height, width) -> (top, bottom, left, right)."""
     top, left, height, width = box
     return top, top + height, left, left + width
-
-
-def _cubic(distances: torch.Tensor, a: float = -0.5) -> torch.Tensor:
-    """PIL's bicubic filter (``a`` = -0.5) at ``distances`` (in taps); zero from 2 on."""
-    t = distances.abs()
-    near = ((a + 2) * t - (a + 3)) * t * t + 1
-    far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
-    return torch.where(t < 1, near, torch.where(t < 2, far, torch.zeros_like(t)))
-
-
-def _resampling_weights(starts: torch.Tensor, lengths: torch.Tensor, pixels: int, size: int) -> torch.Tensor:
-    """(n, size, pixels) weights resampling the span [start, start + length) of an axis of ``pixels`` to ``size``
-    for each of n (start, length) (float32, on their device): PIL's bicubic weights as its ``precompute_coeffs``
-    (and torchvision's antialiased resize) computes them, the kernel widened by the scale when shrinking, taps
-    outside the span left out (the span is cropped first), each row normalised to sum to 1."""
-    device = starts.device
-    scales = (lengths / size).view(-1, 1, 1)
-    centres = starts.view(-1, 1, 1) + (torch.arange(size, device=device).view(1, -1, 1) + 0.5) * scales
-    taps = torch.arange(pixels, device=device).view(1, 1, -1)
-    weights = _cubic((taps + 0.5 - centres) / scales.clamp(min=1))
-    inside = (taps >= starts.view(-1, 1, 1)) & (taps < (starts + lengths).view(-1, 1, 1))
-    weights = weights * inside
-    return weights / weights.sum(dim=-1, keepdim=True)
-
-
-def _resize_boxes(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (n, 3, H, W) images' boxes (top, left, height, width; float32) resized to ``size`` x ``size`` and
-    mirrored where ``flips`` (bool), both on the images' device: rows, then columns, each one batched matrix
-    product with per-image weights (float32). Its memory grows with the image size squared: the batch as float32
-    and (n, size, W) weights, about 0.5 GB at 256 images of 224 px."""
-    count, _, height, width = images.shape
-    rows = _resampling_weights(boxes[:, 0], boxes[:, 2], height, size)
-    columns = _resampling_weights(boxes[:, 1], boxes[:, 3], width, size)
-    columns = torch.where(flips.view(-1, 1, 1), columns.flip(1), columns)
-    pixels = images.to(torch.float32, memory_format=torch.contiguous_format).view(count, 3 * height, width)
-    pixels = pixels @ columns.transpose(1, 2)  # (n, 3 H, size)
-    pixels = rows.unsqueeze(1) @ pixels.view(count, 3, height, size)  # (n, 3, size, size)
-    return pixels.round_().clamp_(0, 255).to(torch.uint8)
