@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from fe_adapter.data.parameters import on_device
 from fe_adapter.data.transforms import _GREY, AugmentParameters, ClipAugment, Normalization
 
 _IMAGENET_224 = Normalization()
@@ -85,7 +86,7 @@ class BatchAugment:
             cropped[index] = TF.resized_crop(clips[index], *draw.crop, [size, size], antialias=True)
         flips = [index for index, draw in enumerate(parameters) if draw.flip]
         if flips:
-            chosen = torch.tensor(flips, device=clips.device)
+            chosen = on_device(flips, clips.device, torch.int64)
             cropped[chosen] = cropped[chosen].flip(-1)
         return self._colour(cropped, parameters)
 
@@ -99,19 +100,20 @@ class BatchAugment:
             for channel in range(3):
                 pixels[:, channel].mul_(1 / (255 * std[channel])).add_(-mean[channel] / std[channel])
             return pixels.movedim(1, -3)
-        factors = torch.tensor([[d.saturation, d.contrast, d.brightness] for d in parameters], dtype=torch.float64)
+        # per-clip factors on the clips' device (float32: MPS has no float64), never copied back to the host
+        factors = on_device([[d.saturation, d.contrast, d.brightness] for d in parameters], clips.device)
         s, c, b = factors.unbind(1)
         # the mean grey level after the saturation blend, from every 4th row and column, as ClipAugment takes it
         sample = clips[..., ::4, ::4].movedim(-3, 1).reshape(len(clips), 3, -1).float()
-        channel_means = sample.mean(dim=2).double().cpu() / 255  # (B, 3)
-        grey_weights = torch.tensor(_GREY, dtype=torch.float64)
+        channel_means = sample.mean(dim=2) / 255  # (B, 3)
+        grey_weights = on_device(_GREY, clips.device)
         saturated = s[:, None] * channel_means + (1 - s[:, None]) * (channel_means @ grey_weights)[:, None]
         offset, gain = b * (1 - c) * (saturated @ grey_weights), b * c
         shape = (len(clips),) + (1,) * (pixels.ndim - 2)  # per clip, broadcast over ([T,] H, W)
         grey = torch.mul(pixels[:, 0], _GREY[0]).add_(pixels[:, 1], alpha=_GREY[1]).add_(pixels[:, 2], alpha=_GREY[2])
 
         def per_clip(values: torch.Tensor) -> torch.Tensor:
-            return values.to(device=clips.device, dtype=torch.float32).view(shape)
+            return values.view(shape)
 
         for channel in range(3):
             scale = gain / (255 * std[channel])
