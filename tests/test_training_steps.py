@@ -122,6 +122,19 @@ def test_warmup_and_cosine_schedule_against_hand_computed_values():
     assert cosine_with_warmup(0, 0, 10, 0.0) == 1.0
 
 
+def test_a_warmup_as_long_as_the_run_is_announced(tmp_path, caplog):
+    """2 warm-up epochs in a 2-epoch run (the default warm-up with epochs=2): the learning rate would only rise, so
+    the run says so, naming the setting; a shorter warm-up says nothing."""
+    values = tiny_config(tmp_path / "run", optim={"epochs": 2, "warmup_epochs": 2})
+    with caplog.at_level("WARNING", logger="fe_adapter.train"):
+        Trainer(config_from_dict(values))
+    assert "optim.warmup_epochs = 2 spans the whole run (2 epoch(s), 12 steps)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fe_adapter.train"):
+        Trainer(config_from_dict(tiny_config(tmp_path / "short", optim={"epochs": 2, "warmup_epochs": 1.5})))
+    assert "warmup_epochs" not in caplog.text
+
+
 def test_trainer_schedule_runs_warmup_peak_and_floor_over_its_steps(tmp_path):
     """24 clips in batches of 4: 6 steps per epoch, 3 epochs, 1 warm-up epoch; lr 1e-2 down to 1e-4."""
     values = tiny_config(tmp_path / "run", optim={"epochs": 3, "warmup_epochs": 1, "lr": 1e-2, "min_lr": 1e-4})

@@ -109,6 +109,11 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_loader) / config.optim.accumulation)
         self.total_steps = self.steps_per_epoch * config.optim.epochs
         self.warmup_steps = round(config.optim.warmup_epochs * self.steps_per_epoch)
+        if self.warmup_steps >= self.total_steps > 1:  # the schedule would be a ramp that ends with the run
+            log.warning(f"optim.warmup_epochs = {config.optim.warmup_epochs:g} spans the whole run "
+                        f"({config.optim.epochs} epoch(s), {self.total_steps} steps): the learning rate rises for "
+                        f"every step and never reaches optim.lr = {config.optim.lr:g} nor decays; lower "
+                        "optim.warmup_epochs")
         floor = config.optim.min_lr / config.optim.lr
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: cosine_with_warmup(step, self.warmup_steps, self.total_steps, floor))
