@@ -142,9 +142,7 @@ class ImageBatchAugment:
 
     def apply(self, images: torch.Tensor, draws: Sequence[ImageDraw]) -> torch.Tensor:
         """``images`` cropped, flipped, coloured, normalised and erased with ``draws`` (one per image)."""
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
-                             f"{tuple(images.shape)}")
+        _check(images)
         if len(draws) != len(images):
             raise ValueError(f"{len(draws)} draws for a batch of {len(images)} images")
         if self.crop is not None:
@@ -200,10 +198,14 @@ class ImageBatchAugment:
         return images.device.type != "cpu" if self.batched is None else self.batched
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4:
-            raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
-                             f"{tuple(images.shape)}")
+        _check(images)
         return self.apply(images, [self.draw(*images.shape[-2:]) for _ in range(len(images))])
+
+
+def _check(images: torch.Tensor) -> None:
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"ImageBatchAugment takes uint8 (B, 3, H, W) images, got {images.dtype} "
+                         f"{tuple(images.shape)}")
 
 
 def _span(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
